@@ -1,0 +1,3 @@
+fn main() {
+    println!("driveback {}", driveback_engine::VERSION);
+}
