@@ -1,3 +1,11 @@
 //! Driveback's backup engine: export, archive, encryption, stores and restore. No Tauri dependency.
 
+pub mod archive;
+pub mod container;
+pub mod keys;
+pub mod manifest;
+pub mod mongo;
+pub mod secrets;
+pub mod store;
+
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
