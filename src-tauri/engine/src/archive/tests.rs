@@ -102,10 +102,11 @@ fn sample_writes() -> Vec<(usize, Vec<u8>)> {
     writes
 }
 
+/// Documents per namespace, end summary per namespace.
+type ReadBack = (Vec<Vec<Vec<u8>>>, Vec<Option<NamespaceSummary>>);
+
 /// Reads everything; returns documents per namespace and end summaries per namespace.
-fn read_all(
-    bytes: &[u8],
-) -> Result<(Vec<Vec<Vec<u8>>>, Vec<Option<NamespaceSummary>>), ArchiveError> {
+fn read_all(bytes: &[u8]) -> Result<ReadBack, ArchiveError> {
     let mut reader = ArchiveReader::new(bytes)?;
     let n = reader.namespaces().len();
     let mut docs = vec![Vec::new(); n];
