@@ -89,7 +89,9 @@ pub enum InputKind {
 }
 
 pub fn sniff(first_bytes: &[u8]) -> InputKind {
-    if first_bytes.starts_with(AGE_MAGIC) {
+    // A file cut inside the age magic line is still a (truncated) backup.
+    let age_prefix = first_bytes.len() >= 4 && AGE_MAGIC.starts_with(first_bytes);
+    if first_bytes.starts_with(AGE_MAGIC) || age_prefix {
         InputKind::Backup
     } else if first_bytes.starts_with(&MONGODUMP_ARCHIVE_MAGIC) {
         InputKind::MongodumpArchive

@@ -2,9 +2,12 @@
 
 pub mod archive;
 pub mod container;
+pub mod error;
 pub mod keys;
 pub mod manifest;
 pub mod mongo;
+pub mod pipeline;
+pub mod progress;
 pub mod secrets;
 pub mod store;
 

@@ -1,0 +1,371 @@
+//! Restore: documents go into staging collections next to the live ones; only after every
+//! collection is loaded, counted, indexed and checked against the manifest is each staging
+//! collection renamed over its live collection (`dropTarget`). A failure before the swap drops the
+//! staging collections and leaves live data exactly as it was.
+
+use std::collections::HashSet;
+
+use bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::{Client, Database};
+use tokio::sync::mpsc;
+
+use super::{cursor_command, MongoError};
+use crate::archive::{Namespace, NamespaceSummary};
+use crate::progress::{Phase, Progress, ProgressSink};
+
+/// Prefix of the collections a restore loads into before swapping them in.
+pub const STAGING_PREFIX: &str = "driveback_staging_";
+
+/// Documents on their way from the archive reader to the database.
+pub enum RestoreMsg {
+    Docs {
+        ns: usize,
+        docs: Vec<RawDocumentBuf>,
+        bytes: u64,
+    },
+    End {
+        ns: usize,
+        summary: NamespaceSummary,
+    },
+}
+
+/// Which namespaces of an archive to restore: all collections and views, or the named ones.
+pub fn select(namespaces: &[Namespace], only: Option<&[String]>) -> Result<Vec<usize>, MongoError> {
+    if let Some(names) = only {
+        for n in names {
+            if !namespaces.iter().any(|ns| &ns.collection == n) {
+                return Err(MongoError::NoSuchCollection(n.clone()));
+            }
+        }
+    }
+    Ok(namespaces
+        .iter()
+        .enumerate()
+        .filter(|(_, ns)| !ns.collection.starts_with("system."))
+        .filter(|(_, ns)| {
+            only.map(|names| names.contains(&ns.collection))
+                .unwrap_or(true)
+        })
+        .map(|(i, _)| i)
+        .collect())
+}
+
+struct StagedCollection {
+    ns: usize,
+    name: String,
+    staging: String,
+    options: Document,
+    indexes: Vec<Document>,
+    summary: Option<NamespaceSummary>,
+}
+
+/// Data loaded into staging collections, not yet visible.
+pub struct Staged {
+    db: Database,
+    client: Client,
+    collections: Vec<StagedCollection>,
+    views: Vec<(String, Document)>,
+}
+
+/// What a finished restore did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RestoreReport {
+    pub database: String,
+    pub collections: Vec<RestoredCollection>,
+    pub views: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RestoredCollection {
+    pub name: String,
+    pub documents: u64,
+}
+
+/// Drops staging collections left behind by an interrupted restore.
+pub async fn drop_leftover_staging(db: &Database) -> Result<usize, MongoError> {
+    let names = db
+        .list_collection_names()
+        .await
+        .map_err(|e| MongoError::server("listing collections", e))?;
+    let mut dropped = 0;
+    for name in names.into_iter().filter(|n| n.starts_with(STAGING_PREFIX)) {
+        db.collection::<Document>(&name)
+            .drop()
+            .await
+            .map_err(|e| MongoError::server("dropping a staging collection", e))?;
+        dropped += 1;
+    }
+    Ok(dropped)
+}
+
+/// Loads the selected namespaces into staging collections of `target_db` from `rx`.
+pub async fn stage(
+    client: &Client,
+    target_db: &str,
+    namespaces: &[Namespace],
+    selected: &[usize],
+    mut rx: mpsc::Receiver<RestoreMsg>,
+    progress: &dyn ProgressSink,
+) -> Result<Staged, MongoError> {
+    let db = client.database(target_db);
+    drop_leftover_staging(&db).await?;
+    let run = format!("{:08x}", rand::random::<u32>());
+    let mut staged = Staged {
+        db: db.clone(),
+        client: client.clone(),
+        collections: Vec::new(),
+        views: Vec::new(),
+    };
+    let result = async {
+        for &i in selected {
+            let ns = &namespaces[i];
+            if ns.kind == "view" {
+                staged
+                    .views
+                    .push((ns.collection.clone(), ns.metadata.options.clone()));
+                continue;
+            }
+            let staging = format!("{STAGING_PREFIX}{run}_{}", ns.collection);
+            let mut create = doc! { "create": &staging };
+            for (k, v) in ns.metadata.options.iter() {
+                create.insert(k.clone(), v.clone());
+            }
+            db.run_command(create).await.map_err(|e| {
+                MongoError::server(
+                    format!("creating a staging collection for {}", ns.collection),
+                    e,
+                )
+            })?;
+            staged.collections.push(StagedCollection {
+                ns: i,
+                name: ns.collection.clone(),
+                staging,
+                options: ns.metadata.options.clone(),
+                indexes: ns.metadata.indexes.clone(),
+                summary: None,
+            });
+        }
+        let (mut done_docs, mut done_bytes) = (0u64, 0u64);
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                RestoreMsg::Docs { ns, docs, bytes } => {
+                    let Some(c) = staged.collections.iter().find(|c| c.ns == ns) else {
+                        continue;
+                    };
+                    let n = docs.len() as u64;
+                    db.collection::<RawDocumentBuf>(&c.staging)
+                        .insert_many(docs)
+                        .ordered(true)
+                        .bypass_document_validation(true)
+                        .await
+                        .map_err(|e| MongoError::server(format!("loading {}", c.name), e))?;
+                    done_docs += n;
+                    done_bytes += bytes;
+                    progress.report(Progress {
+                        phase: Phase::Staging,
+                        collection: Some(c.name.clone()),
+                        done_docs,
+                        total_docs: 0,
+                        done_bytes,
+                        total_bytes: 0,
+                    });
+                }
+                RestoreMsg::End { ns, summary } => {
+                    if let Some(c) = staged.collections.iter_mut().find(|c| c.ns == ns) {
+                        c.summary = Some(summary);
+                    }
+                }
+            }
+        }
+        Ok::<(), MongoError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(staged),
+        Err(e) => {
+            staged.discard().await;
+            Err(e)
+        }
+    }
+}
+
+impl Staged {
+    /// What the archive held for each staged collection (None: its end was never seen).
+    pub fn summaries(&self) -> Vec<(String, Option<NamespaceSummary>)> {
+        self.collections
+            .iter()
+            .map(|c| (c.name.clone(), c.summary))
+            .collect()
+    }
+
+    /// Leaves out collections (e.g. ones the manifest marks as failed) before finalising.
+    pub async fn exclude(&mut self, names: &HashSet<String>) {
+        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.collections)
+            .into_iter()
+            .partition(|c| names.contains(&c.name));
+        self.collections = keep;
+        for c in gone {
+            let _ = self.db.collection::<Document>(&c.staging).drop().await;
+        }
+    }
+
+    /// Drops every staging collection; live data is untouched.
+    pub async fn discard(self) {
+        for c in &self.collections {
+            if let Err(e) = self.db.collection::<Document>(&c.staging).drop().await {
+                tracing::warn!(collection = %c.staging, error = %e, "could not drop a staging collection");
+            }
+        }
+    }
+
+    /// Checks counts, builds indexes, then swaps every staging collection in. Fails before the
+    /// first swap -> nothing live changed.
+    pub async fn finalize(self, progress: &dyn ProgressSink) -> Result<RestoreReport, MongoError> {
+        let mut report = RestoreReport {
+            database: self.db.name().to_string(),
+            ..Default::default()
+        };
+        if let Err(e) = self.prepare(progress).await {
+            self.discard().await;
+            return Err(e);
+        }
+        progress.report(Progress::phase(Phase::Swapping));
+        let admin = self.client.database("admin");
+        let dbn = self.db.name().to_string();
+        for (i, c) in self.collections.iter().enumerate() {
+            let swap = admin
+                .run_command(doc! {
+                    "renameCollection": format!("{dbn}.{}", c.staging),
+                    "to": format!("{dbn}.{}", c.name),
+                    "dropTarget": true,
+                })
+                .await;
+            if let Err(e) = swap {
+                // Collections already swapped hold the backup's data, the rest their old data.
+                for rest in &self.collections[i..] {
+                    let _ = self.db.collection::<Document>(&rest.staging).drop().await;
+                }
+                let done: Vec<_> = self.collections[..i]
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                return Err(MongoError::server(
+                    format!(
+                        "replacing {} (already replaced: {}; the others keep their current data)",
+                        c.name,
+                        if done.is_empty() {
+                            "none".into()
+                        } else {
+                            done.join(", ")
+                        }
+                    ),
+                    e,
+                ));
+            }
+            report.warnings.extend(self.restore_options(c).await?);
+            report.collections.push(RestoredCollection {
+                name: c.name.clone(),
+                documents: c.summary.map(|s| s.documents).unwrap_or(0),
+            });
+        }
+        for (name, options) in &self.views {
+            let existing = self
+                .db
+                .list_collection_names()
+                .filter(doc! { "name": name })
+                .await
+                .map_err(|e| MongoError::server("listing collections", e))?;
+            if !existing.is_empty() {
+                self.db
+                    .collection::<Document>(name)
+                    .drop()
+                    .await
+                    .map_err(|e| MongoError::server(format!("replacing view {name}"), e))?;
+            }
+            let mut create = doc! { "create": name };
+            for (k, v) in options.iter() {
+                create.insert(k.clone(), v.clone());
+            }
+            self.db
+                .run_command(create)
+                .await
+                .map_err(|e| MongoError::server(format!("creating view {name}"), e))?;
+            report.views.push(name.clone());
+        }
+        Ok(report)
+    }
+
+    async fn prepare(&self, progress: &dyn ProgressSink) -> Result<(), MongoError> {
+        progress.report(Progress::phase(Phase::Verifying));
+        for c in &self.collections {
+            let want = c.summary.map(|s| s.documents).unwrap_or(0);
+            let have = self
+                .db
+                .collection::<Document>(&c.staging)
+                .count_documents(doc! {})
+                .await
+                .map_err(|e| MongoError::server(format!("counting {}", c.name), e))?;
+            if have != want {
+                return Err(MongoError::Mismatch(format!(
+                    "collection {} holds {have} documents after loading, the backup has {want}; nothing was replaced",
+                    c.name
+                )));
+            }
+        }
+        progress.report(Progress::phase(Phase::Indexing));
+        for c in &self.collections {
+            let specs: Vec<Bson> = c
+                .indexes
+                .iter()
+                .filter(|i| i.get_str("name") != Ok("_id_"))
+                .map(|i| Bson::Document(i.clone()))
+                .collect();
+            if specs.is_empty() {
+                continue;
+            }
+            self.db
+                .run_command(doc! { "createIndexes": &c.staging, "indexes": specs })
+                .await
+                .map_err(|e| {
+                    MongoError::server(format!("building the indexes of {}", c.name), e)
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Some servers drop collection options on rename (MongoDB keeps them): put back what `collMod`
+    /// can restore and report what it cannot.
+    async fn restore_options(&self, c: &StagedCollection) -> Result<Vec<String>, MongoError> {
+        let listed = cursor_command(
+            &self.db,
+            doc! { "listCollections": 1, "filter": { "name": &c.name } },
+        )
+        .await
+        .map_err(|e| MongoError::server("listing collections", e))?;
+        let now = listed
+            .first()
+            .and_then(|d| d.get_document("options").ok())
+            .cloned()
+            .unwrap_or_default();
+        let mut warnings = Vec::new();
+        let mut coll_mod = doc! { "collMod": &c.name };
+        for key in ["validator", "validationLevel", "validationAction"] {
+            if let Some(v) = c.options.get(key) {
+                if now.get(key) != Some(v) {
+                    coll_mod.insert(key, v.clone());
+                }
+            }
+        }
+        if coll_mod.len() > 1 {
+            self.db.run_command(coll_mod).await.map_err(|e| {
+                MongoError::server(format!("restoring the validator of {}", c.name), e)
+            })?;
+        }
+        if c.options.get_bool("capped").unwrap_or(false) && !now.get_bool("capped").unwrap_or(false)
+        {
+            warnings.push(format!("the server dropped the capped option of {} when it was swapped in; it is restored as a normal collection", c.name));
+        }
+        Ok(warnings)
+    }
+}

@@ -1,0 +1,645 @@
+//! The jobs a user runs: backup, restore, verify and export. Each streams end to end with bounded
+//! memory: cursor -> archive -> zstd -> age -> destination, and back.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::archive::{ArchiveReader, ArchiveWriter, Header, Item, Namespace, NamespaceSummary};
+use crate::container::{self, BackupReader, BackupWriter, InputKind};
+use crate::error::EngineError;
+use crate::keys::BackupKey;
+use crate::manifest::{self, BackupStatus, CollectionEntry, CollectionStatus, Manifest};
+use crate::mongo::{self, export, restore, MongoError};
+use crate::progress::{Phase, Progress, ProgressSink};
+use crate::store::{BackupSummary, RemoteStore, StoredBackup};
+
+/// Channel depth between the database side and the file side: with ~1 MiB messages this bounds
+/// what is in flight to a few MiB whatever the database size.
+const CHANNEL_DEPTH: usize = 4;
+
+pub struct BackupOptions {
+    pub database: String,
+    pub zstd_level: i32,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BackupResult {
+    pub backup: StoredBackup,
+    pub manifest: Manifest,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))
+}
+
+/// Backs up `opts.database` to `store`, encrypted to `recipient`.
+pub async fn backup(
+    mongo_uri: &str,
+    opts: &BackupOptions,
+    store: Arc<dyn RemoteStore>,
+    recipient: age::x25519::Recipient,
+    progress: Arc<dyn ProgressSink>,
+) -> Result<BackupResult, EngineError> {
+    progress.report(Progress::phase(Phase::Connecting));
+    let started_at = Utc::now();
+    let id = manifest::new_backup_id();
+    let file_name = manifest::backup_file_name(&opts.database, started_at, &id);
+    let client = mongo::connect(mongo_uri).await?;
+    let server = mongo::server_info(&client).await?;
+    let infos = export::describe_database(&client.database(&opts.database)).await?;
+    if infos.is_empty() {
+        return Err(MongoError::NoSuchDatabase(opts.database.clone()).into());
+    }
+    let namespaces = export::namespaces(&opts.database, &infos);
+    let header = Header {
+        concurrent_collections: 1,
+        version: "0.1".into(),
+        server_version: server.version.clone(),
+        tool_version: format!("driveback {}", crate::VERSION),
+    };
+
+    let sink = {
+        let store = store.clone();
+        let name = file_name.clone();
+        blocking(move || store.create(&name)).await??
+    };
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let level = opts.zstd_level;
+    let count = namespaces.len();
+    let writer = tokio::task::spawn_blocking(move || {
+        let encrypted = BackupWriter::new(sink, &recipient, level).map_err(EngineError::from)?;
+        let buffered = BufWriter::with_capacity(1 << 17, encrypted);
+        let archive = ArchiveWriter::new(buffered, &header, &namespaces)
+            .map_err(|e| EngineError::io("writing the backup", e))?;
+        let (buffered, summaries) = export::write_archive(rx, archive, count)
+            .map_err(|e| EngineError::io("writing the backup", e))?;
+        let encrypted = buffered
+            .into_inner()
+            .map_err(|e| EngineError::io("writing the backup", e.into_error()))?;
+        Ok::<_, EngineError>((encrypted, summaries))
+    });
+    let read = export::read_data(
+        &client,
+        &opts.database,
+        &infos,
+        &server,
+        tx,
+        progress.as_ref(),
+    )
+    .await;
+    let written = writer
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    // The writer's error explains a stopped export better than the export's own.
+    let (encrypted, summaries) = written?;
+    let report = read?;
+
+    let failures: std::collections::HashMap<usize, String> =
+        report.failures.iter().cloned().collect();
+    let collections: Vec<CollectionEntry> = infos
+        .iter()
+        .enumerate()
+        .map(|(i, c)| CollectionEntry {
+            name: c.name.clone(),
+            kind: c.kind.clone(),
+            documents: summaries[i].documents,
+            bytes: summaries[i].bytes,
+            crc64: format!("{:016x}", summaries[i].crc),
+            status: match failures.get(&i) {
+                Some(err) => CollectionStatus::Failed { error: err.clone() },
+                None => CollectionStatus::Ok,
+            },
+        })
+        .collect();
+    let manifest = Manifest {
+        format_version: manifest::FORMAT_VERSION,
+        app_version: crate::VERSION.to_string(),
+        backup_id: id.clone(),
+        database: opts.database.clone(),
+        server_version: server.version.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        point_in_time: report.point_in_time,
+        consistency: report.consistency.clone(),
+        collections,
+        status: if failures.is_empty() {
+            BackupStatus::Complete
+        } else {
+            BackupStatus::Partial
+        },
+    };
+    let summary = BackupSummary {
+        id,
+        created: started_at,
+        database: opts.database.clone(),
+        documents: manifest.total_documents(),
+        status: manifest.status,
+        format_version: manifest::FORMAT_VERSION,
+    };
+    let m = manifest.clone();
+    let stored = blocking(move || -> Result<StoredBackup, EngineError> {
+        let sink = encrypted.finish(&m)?;
+        Ok(sink.commit(&summary)?)
+    })
+    .await??;
+    progress.report(Progress::phase(Phase::Done));
+    Ok(BackupResult {
+        backup: stored,
+        manifest,
+    })
+}
+
+/// Where a restore, verify or export reads from.
+pub enum Source {
+    /// A Driveback backup at a destination, and the key that opens it.
+    Stored {
+        store: Arc<dyn RemoteStore>,
+        backup: StoredBackup,
+        key: BackupKey,
+    },
+    /// A local file: a Driveback backup (needs `key`) or a plain mongodump archive (optionally gzip).
+    File {
+        path: PathBuf,
+        key: Option<BackupKey>,
+    },
+}
+
+/// The archive bytes of a source, and how to finish reading it.
+enum Opened {
+    Backup(BackupReader<Box<dyn Read + Send>>),
+    Plain(Box<dyn Read + Send>),
+}
+
+impl Read for Opened {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Opened::Backup(r) => r.read(buf),
+            Opened::Plain(r) => r.read(buf),
+        }
+    }
+}
+
+impl Opened {
+    /// After the archive is read: the manifest (None for a plain archive).
+    fn finish(self) -> Result<Option<Manifest>, EngineError> {
+        match self {
+            Opened::Backup(r) => Ok(Some(r.finish()?)),
+            Opened::Plain(mut r) => {
+                // Whatever follows a plain archive is ignored, but it must be readable.
+                std::io::copy(&mut r, &mut std::io::sink())
+                    .map_err(|e| EngineError::io("reading the archive", e))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Whether a file is a Driveback backup (it needs the backup key) or a plain archive.
+pub fn file_kind(path: &Path) -> Result<InputKind, EngineError> {
+    let mut head = [0u8; 32];
+    let mut f =
+        File::open(path).map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
+    let n = read_up_to(&mut f, &mut head)
+        .map_err(|e| EngineError::io(format!("reading {}", path.display()), e))?;
+    Ok(container::sniff(&head[..n]))
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn open_source(source: Source) -> Result<Opened, EngineError> {
+    match source {
+        Source::Stored { store, backup, key } => {
+            let raw = store.open(&backup)?;
+            Ok(Opened::Backup(BackupReader::open(raw, key.identity())?))
+        }
+        Source::File { path, key } => {
+            let kind = file_kind(&path)?;
+            let f = File::open(&path)
+                .map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
+            let raw: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 16, f));
+            match kind {
+                InputKind::Backup => {
+                    let key = key.ok_or_else(|| {
+                        EngineError::Input(
+                            "this file is a Driveback backup: the backup key is needed to open it"
+                                .into(),
+                        )
+                    })?;
+                    Ok(Opened::Backup(BackupReader::open(raw, key.identity())?))
+                }
+                InputKind::MongodumpArchive => Ok(Opened::Plain(raw)),
+                InputKind::GzipMongodumpArchive => Ok(Opened::Plain(Box::new(
+                    flate2::read::MultiGzDecoder::new(raw),
+                ))),
+                InputKind::Unknown => Err(EngineError::Input(format!(
+                    "{} is neither a Driveback backup nor a mongodump archive",
+                    path.display()
+                ))),
+            }
+        }
+    }
+}
+
+/// Checks what the archive held against the manifest: every collection the manifest lists as
+/// complete must be there with the same count and checksum.
+fn check_against_manifest(
+    manifest: &Manifest,
+    seen: &[(String, Option<NamespaceSummary>)],
+) -> Result<(), EngineError> {
+    for entry in manifest.collections.iter().filter(|c| c.kind != "view") {
+        let Some((_, found)) = seen.iter().find(|(n, _)| n == &entry.name) else {
+            continue;
+        };
+        let Some(s) = found else {
+            return Err(EngineError::Verification(format!(
+                "the backup ends before collection {} is complete",
+                entry.name
+            )));
+        };
+        if matches!(entry.status, CollectionStatus::Ok)
+            && (s.documents != entry.documents || format!("{:016x}", s.crc) != entry.crc64)
+        {
+            return Err(EngineError::Verification(format!(
+                "collection {} does not match the backup's manifest ({} documents, checksum {:016x}; the manifest says {} and {})",
+                entry.name, s.documents, s.crc, entry.documents, entry.crc64
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub struct RestoreOptions {
+    pub target_db: String,
+    pub collections: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RestoreResult {
+    pub report: restore::RestoreReport,
+    pub manifest: Option<Manifest>,
+}
+
+/// Restores `source` into `opts.target_db`: verified in staging first, then swapped in.
+pub async fn restore(
+    mongo_uri: &str,
+    source: Source,
+    opts: &RestoreOptions,
+    progress: Arc<dyn ProgressSink>,
+) -> Result<RestoreResult, EngineError> {
+    progress.report(Progress::phase(Phase::Connecting));
+    let client = mongo::connect(mongo_uri).await?;
+    progress.report(Progress::phase(Phase::Downloading));
+    let (prelude_tx, prelude_rx) = oneshot::channel::<Vec<Namespace>>();
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH * 4);
+    let reader = tokio::task::spawn_blocking(move || read_into_channel(source, prelude_tx, tx));
+    let namespaces = match prelude_rx.await {
+        Ok(ns) => ns,
+        Err(_) => {
+            // The reader failed before the prelude: its error says why.
+            reader
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??;
+            return Err(EngineError::Internal("the backup reader stopped".into()));
+        }
+    };
+    let selected = restore::select(&namespaces, opts.collections.as_deref())?;
+    let staged = restore::stage(
+        &client,
+        &opts.target_db,
+        &namespaces,
+        &selected,
+        rx,
+        progress.as_ref(),
+    )
+    .await;
+    let read = reader
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    // A reader error (corrupt file, wrong key) explains a stopped load better than the load's own.
+    let (mut staged, manifest) = match (staged, read) {
+        (Ok(s), Ok(m)) => (s, m),
+        (Ok(s), Err(e)) => {
+            s.discard().await;
+            return Err(e);
+        }
+        (Err(_), Err(e)) => return Err(e),
+        (Err(e), Ok(_)) => return Err(e.into()),
+    };
+    let mut warnings = Vec::new();
+    if let Some(m) = &manifest {
+        if let Err(e) = check_against_manifest(m, &staged.summaries()) {
+            staged.discard().await;
+            return Err(e);
+        }
+        let failed: HashSet<String> = m
+            .collections
+            .iter()
+            .filter_map(|c| match &c.status {
+                CollectionStatus::Failed { error } => {
+                    warnings.push(format!("collection {} was not restored: the backup could not read it completely ({error})", c.name));
+                    Some(c.name.clone())
+                }
+                CollectionStatus::Ok => None,
+            })
+            .collect();
+        staged.exclude(&failed).await;
+    }
+    if let Some((name, _)) = staged.summaries().iter().find(|(_, s)| s.is_none()) {
+        let name = name.clone();
+        staged.discard().await;
+        return Err(EngineError::Verification(format!(
+            "the backup ends before collection {name} is complete"
+        )));
+    }
+    let mut report = staged.finalize(progress.as_ref()).await?;
+    report.warnings.splice(0..0, warnings);
+    progress.report(Progress::phase(Phase::Done));
+    Ok(RestoreResult { report, manifest })
+}
+
+/// Documents per message from the reader to the loader, and bytes.
+const BATCH_DOCS: usize = 1000;
+const BATCH_BYTES: u64 = 4 << 20;
+
+/// The blocking side of a restore: decrypt, decompress, parse and check CRCs, batching documents
+/// into the channel. Returns the manifest once the whole file was read.
+fn read_into_channel(
+    source: Source,
+    prelude: oneshot::Sender<Vec<Namespace>>,
+    tx: mpsc::Sender<restore::RestoreMsg>,
+) -> Result<Option<Manifest>, EngineError> {
+    let opened = open_source(source)?;
+    let mut archive = ArchiveReader::new(BufReader::with_capacity(1 << 16, opened))?;
+    if prelude.send(archive.namespaces().to_vec()).is_err() {
+        return Err(EngineError::Internal("the restore stopped".into()));
+    }
+    let mut batch: Vec<bson::RawDocumentBuf> = Vec::new();
+    let mut batch_ns = usize::MAX;
+    let mut batch_bytes = 0u64;
+    let gone = || EngineError::Internal("the restore stopped".into());
+    while let Some(item) = archive.next_item()? {
+        match item {
+            Item::Document { ns, raw } => {
+                if ns != batch_ns || batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES {
+                    if !batch.is_empty() {
+                        let docs = std::mem::take(&mut batch);
+                        tx.blocking_send(restore::RestoreMsg::Docs {
+                            ns: batch_ns,
+                            docs,
+                            bytes: batch_bytes,
+                        })
+                        .map_err(|_| gone())?;
+                    }
+                    batch_ns = ns;
+                    batch_bytes = 0;
+                }
+                batch_bytes += raw.len() as u64;
+                let doc = bson::RawDocumentBuf::from_bytes(raw).map_err(|e| {
+                    EngineError::Verification(format!(
+                        "a document in the backup is not valid BSON: {e}"
+                    ))
+                })?;
+                batch.push(doc);
+            }
+            Item::EndOfNamespace { ns, summary } => {
+                if !batch.is_empty() {
+                    let docs = std::mem::take(&mut batch);
+                    tx.blocking_send(restore::RestoreMsg::Docs {
+                        ns: batch_ns,
+                        docs,
+                        bytes: batch_bytes,
+                    })
+                    .map_err(|_| gone())?;
+                    batch_bytes = 0;
+                }
+                tx.blocking_send(restore::RestoreMsg::End { ns, summary })
+                    .map_err(|_| gone())?;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        tx.blocking_send(restore::RestoreMsg::Docs {
+            ns: batch_ns,
+            docs: batch,
+            bytes: batch_bytes,
+        })
+        .map_err(|_| gone())?;
+    }
+    drop(tx);
+    let opened = archive.into_inner().into_inner();
+    opened.finish()
+}
+
+#[derive(Clone, Debug)]
+pub struct VerifyResult {
+    pub manifest: Option<Manifest>,
+    pub collections: Vec<(String, NamespaceSummary)>,
+}
+
+/// Reads a whole backup without touching any database: decrypts, decompresses, checks every
+/// collection's CRC and the counts against the manifest.
+pub fn verify(source: Source, progress: &dyn ProgressSink) -> Result<VerifyResult, EngineError> {
+    read_all(source, progress, |_, _| Ok(()), |_| Ok(()))
+}
+
+/// Reads a source to its end, handing each document to `on_doc` and each finished namespace to
+/// `on_end`; verifies CRCs and the manifest.
+fn read_all(
+    source: Source,
+    progress: &dyn ProgressSink,
+    mut on_doc: impl FnMut(&Namespace, &[u8]) -> Result<(), EngineError>,
+    mut on_end: impl FnMut(&Namespace) -> Result<(), EngineError>,
+) -> Result<VerifyResult, EngineError> {
+    let opened = open_source(source)?;
+    let mut archive = ArchiveReader::new(BufReader::with_capacity(1 << 16, opened))?;
+    let namespaces = archive.namespaces().to_vec();
+    let mut seen: Vec<Option<NamespaceSummary>> = vec![None; namespaces.len()];
+    let (mut docs, mut bytes) = (0u64, 0u64);
+    while let Some(item) = archive.next_item()? {
+        match item {
+            Item::Document { ns, raw } => {
+                on_doc(&namespaces[ns], &raw)?;
+                docs += 1;
+                bytes += raw.len() as u64;
+                if docs % 10_000 == 0 {
+                    progress.report(Progress {
+                        phase: Phase::Verifying,
+                        collection: Some(namespaces[ns].collection.clone()),
+                        done_docs: docs,
+                        total_docs: 0,
+                        done_bytes: bytes,
+                        total_bytes: 0,
+                    });
+                }
+            }
+            Item::EndOfNamespace { ns, summary } => {
+                on_end(&namespaces[ns])?;
+                seen[ns] = Some(summary);
+            }
+        }
+    }
+    let manifest = archive.into_inner().into_inner().finish()?;
+    let named: Vec<(String, Option<NamespaceSummary>)> = namespaces
+        .iter()
+        .zip(&seen)
+        .map(|(n, s)| (n.collection.clone(), *s))
+        .collect();
+    if let Some(m) = &manifest {
+        check_against_manifest(m, &named)?;
+    }
+    progress.report(Progress::phase(Phase::Done));
+    Ok(VerifyResult {
+        manifest,
+        collections: named
+            .into_iter()
+            .filter_map(|(n, s)| s.map(|s| (n, s)))
+            .collect(),
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// The decrypted mongodump archive (`mongorestore --archive=PATH` reads it).
+    Archive,
+    /// One canonical Extended JSON v2 file per collection, one document per line.
+    Ejson,
+}
+
+/// Writes a backup out in a portable form. `out` is a file (archive) or a folder (ejson).
+pub fn export_to(
+    source: Source,
+    out: &Path,
+    format: ExportFormat,
+    progress: &dyn ProgressSink,
+) -> Result<VerifyResult, EngineError> {
+    match format {
+        ExportFormat::Archive => {
+            let tmp = out.with_extension("partial");
+            let file = File::create(&tmp)
+                .map_err(|e| EngineError::io(format!("creating {}", tmp.display()), e))?;
+            let mut w = BufWriter::new(file);
+            // Copy exactly the archive bytes while the reader checks them.
+            let result = {
+                let opened = open_source(source)?;
+                let tee = TeeReader {
+                    inner: opened,
+                    out: &mut w,
+                };
+                let mut archive = ArchiveReader::new(BufReader::with_capacity(1 << 16, tee))?;
+                while archive.next_item()?.is_some() {}
+                let tee = archive.into_inner().into_inner();
+                tee.inner.finish()?
+            };
+            w.flush()
+                .map_err(|e| EngineError::io(format!("writing {}", tmp.display()), e))?;
+            drop(w);
+            std::fs::rename(&tmp, out)
+                .map_err(|e| EngineError::io(format!("writing {}", out.display()), e))?;
+            let _ = progress;
+            Ok(VerifyResult {
+                manifest: result,
+                collections: Vec::new(),
+            })
+        }
+        ExportFormat::Ejson => {
+            std::fs::create_dir_all(out)
+                .map_err(|e| EngineError::io(format!("creating {}", out.display()), e))?;
+            let files: std::cell::RefCell<std::collections::HashMap<String, BufWriter<File>>> =
+                Default::default();
+            let result = read_all(
+                source,
+                progress,
+                |ns, raw| {
+                    let mut files = files.borrow_mut();
+                    let w = match files.entry(ns.collection.clone()) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(open_ejson(out, &ns.collection)?)
+                        }
+                    };
+                    let doc = bson::RawDocument::from_bytes(raw)
+                        .and_then(|d| d.to_owned().to_document())
+                        .map_err(|e| {
+                            EngineError::Verification(format!(
+                                "a document in the backup is not valid BSON: {e}"
+                            ))
+                        })?;
+                    let line = bson::Bson::Document(doc)
+                        .into_canonical_extjson()
+                        .to_string();
+                    writeln!(w, "{line}").map_err(|e| EngineError::io("writing JSON", e))
+                },
+                |ns| {
+                    let mut files = files.borrow_mut();
+                    if ns.kind != "view" && !files.contains_key(&ns.collection) {
+                        files.insert(ns.collection.clone(), open_ejson(out, &ns.collection)?);
+                    }
+                    Ok(())
+                },
+            )?;
+            for (_, mut w) in files.into_inner() {
+                w.flush().map_err(|e| EngineError::io("writing JSON", e))?;
+            }
+            Ok(result)
+        }
+    }
+}
+
+/// A collection's file name inside an export folder: path separators and dots that could escape
+/// the folder are replaced.
+pub fn safe_file_stem(collection: &str) -> String {
+    let s: String = collection
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c == '\0' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+fn open_ejson(dir: &Path, collection: &str) -> Result<BufWriter<File>, EngineError> {
+    let path = dir.join(format!("{}.ejson", safe_file_stem(collection)));
+    File::create(&path)
+        .map(BufWriter::new)
+        .map_err(|e| EngineError::io(format!("creating {}", path.display()), e))
+}
+
+struct TeeReader<'a, R: Read, W: Write> {
+    inner: R,
+    out: &'a mut W,
+}
+
+impl<R: Read, W: Write> Read for TeeReader<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,195 @@
+//! Helpers for the engine's end-to-end tests: run the real `driveback` CLI against the real test
+//! server, seed data, compare databases byte for byte.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bson::{doc, Document, RawDocumentBuf};
+use futures_util::TryStreamExt;
+use mongodb::Client;
+
+pub use driveback_testkit::mongo;
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// One test's private world: a destination folder and its own keyring service name.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub keyring_service: String,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            keyring_service: format!("driveback-test-{:08x}", rand::random::<u32>()),
+        }
+    }
+
+    pub fn dest(&self) -> String {
+        format!("folder:{}", self.dest_path().display())
+    }
+
+    pub fn dest_path(&self) -> PathBuf {
+        self.dir.path().join("backups")
+    }
+
+    /// Runs the CLI with the passphrase in the environment (as a script would).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with(args, &[("DRIVEBACK_PASSPHRASE", PASSPHRASE)])
+    }
+
+    pub fn cli_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_driveback"));
+        cmd.args(args)
+            .env_remove("DRIVEBACK_PASSPHRASE")
+            .env_remove("DRIVEBACK_MONGO_URI")
+            .env("DRIVEBACK_KEYRING_SERVICE", &self.keyring_service)
+            .stdin(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run driveback")
+    }
+
+    /// Runs the CLI and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "driveback {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn backup(&self, uri: &str, db: &str) -> serde_json::Value {
+        let out = self.ok(&[
+            "backup",
+            "--mongo-uri",
+            uri,
+            "--db",
+            db,
+            "--dest",
+            &self.dest(),
+            "--json",
+        ]);
+        serde_json::from_str(&out).expect("backup --json output")
+    }
+}
+
+/// The stderr of a failed run: exactly one line, which is returned.
+pub fn one_error_line(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a failure, got success: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("driveback: error"))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    assert!(!err.contains("panicked"), "the CLI panicked: {err}");
+    lines[0].to_string()
+}
+
+/// Every document of a collection as raw bytes, in `_id` order.
+pub async fn raw_docs(client: &Client, db: &str, coll: &str) -> Vec<Vec<u8>> {
+    let c = client.database(db).collection::<RawDocumentBuf>(coll);
+    let docs: Vec<RawDocumentBuf> = c
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    docs.into_iter().map(|d| d.into_bytes()).collect()
+}
+
+/// listIndexes, sorted by name, without fields that name the namespace.
+pub async fn indexes(client: &Client, db: &str, coll: &str) -> Vec<Document> {
+    let mut ix: Vec<Document> = client
+        .database(db)
+        .collection::<Document>(coll)
+        .list_indexes()
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| bson::to_document(&m).unwrap())
+        .collect();
+    for i in ix.iter_mut() {
+        i.remove("ns");
+    }
+    ix.sort_by(|a, b| {
+        a.get_str("name")
+            .unwrap_or("")
+            .cmp(b.get_str("name").unwrap_or(""))
+    });
+    ix
+}
+
+/// listCollections: name -> (type, options), staging collections included (tests look for leftovers).
+pub async fn collections(client: &Client, db: &str) -> Vec<(String, String, Document)> {
+    let mut out: Vec<(String, String, Document)> = client
+        .database(db)
+        .run_cursor_command(doc! { "listCollections": 1 })
+        .await
+        .unwrap()
+        .try_collect::<Vec<Document>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            (
+                d.get_str("name").unwrap().to_string(),
+                d.get_str("type").unwrap_or("collection").to_string(),
+                d.get_document("options").cloned().unwrap_or_default(),
+            )
+        })
+        .filter(|(n, _, _)| !n.starts_with("system."))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A full picture of a database: collections, options, indexes and every document's bytes.
+pub async fn snapshot(
+    client: &Client,
+    db: &str,
+) -> Vec<(String, String, Document, Vec<Document>, Vec<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for (name, kind, options) in collections(client, db).await {
+        let (ix, docs) = if kind == "view" {
+            (vec![], vec![])
+        } else {
+            (
+                indexes(client, db, &name).await,
+                raw_docs(client, db, &name).await,
+            )
+        };
+        out.push((name, kind, options, ix, docs));
+    }
+    out
+}
+
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/testdata/mongodump-100.8.0")
+}
+
+/// The backup files (not sidecars) in a folder destination.
+pub fn backup_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().map(|e| e == "mdbk").unwrap_or(false))
+        .collect();
+    v.sort();
+    v
+}
