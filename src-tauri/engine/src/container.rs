@@ -697,7 +697,10 @@ mod tests {
         assert_eq!(sniff(&[0x1f, 0x8b, 8]), InputKind::GzipMongodumpArchive);
         assert_eq!(sniff(b"{\"json\": true}"), InputKind::Unknown);
         assert_eq!(sniff(b""), InputKind::Unknown);
-        assert_eq!(sniff(b"age-enc"), InputKind::Unknown);
+        // A backup cut inside its magic line is still recognised, so the error says "truncated".
+        assert_eq!(sniff(b"age-enc"), InputKind::Backup);
+        assert_eq!(sniff(b"age"), InputKind::Unknown);
+        assert_eq!(sniff(b"age-encryption.org/v2\n"), InputKind::Unknown);
     }
 
     /// The promise that backups can be restored without Driveback: the real `age` and `zstd`
