@@ -1,6 +1,7 @@
 //! Driveback's backup engine: export, archive, encryption, stores and restore. No Tauri dependency.
 
 pub mod archive;
+pub mod auth;
 pub mod container;
 pub mod error;
 pub mod keys;
