@@ -396,6 +396,10 @@ async fn chunk_faults_then_retry() {
     assert_eq!(r.status, 308);
     let r = emu.put_chunk(&uri, &range, data.clone()).await;
     assert_eq!(r.status, 200);
+    // Both attempts' bytes went over the wire.
+    let s = emu.state().await;
+    assert_eq!(s["upload_bytes_received"], 2 * total);
+    assert_eq!(s["requests"]["upload_chunk"], 3);
 }
 
 #[tokio::test]
@@ -525,4 +529,45 @@ fn binary_prints_its_address() {
     );
     let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
     assert!(port > 0);
+}
+
+#[tokio::test]
+async fn large_chunks_and_a_drop_in_the_middle_of_one() {
+    let emu = start_default().await;
+    let tok = emu.token(APPDATA).await;
+    let chunk = 16 * 1024 * 1024;
+    let data = blob(2 * chunk + 123, 11);
+    let total = data.len();
+    let uri = emu
+        .resumable(&tok, appdata_meta("large"), Some(total as u64))
+        .await;
+    emu.control("drop-connection", json!({"after_bytes": 1 << 20}))
+        .await;
+    let res = emu
+        .http
+        .put(&uri)
+        .header("content-range", format!("bytes 0-{}/{total}", chunk - 1))
+        .body(data[..chunk].to_vec())
+        .send()
+        .await;
+    assert!(res.is_err());
+    let mut offset = 0;
+    while offset < total {
+        let end = (offset + chunk).min(total);
+        let r = emu
+            .put_chunk(
+                &uri,
+                &format!("bytes {offset}-{}/{total}", end - 1),
+                data[offset..end].to_vec(),
+            )
+            .await;
+        if end == total {
+            assert_eq!(r.status, 200);
+            assert_eq!(r.json()["md5Checksum"], md5_hex(&data));
+        } else {
+            assert_eq!(r.status, 308);
+            assert_eq!(r.header("range").unwrap(), format!("bytes=0-{}", end - 1));
+        }
+        offset = end;
+    }
 }
