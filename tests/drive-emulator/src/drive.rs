@@ -467,7 +467,7 @@ pub fn apply_patch(
     Ok(())
 }
 
-/// Is `ancestor` above `id`'s position... i.e. is `maybe_child` below `folder`?
+/// Is `maybe_child` (or one of its ancestors) `folder`? Guards addParents against cycles.
 fn is_ancestor(inner: &Inner, folder: &str, maybe_child: &str) -> bool {
     let mut cur = inner.p.files.get(maybe_child);
     let mut depth = 0;

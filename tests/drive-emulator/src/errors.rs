@@ -8,21 +8,24 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+/// Google API envelope, as returned by www.googleapis.com.
+#[derive(Debug, Clone)]
+pub struct DriveError {
+    pub code: u16,
+    pub domain: String,
+    pub reason: String,
+    pub message: String,
+    /// errors[0].message when it differs from the top-level message.
+    pub item_message: Option<String>,
+    pub location: Option<(&'static str, String)>,
+    pub status: Option<&'static str>,
+    pub retry_after: Option<u64>,
+    pub www_authenticate: bool,
+}
+
 #[derive(Debug, Clone)]
 pub enum ApiError {
-    /// Google API envelope, as returned by www.googleapis.com.
-    Drive {
-        code: u16,
-        domain: String,
-        reason: String,
-        message: String,
-        /// errors[0].message when it differs from the top-level message.
-        item_message: Option<String>,
-        location: Option<(&'static str, String)>,
-        status: Option<&'static str>,
-        retry_after: Option<u64>,
-        www_authenticate: bool,
-    },
+    Drive(Box<DriveError>),
     /// Flat OAuth error of oauth2.googleapis.com (`/token`, `/revoke`, userinfo).
     OAuth {
         code: u16,
@@ -42,7 +45,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn drive(code: u16, domain: &str, reason: &str, message: impl Into<String>) -> Self {
-        ApiError::Drive {
+        ApiError::Drive(Box::new(DriveError {
             code,
             domain: domain.into(),
             reason: reason.into(),
@@ -52,22 +55,21 @@ impl ApiError {
             status: None,
             retry_after: None,
             www_authenticate: false,
-        }
+        }))
     }
 
     /// Attach `locationType`/`location` to errors[0].
     pub fn at(mut self, kind: &'static str, name: &str) -> Self {
-        if let ApiError::Drive { location, .. } = &mut self {
-            *location = Some((kind, name.to_string()));
+        if let ApiError::Drive(d) = &mut self {
+            d.location = Some((kind, name.to_string()));
         }
         self
     }
 
     pub fn retry_after(mut self, secs: Option<u64>) -> Self {
         match &mut self {
-            ApiError::Drive { retry_after, .. } | ApiError::OAuth { retry_after, .. } => {
-                *retry_after = secs
-            }
+            ApiError::Drive(d) => d.retry_after = secs,
+            ApiError::OAuth { retry_after, .. } => *retry_after = secs,
             ApiError::Page { .. } => {}
         }
         self
@@ -92,7 +94,7 @@ impl ApiError {
 
     /// 401 for a missing, expired, revoked or unknown access token.
     pub fn unauthenticated() -> Self {
-        ApiError::Drive {
+        ApiError::Drive(Box::new(DriveError {
             code: 401,
             domain: "global".into(),
             reason: "authError".into(),
@@ -102,7 +104,7 @@ impl ApiError {
             status: Some("UNAUTHENTICATED"),
             retry_after: None,
             www_authenticate: true,
-        }
+        }))
     }
 
     /// 403 when the token's scopes do not cover the request.
@@ -230,35 +232,25 @@ impl ApiError {
 
     pub fn code(&self) -> u16 {
         match self {
-            ApiError::Drive { code, .. }
-            | ApiError::OAuth { code, .. }
-            | ApiError::Page { code, .. } => *code,
+            ApiError::Drive(d) => d.code,
+            ApiError::OAuth { code, .. } | ApiError::Page { code, .. } => *code,
         }
     }
 
     pub fn body(&self) -> Value {
         match self {
-            ApiError::Drive {
-                code,
-                domain,
-                reason,
-                message,
-                item_message,
-                location,
-                status,
-                ..
-            } => {
+            ApiError::Drive(d) => {
                 let mut item = json!({
-                    "domain": domain,
-                    "reason": reason,
-                    "message": item_message.as_deref().unwrap_or(message),
+                    "domain": d.domain,
+                    "reason": d.reason,
+                    "message": d.item_message.as_deref().unwrap_or(&d.message),
                 });
-                if let Some((kind, name)) = location {
+                if let Some((kind, name)) = &d.location {
                     item["locationType"] = json!(kind);
                     item["location"] = json!(name);
                 }
-                let mut err = json!({"code": code, "message": message, "errors": [item]});
-                if let Some(status) = status {
+                let mut err = json!({"code": d.code, "message": d.message, "errors": [item]});
+                if let Some(status) = d.status {
                     err["status"] = json!(status);
                 }
                 json!({ "error": err })
@@ -306,12 +298,8 @@ impl IntoResponse for ApiError {
             _ => json_response(status, &self.body()),
         };
         match &self {
-            ApiError::Drive {
-                retry_after,
-                www_authenticate,
-                ..
-            } => {
-                if *www_authenticate {
+            ApiError::Drive(d) => {
+                if d.www_authenticate {
                     resp.headers_mut().insert(
                         header::WWW_AUTHENTICATE,
                         HeaderValue::from_static(
@@ -319,9 +307,9 @@ impl IntoResponse for ApiError {
                         ),
                     );
                 }
-                if let Some(secs) = retry_after {
+                if let Some(secs) = d.retry_after {
                     resp.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 }
             }
             ApiError::OAuth {

@@ -110,7 +110,11 @@ async fn handle(
     let limit = app.config.max_upload_body_bytes + 1024 * 1024;
     if let Some(err) = route.and_then(|r| control::before_request(&app, r)) {
         // Read the body first so the client sees the error rather than a reset connection.
-        let _ = axum::body::to_bytes(Body::new(body), limit).await;
+        let drained = axum::body::to_bytes(Body::new(body), limit).await;
+        if route == Some("upload_chunk") {
+            let n = drained.map(|b| b.len() as u64).unwrap_or(0);
+            app.lock().rt.upload_bytes_received += n;
+        }
         return Ok(err.into_response());
     }
     // Upload chunks stream (drop-connection reads them partially); everything else is buffered

@@ -410,6 +410,7 @@ async fn chunk(app: Arc<App>, req: Request) -> ApiResult<Response> {
     // Read the whole body before answering anything, so errors reach the client intact.
     let body = read_body(req.into_body(), app.config.max_upload_body_bytes).await?;
     let mut inner = app.lock();
+    inner.rt.upload_bytes_received += body.len() as u64;
     let now = inner.now_ms();
     match inner.p.sessions.get(&id) {
         None => return Err(session_not_found()),
@@ -422,7 +423,6 @@ async fn chunk(app: Arc<App>, req: Request) -> ApiResult<Response> {
         Some(_) => {}
     }
     let range = range?;
-    inner.rt.upload_bytes_received += body.len() as u64;
     process(&app, &mut inner, &id, range, &body, false)
 }
 
