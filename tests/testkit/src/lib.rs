@@ -52,6 +52,27 @@ impl TestMongo {
             .expect("connect to the test server")
     }
 
+    /// Arms the server's `failCommand` fail point for clients whose appName is `app_name`.
+    pub async fn fail_command(
+        &self,
+        app_name: &str,
+        commands: &[&str],
+        times: i32,
+        error_code: i32,
+        labels: &[&str],
+    ) {
+        let client = self.client().await;
+        client
+            .database("admin")
+            .run_command(bson::doc! {
+                "configureFailPoint": "failCommand",
+                "mode": { "times": times },
+                "data": { "failCommands": commands, "errorCode": error_code, "errorLabels": labels, "appName": app_name },
+            })
+            .await
+            .expect("configureFailPoint (the server must allow test commands)");
+    }
+
     /// A database name no other test uses.
     pub fn fresh_db(&self, prefix: &str) -> String {
         format!("{prefix}_{:08x}", rand::random::<u32>())
@@ -112,7 +133,8 @@ fn start_test_server() -> TestMongo {
             "--storage-path",
             ":memory:",
         ])
-        .args(["--log-level", "WARNING"])
+        // Test-only commands (failCommand) let tests inject server errors.
+        .args(["--log-level", "WARNING", "--enable-test-commands"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -53,7 +53,8 @@ pub async fn connect(uri: &str) -> Result<Client, MongoError> {
     let mut opts = ClientOptions::parse(uri)
         .await
         .map_err(|e| MongoError::BadUri(redacted_error(&e, uri)))?;
-    opts.app_name = Some(format!("driveback/{}", crate::VERSION));
+    opts.app_name
+        .get_or_insert_with(|| format!("driveback/{}", crate::VERSION));
     opts.server_selection_timeout
         .get_or_insert(Duration::from_secs(10));
     opts.connect_timeout.get_or_insert(Duration::from_secs(10));
