@@ -22,7 +22,12 @@ pub const PUBLIC_KEY_FILE: &str = "driveback-key.pub";
 /// The secret half wrapped with the passphrase, at the destination.
 pub const WRAPPED_KEY_FILE: &str = "driveback-key.age";
 
-/// scrypt work factor for wrapping in unit tests (age picks ~1 s of work otherwise).
+/// scrypt work factor (log2 N) of the wrapped key: 2^18 costs 256 MiB and about 1 s to open.
+/// Fixed rather than calibrated, because age's calibration picks 2^20 (1 GiB) on fast machines,
+/// and the key must open on the user's slowest device.
+pub const WORK_FACTOR: u8 = 18;
+
+/// scrypt work factor for wrapping in unit tests.
 #[cfg(test)]
 const TEST_WORK_FACTOR: u8 = 10;
 
@@ -96,8 +101,8 @@ impl BackupKey {
                 "an empty passphrase cannot protect the backup key".into(),
             ));
         }
-        #[allow(unused_mut)]
         let mut recipient = age::scrypt::Recipient::new(passphrase.clone());
+        recipient.set_work_factor(WORK_FACTOR);
         #[cfg(test)]
         recipient.set_work_factor(TEST_WORK_FACTOR);
 

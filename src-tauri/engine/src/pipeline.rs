@@ -26,6 +26,8 @@ const CHANNEL_DEPTH: usize = 4;
 pub struct BackupOptions {
     pub database: String,
     pub zstd_level: i32,
+    /// Documents the previous backup held: the progress total (None: unknown).
+    pub expected_documents: Option<u64>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -93,6 +95,7 @@ pub async fn backup(
         &opts.database,
         &infos,
         &server,
+        opts.expected_documents.unwrap_or(0),
         tx,
         progress.as_ref(),
     )
@@ -309,7 +312,7 @@ pub async fn restore(
     let client = mongo::connect(mongo_uri).await?;
     progress.report(Progress::phase(Phase::Downloading));
     let (prelude_tx, prelude_rx) = oneshot::channel::<Vec<Namespace>>();
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH * 4);
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let reader = tokio::task::spawn_blocking(move || read_into_channel(source, prelude_tx, tx));
     let namespaces = match prelude_rx.await {
         Ok(ns) => ns,
@@ -341,8 +344,9 @@ pub async fn restore(
             s.discard().await;
             return Err(e);
         }
+        // The reader stopped because the loader did: the loader's error is the cause.
+        (Err(e), Err(EngineError::Internal(_))) | (Err(e), Ok(_)) => return Err(e.into()),
         (Err(_), Err(e)) => return Err(e),
-        (Err(e), Ok(_)) => return Err(e.into()),
     };
     let mut warnings = Vec::new();
     if let Some(m) = &manifest {

@@ -308,6 +308,22 @@ async fn unreachable_database_is_one_clear_line() {
         "no backup file was left"
     );
 
+    // Restore checks the database before it downloads anything.
+    let out = env.cli(&[
+        "restore",
+        "--backup",
+        "latest",
+        "--dest",
+        &env.dest(),
+        "--mongo-uri",
+        &uri,
+        "--db",
+        "x",
+        "--yes",
+    ]);
+    let line = one_error_line(&out);
+    assert!(line.contains("unreachable"), "{line}");
+
     // A URI with credentials never shows them.
     let uri = format!("mongodb://admin:s3cret-pw@127.0.0.1:{port}/?serverSelectionTimeoutMS=1500");
     let out = env.cli(&[

@@ -28,8 +28,6 @@ pub struct CollectionInfo {
     pub options: Document,
     pub uuid: Option<String>,
     pub indexes: Vec<Document>,
-    pub estimated_documents: u64,
-    pub size_bytes: i64,
 }
 
 impl CollectionInfo {
@@ -65,10 +63,12 @@ pub async fn describe_database(db: &Database) -> Result<Vec<CollectionInfo>, Mon
             Some(Bson::Binary(b)) => Some(hex::encode(&b.bytes)),
             _ => None,
         };
-        let (indexes, estimated_documents, size_bytes) = if kind == "view" {
-            (Vec::new(), 0, 0)
+        // No counts or sizes: on some servers they cost a scan of every collection, and
+        // mongodump writes size 0 as well. Progress totals come from the previous backup.
+        let indexes = if kind == "view" {
+            Vec::new()
         } else {
-            let indexes = cursor_command(db, doc! { "listIndexes": &name })
+            cursor_command(db, doc! { "listIndexes": &name })
                 .await
                 .map_err(|e| MongoError::server(format!("listing the indexes of {name}"), e))?
                 .into_iter()
@@ -76,17 +76,7 @@ pub async fn describe_database(db: &Database) -> Result<Vec<CollectionInfo>, Mon
                     ix.remove("ns");
                     ix
                 })
-                .collect();
-            let count = db
-                .collection::<Document>(&name)
-                .estimated_document_count()
-                .await
-                .unwrap_or(0);
-            let size = match db.run_command(doc! { "collStats": &name }).await {
-                Ok(stats) => stats.get("size").and_then(bson_i64).unwrap_or(0),
-                Err(_) => 0,
-            };
-            (indexes, count, size)
+                .collect()
         };
         out.push(CollectionInfo {
             name,
@@ -94,21 +84,10 @@ pub async fn describe_database(db: &Database) -> Result<Vec<CollectionInfo>, Mon
             options,
             uuid,
             indexes,
-            estimated_documents,
-            size_bytes,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
-}
-
-fn bson_i64(b: &Bson) -> Option<i64> {
-    match b {
-        Bson::Int32(v) => Some(*v as i64),
-        Bson::Int64(v) => Some(*v),
-        Bson::Double(v) => Some(*v as i64),
-        _ => None,
-    }
 }
 
 /// The archive prelude entries for `infos`, in the same order.
@@ -119,7 +98,7 @@ pub fn namespaces(db: &str, infos: &[CollectionInfo]) -> Vec<Namespace> {
             db: db.to_string(),
             collection: c.name.clone(),
             kind: c.kind.clone(),
-            size: c.size_bytes.clamp(0, i32::MAX as i64) as i32,
+            size: 0,
             metadata: CollectionMetadata {
                 options: c.options.clone(),
                 indexes: c.indexes.clone(),
@@ -149,15 +128,18 @@ pub struct ExportReport {
 }
 
 const FLUSH_BYTES: usize = 1 << 20;
+const BATCH_DOCS: u32 = 2000;
 const TRANSIENT_RETRIES: u32 = 3;
 const SNAPSHOT_RESUMES: u32 = 10_000;
 
 /// Reads every collection's documents into `tx`. Returns how consistent the read was.
+/// `total_docs` (0 when unknown) is only for progress.
 pub async fn read_data(
     client: &Client,
     db_name: &str,
     infos: &[CollectionInfo],
     server: &ServerInfo,
+    total_docs: u64,
     tx: mpsc::Sender<ExportMsg>,
     progress: &dyn ProgressSink,
 ) -> Result<ExportReport, MongoError> {
@@ -170,7 +152,6 @@ pub async fn read_data(
     let mut txn_open = false;
     let mut snapshots = 0u32;
     let mut failures = Vec::new();
-    let total_docs: u64 = infos.iter().map(|c| c.estimated_documents).sum();
     let mut done_docs = 0u64;
     let mut done_bytes = 0u64;
 
@@ -311,7 +292,9 @@ async fn copy_collection(
         Some(last) => resume_filter(last),
         None => doc! {},
     };
-    let find = coll.find(filter);
+    // Bounded batches keep the driver's buffer small whatever the collection size (the server
+    // caps a batch at 16 MiB in any case).
+    let find = coll.find(filter).batch_size(BATCH_DOCS);
     let find = if info.resumable() {
         find.sort(doc! { "_id": 1 })
             .hint(mongodb::options::Hint::Keys(doc! { "_id": 1 }))

@@ -16,6 +16,9 @@ use crate::progress::{Phase, Progress, ProgressSink};
 /// Prefix of the collections a restore loads into before swapping them in.
 pub const STAGING_PREFIX: &str = "driveback_staging_";
 
+/// Insert batches loading at once (per restore).
+const INSERTS_IN_FLIGHT: usize = 3;
+
 /// Documents on their way from the archive reader to the database.
 pub enum RestoreMsg {
     Docs {
@@ -147,19 +150,35 @@ pub async fn stage(
             });
         }
         let (mut done_docs, mut done_bytes) = (0u64, 0u64);
+        let mut in_flight = tokio::task::JoinSet::new();
         while let Some(msg) = rx.recv().await {
             match msg {
                 RestoreMsg::Docs { ns, docs, bytes } => {
                     let Some(c) = staged.collections.iter().find(|c| c.ns == ns) else {
                         continue;
                     };
+                    // Batches of one collection may load concurrently (the server then uses
+                    // more than one core); a capped collection keeps its insertion order.
+                    let capped = c.options.get_bool("capped").unwrap_or(false);
+                    let limit = if capped { 1 } else { INSERTS_IN_FLIGHT };
+                    while in_flight.len() >= limit {
+                        in_flight
+                            .join_next()
+                            .await
+                            .expect("in flight")
+                            .expect("insert task")?;
+                    }
                     let n = docs.len() as u64;
-                    db.collection::<RawDocumentBuf>(&c.staging)
-                        .insert_many(docs)
-                        .ordered(true)
-                        .bypass_document_validation(true)
-                        .await
-                        .map_err(|e| MongoError::server(format!("loading {}", c.name), e))?;
+                    let coll = db.collection::<RawDocumentBuf>(&c.staging);
+                    let name = c.name.clone();
+                    in_flight.spawn(async move {
+                        coll.insert_many(docs)
+                            .ordered(true)
+                            .bypass_document_validation(true)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| MongoError::server(format!("loading {name}"), e))
+                    });
                     done_docs += n;
                     done_bytes += bytes;
                     progress.report(Progress {
@@ -177,6 +196,9 @@ pub async fn stage(
                     }
                 }
             }
+        }
+        while let Some(done) = in_flight.join_next().await {
+            done.expect("insert task")?;
         }
         Ok::<(), MongoError>(())
     }

@@ -348,9 +348,24 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 );
                 notify(&init.notices);
             }
+            // The previous backup's size is the progress bar's total.
+            let expected_documents = {
+                let store = store.clone();
+                let db = db.clone();
+                tokio::task::spawn_blocking(move || {
+                    let list = store.list().ok()?;
+                    list.into_iter()
+                        .find(|b| b.database == db)
+                        .map(|b| b.documents)
+                })
+                .await
+                .ok()
+                .flatten()
+            };
             let opts = BackupOptions {
                 database: db,
                 zstd_level: level,
+                expected_documents,
             };
             let result =
                 pipeline::backup(&uri, &opts, store.clone(), recipient, progress(json)).await?;
@@ -458,6 +473,8 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     return Ok(ExitCode::FAILURE);
                 }
             }
+            // Fail fast on an unreachable database, before downloading or asking for a passphrase.
+            driveback_engine::mongo::connect(&uri).await?;
             let (src, notices) = source(&backup, dest.as_deref(), secrets)?;
             notify(&notices);
             let opts = RestoreOptions {
