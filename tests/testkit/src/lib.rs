@@ -6,6 +6,9 @@
 //! - [`require_keyring`]: whether the real Secret Service is there (the test script runs the suite
 //!   inside `dbus-run-session` with an unlocked gnome-keyring).
 //! - [`repo_root`], [`driveback_bin`]: paths.
+//! - [`emulator`]: the `drive-emulator` binary (Google OAuth + Drive), one per test.
+
+pub mod emulator;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

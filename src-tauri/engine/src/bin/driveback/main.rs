@@ -1,6 +1,8 @@
 //! `driveback`: the headless command line of Driveback, for servers and scripts. It drives the
 //! same engine as the desktop app.
 
+mod google;
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,6 +99,12 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Connect Google Drive: sign in with Google in your browser.
+    Connect(google::ConnectArgs),
+    /// Show the connected Google account, its storage and the access Driveback has.
+    Whoami(google::WhoamiArgs),
+    /// Revoke Driveback's access to Google Drive and forget the sign-in on this computer.
+    Disconnect,
 }
 
 #[derive(Subcommand)]
@@ -585,5 +593,8 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Connect(args) => Ok(google::run_connect(args).await),
+        Command::Whoami(args) => Ok(google::run_whoami(args).await),
+        Command::Disconnect => Ok(google::run_disconnect().await),
     }
 }
