@@ -12,8 +12,8 @@
 //!
 //! Side files (the backup key's halves) live beside the backups under their own names.
 //!
-//! Uploads are resumable and stream (one chunk in memory); see [`upload`]. Downloads stream and
-//! resume with `Range`; see [`download`]. Every call retries with backoff; see [`retry`].
+//! Uploads are resumable and stream (one chunk in memory); see `upload.rs`. Downloads stream and
+//! resume with `Range`; see `download.rs`. Every call retries with backoff; see [`retry`].
 
 mod client;
 mod download;
