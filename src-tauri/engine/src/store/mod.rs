@@ -4,6 +4,7 @@
 //! halves). An upload becomes a backup only when it is committed; interrupted uploads are never
 //! listed.
 
+pub mod drive;
 pub mod folder;
 
 use std::io::{self, Read, Write};
@@ -67,6 +68,11 @@ pub trait RemoteStore: Send + Sync {
     /// Removes what interrupted uploads left behind; returns how many were removed.
     fn cleanup_incomplete(&self) -> Result<usize, StoreError>;
 
+    /// Space used and available, for destinations with a quota (`None`: no quota known).
+    fn quota(&self) -> Result<Option<Quota>, StoreError> {
+        Ok(None)
+    }
+
     /// Finds a backup by short id, full file name, or `latest`.
     fn find(&self, id: &str) -> Result<StoredBackup, StoreError> {
         let backups = self.list()?;
@@ -92,17 +98,64 @@ pub trait UploadSink: Write + Send {
     fn abort(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// Storage used at a destination with a quota.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// How the destination is named in messages, e.g. "Your Google Drive".
+    pub label: String,
+    pub used: u64,
+    /// `None` for an unlimited account.
+    pub limit: Option<u64>,
+}
+
+impl Quota {
+    pub fn free(&self) -> Option<u64> {
+        self.limit.map(|l| l.saturating_sub(self.used))
+    }
+}
+
+/// Before a backup: a warning when the destination's free space is smaller than the expected
+/// size of the backup (`None`: enough space, or no quota known).
+pub fn low_space_warning(
+    store: &dyn RemoteStore,
+    expected_bytes: u64,
+) -> Result<Option<String>, StoreError> {
+    let Some(q) = store.quota()? else {
+        return Ok(None);
+    };
+    Ok(space_warning(&q, expected_bytes))
+}
+
+/// The warning of [`low_space_warning`] for a known quota.
+pub fn space_warning(q: &Quota, expected_bytes: u64) -> Option<String> {
+    let (free, limit) = (q.free()?, q.limit?);
+    (free < expected_bytes).then(|| {
+        format!(
+            "{} has {} free ({} used of {}); this backup needs about {}",
+            q.label,
+            drive::human_bytes(free),
+            drive::human_bytes(q.used),
+            drive::human_bytes(limit),
+            drive::human_bytes(expected_bytes)
+        )
+    })
+}
+
 /// A destination, as named by the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dest {
     /// `folder:/path`: a local or mounted folder.
     Folder(PathBuf),
+    /// `drive` or `drive:appdata` (the hidden app folder), `drive:folder` (a visible folder):
+    /// the connected Google account's Drive.
+    Drive(drive::DriveLocation),
 }
 
 impl Dest {
     pub fn location(&self) -> String {
         match self {
             Dest::Folder(path) => format!("folder:{}", path.display()),
+            Dest::Drive(loc) => loc.dest_name().to_string(),
         }
     }
 }
@@ -113,7 +166,14 @@ impl std::fmt::Display for Dest {
     }
 }
 
+const DEST_HELP: &str = "use folder:/path, drive, or drive:folder";
+
 pub fn parse_dest(s: &str) -> Result<Dest, StoreError> {
+    match s {
+        "drive" | "drive:appdata" => return Ok(Dest::Drive(drive::DriveLocation::AppData)),
+        "drive:folder" => return Ok(Dest::Drive(drive::DriveLocation::Folder)),
+        _ => {}
+    }
     if let Some(path) = s.strip_prefix("folder:") {
         if path.trim().is_empty() {
             return Err(StoreError::InvalidDest(format!(
@@ -123,13 +183,18 @@ pub fn parse_dest(s: &str) -> Result<Dest, StoreError> {
         return Ok(Dest::Folder(PathBuf::from(path)));
     }
     Err(StoreError::InvalidDest(format!(
-        "unknown destination '{s}' (use folder:/path)"
+        "unknown destination '{s}' ({DEST_HELP})"
     )))
 }
 
+/// Opens a destination that needs nothing but its name. A Google Drive destination needs the
+/// connected account: open it with [`drive::DriveStore::new`].
 pub fn open_store(dest: &Dest) -> Result<Box<dyn RemoteStore>, StoreError> {
     match dest {
         Dest::Folder(path) => Ok(Box::new(folder::FolderStore::new(path.clone()))),
+        Dest::Drive(_) => Err(StoreError::InvalidDest(format!(
+            "{dest} needs a connected Google account"
+        ))),
     }
 }
 
@@ -147,6 +212,16 @@ pub enum StoreError {
     InvalidDest(String),
     #[error("{0}")]
     Corrupt(String),
+    /// The destination's account must be connected again (e.g. "Google Drive needs
+    /// reconnecting: ...").
+    #[error("{0}")]
+    Auth(String),
+    /// The destination's storage is full (e.g. "Your Google Drive is full: N GB used of M GB").
+    #[error("{0}")]
+    Full(String),
+    /// A remote destination failed, with what was being done.
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl StoreError {
@@ -160,7 +235,11 @@ impl StoreError {
 
     /// Whether the destination ran out of space.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, StoreError::Io { source, .. } if is_disk_full(source))
+        match self {
+            StoreError::Io { source, .. } => is_disk_full(source),
+            StoreError::Full(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -195,8 +274,30 @@ mod tests {
         let err = parse_dest("drive:xyz").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown destination 'drive:xyz' (use folder:/path)"
+            "unknown destination 'drive:xyz' (use folder:/path, drive, or drive:folder)"
         );
+        use drive::DriveLocation;
+        assert_eq!(
+            parse_dest("drive").unwrap(),
+            Dest::Drive(DriveLocation::AppData)
+        );
+        assert_eq!(
+            parse_dest("drive:appdata").unwrap(),
+            Dest::Drive(DriveLocation::AppData)
+        );
+        assert_eq!(
+            parse_dest("drive:folder").unwrap(),
+            Dest::Drive(DriveLocation::Folder)
+        );
+        assert_eq!(parse_dest("drive").unwrap().to_string(), "drive:appdata");
+        assert_eq!(
+            parse_dest("drive:folder").unwrap().to_string(),
+            "drive:folder"
+        );
+        assert!(matches!(
+            open_store(&parse_dest("drive").unwrap()),
+            Err(StoreError::InvalidDest(_))
+        ));
         assert!(matches!(
             parse_dest("folder:"),
             Err(StoreError::InvalidDest(_))
@@ -233,6 +334,23 @@ mod tests {
         );
         assert!(!e.is_disk_full());
         assert!(e.to_string().starts_with("could not read /b: "));
+    }
+
+    #[test]
+    fn low_space_is_warned_about() {
+        let q = Quota {
+            label: "Your Google Drive".into(),
+            used: 14 << 30,
+            limit: Some(15 << 30),
+        };
+        assert_eq!(space_warning(&q, 512 << 20), None);
+        assert_eq!(
+            space_warning(&q, 3 << 30).unwrap(),
+            "Your Google Drive has 1 GB free (14 GB used of 15 GB); this backup needs about 3 GB"
+        );
+        let unlimited = Quota { limit: None, ..q };
+        assert_eq!(space_warning(&unlimited, u64::MAX), None);
+        assert!(StoreError::Full("Your Google Drive is full".into()).is_disk_full());
     }
 
     #[test]
