@@ -36,6 +36,15 @@ pub struct BackupResult {
     pub manifest: Manifest,
 }
 
+/// How many documents the newest backup of `database` at `store` holds: the progress total of
+/// the next backup. Blocking.
+pub fn previous_documents(store: &dyn RemoteStore, database: &str) -> Option<u64> {
+    let list = store.list().ok()?;
+    list.into_iter()
+        .find(|b| b.database == database)
+        .map(|b| b.documents)
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, EngineError> {

@@ -7,9 +7,9 @@
 //!   inside `dbus-run-session` with an unlocked gnome-keyring).
 //! - [`repo_root`], [`driveback_bin`]: paths.
 //! - [`emulator`]: the `drive-emulator` binary (Google OAuth + Drive), one per test.
+//! - [`DriveEmulator`]: the Google OAuth + Drive emulator as a process on a free port.
 
 pub mod emulator;
-//! - [`DriveEmulator`]: the Google OAuth + Drive emulator as a process on a free port.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

@@ -2,6 +2,7 @@
 //! same engine as the desktop app.
 
 mod google;
+mod policy;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -105,6 +106,17 @@ enum Command {
     Whoami(google::WhoamiArgs),
     /// Revoke Driveback's access to Google Drive and forget the sign-in on this computer.
     Disconnect,
+    /// Delete the backups the retention policy does not keep (--dry-run: only show why).
+    Prune(policy::PruneArgs),
+    /// Run automatic backups on the configured schedule until stopped (SIGINT/SIGTERM).
+    Daemon(policy::DaemonArgs),
+    /// Health of the backups: checks, latest backup, next backup, recent runs.
+    Status(policy::StatusArgs),
+    /// Read or change settings (schedule, what to back up, retention).
+    Config {
+        #[command(subcommand)]
+        command: policy::ConfigCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,10 +147,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DRIVEBACK_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("DRIVEBACK_LOG").unwrap_or_else(|_| {
+                // The daemon's log is its output.
+                let level = if matches!(cli.command, Command::Daemon(_)) {
+                    "info"
+                } else {
+                    "warn"
+                };
+                level.into()
+            }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -361,10 +381,7 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 let store = store.clone();
                 let db = db.clone();
                 tokio::task::spawn_blocking(move || {
-                    let list = store.list().ok()?;
-                    list.into_iter()
-                        .find(|b| b.database == db)
-                        .map(|b| b.documents)
+                    pipeline::previous_documents(store.as_ref(), &db)
                 })
                 .await
                 .ok()
@@ -555,6 +572,10 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             println!("Wrote {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Prune(args) => policy::prune(args).await,
+        Command::Daemon(args) => policy::daemon(args, secrets).await,
+        Command::Status(args) => policy::status(args).await,
+        Command::Config { command } => policy::config(command),
         Command::Key { command } => {
             match command {
                 KeyCommand::Init { dest } => {

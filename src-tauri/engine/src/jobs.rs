@@ -1,0 +1,654 @@
+//! One backup job at a time.
+//!
+//! [`Jobs::start`] returns a job id at once; the job runs on the tokio runtime. Starting while a
+//! job runs (Backup Now during a scheduled run, or the other way round) attaches to the running
+//! job instead of starting a second one. A job can be cancelled through its [`CancelToken`]. Every
+//! run, whatever its outcome, is recorded in the history and announced as a [`JobEvent`].
+//!
+//! What a job does is a [`JobRunner`]: the product's is [`run_backup`] (backup, then retention
+//! after a complete backup); tests give a fake.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeZone, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tokio::sync::{broadcast, watch, Notify};
+
+use crate::history::{History, Outcome, RunError, RunKind, RunRecord, Trigger};
+use crate::manifest::{BackupStatus, CollectionStatus};
+use crate::pipeline::{self, BackupOptions};
+use crate::progress::{Progress, ProgressSink};
+use crate::retention;
+use crate::settings::RetentionPolicy;
+use crate::store::{RemoteStore, StoredBackup};
+
+/// The time, injected so that tests can move it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Asks a job to stop. Cheap to clone; all clones see the same state.
+#[derive(Clone, Default)]
+pub struct CancelToken {
+    inner: Arc<(AtomicBool, Notify)>,
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.inner.0.store(true, Ordering::SeqCst);
+        self.inner.1.notify_waiters();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.0.load(Ordering::SeqCst)
+    }
+
+    /// Completes once the token is cancelled.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.inner.1.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What a job gets to work with.
+#[derive(Clone)]
+pub struct JobContext {
+    pub id: String,
+    pub trigger: Trigger,
+    pub cancel: CancelToken,
+    /// Progress goes to subscribers as [`JobEvent::Progress`].
+    pub progress: Arc<dyn ProgressSink>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How a job ended, as the runner reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobOutcome {
+    pub outcome: Outcome,
+    pub database: Option<String>,
+    pub dest: Option<String>,
+    pub backup: Option<StoredBackup>,
+    pub verified: Option<bool>,
+    pub pruned: Option<u32>,
+    pub error: Option<RunError>,
+}
+
+impl JobOutcome {
+    fn new(outcome: Outcome) -> Self {
+        JobOutcome {
+            outcome,
+            database: None,
+            dest: None,
+            backup: None,
+            verified: None,
+            pruned: None,
+            error: None,
+        }
+    }
+
+    pub fn success(backup: StoredBackup) -> Self {
+        JobOutcome {
+            database: Some(backup.database.clone()),
+            backup: Some(backup),
+            ..Self::new(Outcome::Success)
+        }
+    }
+
+    pub fn failed(code: &str, message: impl Into<String>) -> Self {
+        JobOutcome {
+            error: Some(RunError {
+                code: code.to_string(),
+                message: message.into(),
+            }),
+            ..Self::new(Outcome::Failed)
+        }
+    }
+
+    pub fn cancelled() -> Self {
+        JobOutcome {
+            error: Some(RunError {
+                code: "cancelled".into(),
+                message: "the backup was cancelled".into(),
+            }),
+            ..Self::new(Outcome::Cancelled)
+        }
+    }
+}
+
+pub type JobFuture = Pin<Box<dyn Future<Output = JobOutcome> + Send + 'static>>;
+
+/// What a job does.
+pub trait JobRunner: Send + Sync + 'static {
+    fn run(&self, ctx: JobContext) -> JobFuture;
+}
+
+impl<F, Fut> JobRunner for F
+where
+    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = JobOutcome> + Send + 'static,
+{
+    fn run(&self, ctx: JobContext) -> JobFuture {
+        Box::pin(self(ctx))
+    }
+}
+
+/// The running job, as the UI shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JobInfo {
+    pub id: String,
+    pub trigger: Trigger,
+    pub started: DateTime<Utc>,
+    pub cancelling: bool,
+}
+
+/// What subscribers hear.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JobEvent {
+    Started { job: JobInfo },
+    Progress { id: String, progress: Progress },
+    Finished { record: RunRecord },
+}
+
+/// The answer to [`Jobs::start`].
+pub struct JobHandle {
+    pub id: String,
+    /// True when a job was already running and this handle follows it.
+    pub attached: bool,
+    done: watch::Receiver<Option<RunRecord>>,
+}
+
+impl JobHandle {
+    /// Waits for the job to end; its record, as written to the history.
+    pub async fn wait(mut self) -> RunRecord {
+        loop {
+            if let Some(r) = self.done.borrow().clone() {
+                return r;
+            }
+            if self.done.changed().await.is_err() {
+                // The sender is only dropped after sending.
+                if let Some(r) = self.done.borrow().clone() {
+                    return r;
+                }
+                panic!("job {} ended without a record", self.id);
+            }
+        }
+    }
+}
+
+struct Running {
+    info: JobInfo,
+    cancel: CancelToken,
+    done: watch::Receiver<Option<RunRecord>>,
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<Running>,
+    last_finished: Option<RunRecord>,
+}
+
+struct Inner {
+    runner: Arc<dyn JobRunner>,
+    clock: Arc<dyn Clock>,
+    history: Option<Arc<History>>,
+    events: broadcast::Sender<JobEvent>,
+    state: Mutex<State>,
+    counter: AtomicU64,
+}
+
+/// The one-job-at-a-time manager. Cheap to clone.
+#[derive(Clone)]
+pub struct Jobs {
+    inner: Arc<Inner>,
+}
+
+struct EventProgress {
+    id: String,
+    events: broadcast::Sender<JobEvent>,
+}
+
+impl ProgressSink for EventProgress {
+    fn report(&self, progress: Progress) {
+        let _ = self.events.send(JobEvent::Progress {
+            id: self.id.clone(),
+            progress,
+        });
+    }
+}
+
+impl Jobs {
+    /// `history`, when given, receives every run, and its last backup run tells the scheduler
+    /// when the last attempt was.
+    pub fn new(
+        runner: impl JobRunner,
+        clock: Arc<dyn Clock>,
+        history: Option<Arc<History>>,
+    ) -> Self {
+        let last_finished = history.as_ref().and_then(|h| match h.load() {
+            Ok(records) => records
+                .into_iter()
+                .rev()
+                .find(|r| r.kind == RunKind::Backup),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the backup history");
+                None
+            }
+        });
+        let (events, _) = broadcast::channel(256);
+        Jobs {
+            inner: Arc::new(Inner {
+                runner: Arc::new(runner),
+                clock,
+                history,
+                events,
+                state: Mutex::new(State {
+                    current: None,
+                    last_finished,
+                }),
+                counter: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The running job, if any.
+    pub fn current(&self) -> Option<JobInfo> {
+        self.state().current.as_ref().map(|r| r.info.clone())
+    }
+
+    /// The last finished backup run (from this process, or the history at start).
+    pub fn last_finished(&self) -> Option<RunRecord> {
+        self.state().last_finished.clone()
+    }
+
+    /// Starts a job, or attaches to the running one. Returns at once. Needs a tokio runtime.
+    pub fn start(&self, trigger: Trigger) -> JobHandle {
+        let state = self.state();
+        if let Some(running) = &state.current {
+            return JobHandle {
+                id: running.info.id.clone(),
+                attached: true,
+                done: running.done.clone(),
+            };
+        }
+        self.start_locked(state, trigger)
+    }
+
+    /// Starts a job only if none is running and `wanted` (given the last finished run) agrees,
+    /// both judged at once: a run that ends meanwhile cannot make the decision stale.
+    pub fn start_if(
+        &self,
+        trigger: Trigger,
+        wanted: impl FnOnce(Option<&RunRecord>) -> bool,
+    ) -> Option<JobHandle> {
+        let state = self.state();
+        if state.current.is_some() || !wanted(state.last_finished.as_ref()) {
+            return None;
+        }
+        Some(self.start_locked(state, trigger))
+    }
+
+    fn start_locked(
+        &self,
+        mut state: std::sync::MutexGuard<'_, State>,
+        trigger: Trigger,
+    ) -> JobHandle {
+        let started = self.inner.clock.now();
+        let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n}", started.format("%Y%m%dT%H%M%S"));
+        let info = JobInfo {
+            id: id.clone(),
+            trigger,
+            started,
+            cancelling: false,
+        };
+        let cancel = CancelToken::new();
+        let (done_tx, done_rx) = watch::channel(None);
+        state.current = Some(Running {
+            info: info.clone(),
+            cancel: cancel.clone(),
+            done: done_rx.clone(),
+        });
+        drop(state);
+
+        let _ = self.inner.events.send(JobEvent::Started { job: info });
+        let ctx = JobContext {
+            id: id.clone(),
+            trigger,
+            cancel: cancel.clone(),
+            progress: Arc::new(EventProgress {
+                id: id.clone(),
+                events: self.inner.events.clone(),
+            }),
+            clock: self.inner.clock.clone(),
+        };
+        let jobs = self.clone();
+        let job_id = id.clone();
+        tokio::spawn(async move {
+            let id = job_id;
+            let work = tokio::spawn(jobs.inner.runner.run(ctx));
+            let outcome = match work.await {
+                Ok(o) => o,
+                Err(e) => JobOutcome::failed("internal", format!("the backup job crashed: {e}")),
+            };
+            let record = RunRecord {
+                job_id: id.clone(),
+                kind: RunKind::Backup,
+                trigger,
+                started,
+                ended: jobs.inner.clock.now(),
+                outcome: outcome.outcome,
+                database: outcome
+                    .database
+                    .or_else(|| outcome.backup.as_ref().map(|b| b.database.clone())),
+                dest: outcome.dest,
+                backup_id: outcome.backup.as_ref().map(|b| b.id.clone()),
+                bytes: outcome.backup.as_ref().map(|b| b.bytes),
+                documents: outcome.backup.as_ref().map(|b| b.documents),
+                verified: outcome.verified,
+                pruned: outcome.pruned,
+                error: outcome.error,
+            };
+            if let Some(history) = jobs.inner.history.clone() {
+                let r = record.clone();
+                let written = tokio::task::spawn_blocking(move || history.append(&r)).await;
+                match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not record the run"),
+                    Err(e) => tracing::warn!(error = %e, "could not record the run"),
+                }
+            }
+            {
+                let mut state = jobs.state();
+                state.current = None;
+                state.last_finished = Some(record.clone());
+            }
+            let _ = done_tx.send(Some(record.clone()));
+            let _ = jobs.inner.events.send(JobEvent::Finished { record });
+        });
+        JobHandle {
+            id,
+            attached: false,
+            done: done_rx,
+        }
+    }
+
+    /// Cancels the running job (only if its id is `id`, when given). Whether one was cancelled.
+    pub fn cancel(&self, id: Option<&str>) -> bool {
+        let mut state = self.state();
+        match &mut state.current {
+            Some(r) if id.is_none_or(|id| id == r.info.id) => {
+                r.info.cancelling = true;
+                r.cancel.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Follows the running job, if any.
+    pub fn attach(&self) -> Option<JobHandle> {
+        self.state().current.as_ref().map(|r| JobHandle {
+            id: r.info.id.clone(),
+            attached: true,
+            done: r.done.clone(),
+        })
+    }
+}
+
+/// Everything the product's backup job needs, resolved by the caller (settings, keyring).
+pub struct BackupRequest<Tz: TimeZone> {
+    pub mongo_uri: SecretString,
+    pub database: String,
+    pub zstd_level: i32,
+    pub store: Arc<dyn RemoteStore>,
+    /// The destination's public backup key.
+    pub recipient: age::x25519::Recipient,
+    /// Applied after a complete backup; `None` keeps everything.
+    pub retention: Option<RetentionPolicy>,
+    /// Local time zone of retention's days and months.
+    pub tz: Tz,
+}
+
+/// The product's job: back up, then (only after a complete backup) apply the retention policy.
+///
+/// Cancelling stops the backup where it is: the upload is dropped before its commit, so no backup
+/// appears. (The pipeline does not look at the token yet; if the cancel lands while the commit
+/// itself runs, the backup may still be committed, and the run is then reported as cancelled.)
+pub async fn run_backup<Tz>(req: BackupRequest<Tz>, ctx: JobContext) -> JobOutcome
+where
+    Tz: TimeZone + Send + Sync + 'static,
+    Tz::Offset: Send + Sync,
+{
+    let dest = req.store.location();
+    let with_context = |mut o: JobOutcome| {
+        o.database = Some(req.database.clone());
+        o.dest = Some(dest.clone());
+        o
+    };
+    let expected_documents = {
+        let (store, db) = (req.store.clone(), req.database.clone());
+        tokio::task::spawn_blocking(move || pipeline::previous_documents(store.as_ref(), &db))
+            .await
+            .ok()
+            .flatten()
+    };
+    let opts = BackupOptions {
+        database: req.database.clone(),
+        zstd_level: req.zstd_level,
+        expected_documents,
+    };
+    let result = tokio::select! {
+        biased;
+        _ = ctx.cancel.cancelled() => return with_context(JobOutcome::cancelled()),
+        r = pipeline::backup(
+            req.mongo_uri.expose_secret(),
+            &opts,
+            req.store.clone(),
+            req.recipient.clone(),
+            ctx.progress.clone(),
+        ) => r,
+    };
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => return with_context(JobOutcome::failed(e.code(), e.to_string())),
+    };
+    if result.manifest.status != BackupStatus::Complete {
+        let missing: Vec<&str> = result
+            .manifest
+            .collections
+            .iter()
+            .filter(|c| matches!(c.status, CollectionStatus::Failed { .. }))
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut o = JobOutcome::success(result.backup);
+        o.outcome = Outcome::Partial;
+        o.error = Some(RunError {
+            code: "partial_backup".into(),
+            message: format!(
+                "some collections could not be backed up: {}",
+                missing.join(", ")
+            ),
+        });
+        // Never prune after a run that did not make a complete backup.
+        return with_context(o);
+    }
+    let mut outcome = JobOutcome::success(result.backup);
+    if let Some(policy) = req.retention {
+        let store = req.store.clone();
+        let now = ctx.clock.now();
+        let tz = req.tz.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            let backups = store.list()?;
+            let plan = retention::plan(&backups, &policy, now, &tz);
+            retention::apply(store.as_ref(), &plan)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(report)) => {
+                outcome.pruned = Some(report.deleted.len() as u32);
+                for (b, e) in &report.failed {
+                    tracing::warn!(id = %b.id, error = %e, "an old backup could not be deleted");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention was not applied"),
+            Err(e) => tracing::warn!(error = %e, "retention was not applied"),
+        }
+    }
+    with_context(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::BackupStatus;
+    use std::time::Duration;
+
+    fn stored(id: &str) -> StoredBackup {
+        StoredBackup {
+            id: id.into(),
+            file: format!("driveback-shop-20240101T000000Z-{id}.mdbk"),
+            bytes: 1234,
+            created: Utc::now(),
+            database: "shop".into(),
+            documents: 5,
+            status: BackupStatus::Complete,
+            sha256: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn start_returns_at_once_and_a_second_start_attaches() {
+        let release = Arc::new(Notify::new());
+        let runs = Arc::new(AtomicU64::new(0));
+        let (r2, n2) = (release.clone(), runs.clone());
+        let jobs = Jobs::new(
+            move |_ctx: JobContext| {
+                let (release, runs) = (r2.clone(), n2.clone());
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    release.notified().await;
+                    JobOutcome::success(stored("0000000a"))
+                }
+            },
+            Arc::new(SystemClock),
+            None,
+        );
+        let mut events = jobs.subscribe();
+        let first = jobs.start(Trigger::Scheduled);
+        assert!(!first.attached);
+        assert_eq!(jobs.current().unwrap().id, first.id);
+        let second = jobs.start(Trigger::Manual);
+        assert!(second.attached);
+        assert_eq!(second.id, first.id);
+        while runs.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release.notify_one();
+        let (a, b) = (first.wait().await, second.wait().await);
+        assert_eq!(a, b);
+        assert_eq!(a.outcome, Outcome::Success);
+        assert_eq!(a.trigger, Trigger::Scheduled);
+        assert_eq!(a.backup_id.as_deref(), Some("0000000a"));
+        assert_eq!(a.bytes, Some(1234));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(jobs.current().is_none());
+        assert_eq!(jobs.last_finished(), Some(a));
+        assert!(matches!(
+            events.recv().await.unwrap(),
+            JobEvent::Started { .. }
+        ));
+        assert!(matches!(
+            events.recv().await.unwrap(),
+            JobEvent::Finished { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn cancel_and_crash_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = Arc::new(History::new(dir.path().join("history.jsonl")));
+        let jobs = Jobs::new(
+            |ctx: JobContext| async move {
+                if ctx.trigger == Trigger::Manual {
+                    panic!("boom");
+                }
+                ctx.cancel.cancelled().await;
+                JobOutcome::cancelled()
+            },
+            Arc::new(SystemClock),
+            Some(history.clone()),
+        );
+        let h = jobs.start(Trigger::Scheduled);
+        assert!(!jobs.cancel(Some("not-this-one")));
+        assert!(jobs.current().unwrap().cancelling.eq(&false));
+        assert!(jobs.cancel(Some(&h.id)));
+        let r = h.wait().await;
+        assert_eq!(r.outcome, Outcome::Cancelled);
+        assert!(!jobs.cancel(None));
+        let r2 = jobs.start(Trigger::Manual).wait().await;
+        assert_eq!(r2.outcome, Outcome::Failed);
+        assert_eq!(r2.error.as_ref().unwrap().code, "internal");
+        assert_eq!(history.load().unwrap(), vec![r, r2.clone()]);
+        // A new manager (the next launch) knows the last run from the history.
+        let again = Jobs::new(
+            |_ctx: JobContext| async { JobOutcome::cancelled() },
+            Arc::new(SystemClock),
+            Some(history),
+        );
+        assert_eq!(again.last_finished(), Some(r2));
+    }
+
+    #[tokio::test]
+    async fn a_cancel_token_wakes_every_waiter() {
+        let t = CancelToken::new();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move { t.cancelled().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        t.cancel();
+        for w in waiters {
+            tokio::time::timeout(Duration::from_secs(5), w)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        // Already cancelled: returns at once.
+        t.cancelled().await;
+    }
+}
