@@ -1,6 +1,7 @@
 //! The engine's error: one clear line for a person, and a short stable code for the UI.
 
 use crate::archive::ArchiveError;
+use crate::auth::AuthError;
 use crate::container::ContainerError;
 use crate::keys::KeyError;
 use crate::mongo::MongoError;
@@ -18,6 +19,8 @@ pub enum EngineError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("{0}")]
     Verification(String),
     #[error("{0}")]
@@ -49,6 +52,9 @@ impl EngineError {
             EngineError::Key(KeyError::NoKey) => "no_key",
             EngineError::Key(_) => "key_error",
             EngineError::Store(StoreError::NotFound { .. }) => "not_found",
+            EngineError::Store(StoreError::Auth(_)) => "reconnect_needed",
+            EngineError::Store(StoreError::Full(_)) => "destination_full",
+            EngineError::Auth(e) => e.code(),
             EngineError::Store(_) => "destination_error",
             EngineError::Verification(_) => "verification_failed",
             EngineError::Input(_) => "bad_input",
@@ -58,20 +64,32 @@ impl EngineError {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        // An I/O error that carries a decryption or archive error is that error.
-        match source.get_ref().map(|inner| inner.is::<ContainerError>()) {
-            Some(true) => {
-                let inner = source
-                    .into_inner()
-                    .unwrap()
-                    .downcast::<ContainerError>()
-                    .unwrap();
-                EngineError::Container(*inner)
-            }
-            _ => EngineError::Io {
-                context: context.into(),
-                source,
-            },
+        // An I/O error that carries a decryption or destination error is that error.
+        if source
+            .get_ref()
+            .is_some_and(|inner| inner.is::<ContainerError>())
+        {
+            let inner = source
+                .into_inner()
+                .unwrap()
+                .downcast::<ContainerError>()
+                .unwrap();
+            return EngineError::Container(*inner);
+        }
+        if source
+            .get_ref()
+            .is_some_and(|inner| inner.is::<StoreError>())
+        {
+            let inner = source
+                .into_inner()
+                .unwrap()
+                .downcast::<StoreError>()
+                .unwrap();
+            return EngineError::Store(*inner);
+        }
+        EngineError::Io {
+            context: context.into(),
+            source,
         }
     }
 }

@@ -17,7 +17,8 @@ use crate::keys::BackupKey;
 use crate::manifest::{self, BackupStatus, CollectionEntry, CollectionStatus, Manifest};
 use crate::mongo::{self, export, restore, MongoError};
 use crate::progress::{Phase, Progress, ProgressSink};
-use crate::store::{BackupSummary, RemoteStore, StoredBackup};
+use crate::store::drive::{DriveConfig, DriveStore};
+use crate::store::{self, BackupSummary, Dest, RemoteStore, StoredBackup};
 
 /// Channel depth between the database side and the file side: with ~1 MiB messages this bounds
 /// what is in flight to a few MiB whatever the database size.
@@ -34,6 +35,23 @@ pub struct BackupOptions {
 pub struct BackupResult {
     pub backup: StoredBackup,
     pub manifest: Manifest,
+}
+
+/// Opens a destination by its name (`folder:/path`, `drive`, `drive:appdata`, `drive:folder`).
+/// Google Drive uses the account connected with `driveback connect` (tokens from the OS keyring).
+/// Blocking: call it from a blocking thread.
+pub fn open_destination(dest: &str) -> Result<Arc<dyn RemoteStore>, EngineError> {
+    match store::parse_dest(dest)? {
+        Dest::Drive(location) => {
+            let tokens = crate::auth::access_tokens_from_env()?;
+            let state_dir = crate::settings::data_dir()
+                .map_err(|e| EngineError::Input(e.to_string()))?
+                .join("drive-uploads");
+            let drive = DriveStore::new(tokens, DriveConfig::new(location, state_dir))?;
+            Ok(Arc::new(drive))
+        }
+        other => Ok(Arc::from(store::open_store(&other)?)),
+    }
 }
 
 /// How many documents the newest backup of `database` at `store` holds: the progress total of

@@ -780,3 +780,110 @@ fn session_refreshes_before_expiry_and_after_a_401() {
         AuthError::Token(TokenError::ReconnectNeeded(_))
     ));
 }
+
+/// The product's main path: connect Google Drive, back up to it, list, restore from it; and a
+/// full Drive refused with its own words, leaving nothing behind.
+#[test]
+fn backup_to_google_drive_and_restore_from_it() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let mut env = Env::new(&[]);
+    env.connect_ok(&[]);
+    let data_dir = env.dir.path().join("data");
+    env.extra_env = vec![
+        ("DRIVEBACK_PASSPHRASE".into(), "drive passphrase".into()),
+        ("DRIVEBACK_DATA_DIR".into(), data_dir.display().to_string()),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = driveback_testkit::mongo();
+    let (db, target) = (server.fresh_db("drive_src"), server.fresh_db("drive_dst"));
+    let client = rt.block_on(server.client());
+    rt.block_on(async {
+        let docs: Vec<bson::Document> = (0..500)
+            .map(|i| bson::doc! { "_id": i, "text": format!("entry {i}") })
+            .collect();
+        client
+            .database(&db)
+            .collection("entries")
+            .insert_many(docs)
+            .await
+            .unwrap();
+    });
+
+    let out = env.run(&[
+        "backup",
+        "--mongo-uri",
+        server.uri(),
+        "--db",
+        &db,
+        "--dest",
+        "drive",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    let backup: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let out = env.run(&["list", "--dest", "drive", "--json"]);
+    assert_eq!(out.code, 0, "{out}");
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(list["backups"][0]["id"], backup["id"]);
+    assert_eq!(list["backups"][0]["documents"], 500);
+    // The file and the destination's key files are in the hidden app folder.
+    let state = env.emu.state();
+    assert!(state.to_string().contains("driveback-key.pub"), "{state}");
+
+    let out = env.run(&[
+        "restore",
+        "--backup",
+        "latest",
+        "--dest",
+        "drive",
+        "--mongo-uri",
+        server.uri(),
+        "--db",
+        &target,
+        "--yes",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    rt.block_on(async {
+        let count = client
+            .database(&target)
+            .collection::<bson::Document>("entries")
+            .count_documents(bson::doc! {})
+            .await
+            .unwrap();
+        assert_eq!(count, 500);
+    });
+
+    // A full Drive: the backup fails with the Drive's own numbers and nothing new is listed.
+    env.emu.control("quota", Some(r#"{"limit": 2000}"#));
+    let out = env.run(&[
+        "backup",
+        "--mongo-uri",
+        server.uri(),
+        "--db",
+        &db,
+        "--dest",
+        "drive",
+    ]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("Your Google Drive is full"), "{out}");
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with("driveback: error"))
+            .count(),
+        1,
+        "{out}"
+    );
+    let out = env.run(&["list", "--dest", "drive", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(list["backups"].as_array().unwrap().len(), 1);
+
+    // A revoked grant: "reconnect" in plain words.
+    env.emu.control("revoke-all", None);
+    env.emu.control("expire-tokens", None);
+    let out = env.run(&["list", "--dest", "drive"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.to_lowercase().contains("reconnect"), "{out}");
+}

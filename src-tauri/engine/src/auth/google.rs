@@ -94,7 +94,18 @@ pub enum Revocation {
 pub struct Google {
     pub endpoints: GoogleEndpoints,
     pub client: OAuthClient,
-    http: reqwest::blocking::Client,
+    /// Always Some until dropped (see `Drop`).
+    http: Option<reqwest::blocking::Client>,
+}
+
+impl Drop for Google {
+    fn drop(&mut self) {
+        // reqwest's blocking client owns a runtime that cannot be shut down from inside an async
+        // context (where the app and the CLI may drop a session): a plain thread drops it.
+        if let Some(http) = self.http.take() {
+            std::thread::spawn(move || drop(http));
+        }
+    }
 }
 
 impl Google {
@@ -112,8 +123,14 @@ impl Google {
         Ok(Google {
             endpoints,
             client,
-            http,
+            http: Some(http),
         })
+    }
+
+    fn http(&self) -> &reqwest::blocking::Client {
+        self.http
+            .as_ref()
+            .expect("the HTTP client lives until drop")
     }
 
     fn oauth(&self, redirect_uri: Option<&str>) -> Result<Client, AuthError> {
@@ -168,7 +185,7 @@ impl Google {
             .oauth(Some(redirect_uri))?
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(verifier)
-            .request(&self.http);
+            .request(self.http());
         match r {
             Ok(t) => Ok(Fresh::from_response(&t)),
             Err(e) => Err(match classify(&e, &self.endpoints.token) {
@@ -189,7 +206,7 @@ impl Google {
         let mut pauses = REFRESH_RETRIES.iter();
         loop {
             let token = RefreshToken::new(refresh_token.expose_secret().to_string());
-            let r = client.exchange_refresh_token(&token).request(&self.http);
+            let r = client.exchange_refresh_token(&token).request(self.http());
             let failure = match r {
                 Ok(t) => return Ok(Fresh::from_response(&t)),
                 Err(e) => classify(&e, &self.endpoints.token),
@@ -216,7 +233,7 @@ impl Google {
     pub fn revoke(&self, token: &SecretString) -> Revocation {
         let endpoint = &self.endpoints.revoke;
         let resp = match self
-            .http
+            .http()
             .post(endpoint)
             .form(&[("token", token.expose_secret())])
             .send()
@@ -260,7 +277,7 @@ impl Google {
     pub fn about(&self, access: &SecretString) -> Result<About, AboutError> {
         let url = format!("{}/about", self.endpoints.drive);
         let resp = self
-            .http
+            .http()
             .get(&url)
             .query(&[("fields", "user(emailAddress,displayName),storageQuota")])
             .bearer_auth(access.expose_secret())

@@ -17,7 +17,7 @@ use driveback_engine::manifest::BackupStatus;
 use driveback_engine::pipeline::{self, BackupOptions, ExportFormat, RestoreOptions, Source};
 use driveback_engine::progress::{NoProgress, Progress, ProgressSink};
 use driveback_engine::secrets::{self, KeyringSecretStore, SecretStore};
-use driveback_engine::store::{self, RemoteStore};
+use driveback_engine::store::RemoteStore;
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Parser)]
@@ -255,8 +255,14 @@ fn mongo_uri(
     Err(EngineError::Input("no MongoDB connection string: pass --mongo-uri, set DRIVEBACK_MONGO_URI, or save one in the app".into()))
 }
 
+/// Runs blocking work (destinations, the keyring, key unwrapping) from async code: Google Drive's
+/// blocking HTTP client must not run on an async worker.
+pub(crate) fn sync<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 fn open_dest(dest: &str) -> Result<Arc<dyn RemoteStore>, EngineError> {
-    Ok(Arc::from(store::open_store(&store::parse_dest(dest)?)?))
+    sync(|| pipeline::open_destination(dest))
 }
 
 /// A progress bar on a terminal; nothing otherwise.
@@ -367,7 +373,7 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             let uri = mongo_uri(uri, secrets)?;
             let store = open_dest(&dest)?;
             let ring = KeyRing::new(store.as_ref(), secrets, &CliPassphrase);
-            let (recipient, init) = ring.recipient_or_init()?;
+            let (recipient, init) = sync(|| ring.recipient_or_init())?;
             if let Some(init) = init {
                 eprintln!(
                     "driveback: created a new backup key for {} ({}); keep your passphrase safe",
@@ -500,7 +506,7 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             }
             // Fail fast on an unreachable database, before downloading or asking for a passphrase.
             driveback_engine::mongo::connect(&uri).await?;
-            let (src, notices) = source(&backup, dest.as_deref(), secrets)?;
+            let (src, notices) = sync(|| source(&backup, dest.as_deref(), secrets))?;
             notify(&notices);
             let opts = RestoreOptions {
                 target_db: db,
@@ -531,7 +537,7 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { backup, dest, json } => {
-            let (src, notices) = source(&backup, dest.as_deref(), secrets)?;
+            let (src, notices) = sync(|| source(&backup, dest.as_deref(), secrets))?;
             notify(&notices);
             let p = progress(json);
             let result = tokio::task::spawn_blocking(move || pipeline::verify(src, p.as_ref()))
@@ -560,7 +566,7 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             out,
             format,
         } => {
-            let (src, notices) = source(&backup, dest.as_deref(), secrets)?;
+            let (src, notices) = sync(|| source(&backup, dest.as_deref(), secrets))?;
             notify(&notices);
             let p = progress(false);
             let out2 = out.clone();
@@ -580,7 +586,8 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             match command {
                 KeyCommand::Init { dest } => {
                     let store = open_dest(&dest)?;
-                    let init = KeyRing::new(store.as_ref(), secrets, &CliPassphrase).init()?;
+                    let init =
+                        sync(|| KeyRing::new(store.as_ref(), secrets, &CliPassphrase).init())?;
                     notify(&init.notices);
                     println!(
                         "Created the backup key of {}: {}",
@@ -590,7 +597,9 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 }
                 KeyCommand::Passwd { dest } => {
                     let store = open_dest(&dest)?;
-                    KeyRing::new(store.as_ref(), secrets, &CliPassphrase).change_passphrase()?;
+                    sync(|| {
+                        KeyRing::new(store.as_ref(), secrets, &CliPassphrase).change_passphrase()
+                    })?;
                     println!(
                         "Changed the passphrase of the backup key of {}",
                         store.location()
@@ -600,12 +609,12 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     let store = open_dest(&dest)?;
                     let ring = KeyRing::new(store.as_ref(), secrets, &CliPassphrase);
                     if secret {
-                        let (key, notices) = ring.identity()?;
+                        let (key, notices) = sync(|| ring.identity())?;
                         notify(&notices);
                         eprintln!("This key opens every backup at {}. Keep it somewhere safe and private: if you lose both it and your passphrase, your backups cannot be recovered.", store.location());
                         println!("{}", key.to_secret_string().expose_secret());
                     } else {
-                        match ring.recipient()? {
+                        match sync(|| ring.recipient())? {
                             Some(r) => println!("{r}"),
                             None => return Err(KeyError::NoKey.into()),
                         }

@@ -497,7 +497,8 @@ pub async fn daemon(
     let uri = SecretString::from(mongo_uri(None, secrets)?);
     // The destination and its key, checked (or made) now rather than at 02:00.
     let store = open_dest(dest)?;
-    let (_, init) = KeyRing::new(store.as_ref(), secrets, &CliPassphrase).recipient_or_init()?;
+    let (_, init) =
+        super::sync(|| KeyRing::new(store.as_ref(), secrets, &CliPassphrase).recipient_or_init())?;
     if let Some(init) = init {
         eprintln!(
             "driveback: created a new backup key for {} ({}); keep your passphrase safe",

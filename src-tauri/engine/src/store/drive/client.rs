@@ -230,6 +230,16 @@ pub(crate) struct Api {
     http: OnceLock<Result<Client, String>>,
 }
 
+impl Drop for Api {
+    fn drop(&mut self) {
+        // reqwest's blocking client owns a runtime that cannot be shut down from inside an async
+        // context (where the app and the CLI may drop a store): a plain thread drops it.
+        if let Some(client) = self.http.take() {
+            std::thread::spawn(move || drop(client));
+        }
+    }
+}
+
 impl Api {
     pub fn new(
         tokens: Arc<dyn AccessTokens>,
