@@ -337,10 +337,15 @@ fn header_error(e: age::DecryptError, state: &SourceState) -> ContainerError {
         // A file cut short inside the magic line still counts as a (truncated) backup.
         !head.is_empty() && (head.starts_with(AGE_MAGIC) || AGE_MAGIC.starts_with(&head))
     };
+    let full_magic = state
+        .head
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .starts_with(AGE_MAGIC);
     match e {
         D::NoMatchingKeys => ContainerError::WrongKey,
         _ if !looks_like_age => ContainerError::NotABackup,
-        D::UnknownFormat => ContainerError::NotABackup,
+        D::UnknownFormat if !full_magic => ContainerError::NotABackup,
         _ => ContainerError::Corrupt {
             offset: state.consumed.load(Ordering::Relaxed),
         },
@@ -458,7 +463,8 @@ mod tests {
         let file = make_backup(&sample_archive(300_000), &id, &sample_manifest());
         let mut r = BackupReader::open(&file[..], &id).unwrap();
         let after_header = r.offset();
-        assert!(after_header > 0 && after_header < 300, "{after_header}");
+        // The header (about 200 bytes) and a little read-ahead, nowhere near the whole file.
+        assert!(after_header > 0 && after_header < 1024, "{after_header}");
         io::copy(&mut r, &mut io::sink()).unwrap();
         assert!(r.offset() > after_header);
         assert!(r.offset() <= file.len() as u64);

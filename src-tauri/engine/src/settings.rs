@@ -799,7 +799,7 @@ mod tests {
             (r#"{"retention": {"daily": -1}}"#, "the settings file /cfg/settings.json has an invalid value for retention.daily: '-1' is not a whole number"),
             (r#"{"retention": {"keep_last": 0}}"#, "the settings file /cfg/settings.json has an invalid value for retention.keep_last: 0 is out of range (1 to 1000)"),
             (r#"{"retention": {"monthly": [1]}}"#, "the settings file /cfg/settings.json has an invalid value for retention.monthly: expected a single value"),
-            (r#"{"backup": {"dest": "ftp://x"}}"#, "the settings file /cfg/settings.json has an invalid value for backup.dest: unknown destination 'ftp://x' (use folder:/path)"),
+            (r#"{"backup": {"dest": "ftp://x"}}"#, "the settings file /cfg/settings.json has an invalid value for backup.dest: unknown destination 'ftp://x' (use folder:/path, drive, or drive:folder)"),
             (r#"{"version": 2}"#, "the settings file /cfg/settings.json was written by a newer Driveback (settings version 2); update Driveback"),
             (r#"{"version": "one"}"#, "the settings file /cfg/settings.json has an invalid value for version: \"one\" is not a settings version"),
             ("[1]", "the settings file /cfg/settings.json has an invalid value for (top level): expected a JSON object"),

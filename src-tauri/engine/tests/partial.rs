@@ -14,9 +14,10 @@ static FAIL_POINT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn seed(client: &mongodb::Client, db: &str) {
     let d = client.database(db);
     // Mixed _id types, so resuming "after the last _id" must cross type brackets.
-    let mut docs: Vec<bson::Document> = (0..150).map(|i| doc! { "_id": i, "v": i }).collect();
-    docs.extend((0..50).map(|i| doc! { "_id": format!("s{i:03}"), "v": i }));
-    docs.extend((0..50).map(|i| doc! { "_id": ObjectId::new(), "v": i }));
+    // More documents than one cursor batch (2000), so that reading needs a getMore.
+    let mut docs: Vec<bson::Document> = (0..2500).map(|i| doc! { "_id": i, "v": i }).collect();
+    docs.extend((0..300).map(|i| doc! { "_id": format!("s{i:03}"), "v": i }));
+    docs.extend((0..300).map(|i| doc! { "_id": ObjectId::new(), "v": i }));
     d.collection("mixed").insert_many(docs).await.unwrap();
     d.collection("other")
         .insert_many((0..300).map(|i| doc! { "_id": i }))
@@ -32,7 +33,7 @@ async fn lost_snapshot_resumes_after_the_last_id() {
     let db = server.fresh_db("resume");
     seed(&client, &db).await;
     let app = format!("resume-{:08x}", rand::random::<u32>());
-    // The first getMore (after the first batch of 101) fails as if the server ended the transaction.
+    // The first getMore (after the first batch) fails as if the server ended the transaction.
     server
         .fail_command(&app, &["getMore"], 1, 251, &["TransientTransactionError"])
         .await;
