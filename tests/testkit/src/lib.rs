@@ -7,7 +7,6 @@
 //!   inside `dbus-run-session` with an unlocked gnome-keyring).
 //! - [`repo_root`], [`driveback_bin`]: paths.
 //! - [`emulator`]: the `drive-emulator` binary (Google OAuth + Drive), one per test.
-//! - [`DriveEmulator`]: the Google OAuth + Drive emulator as a process on a free port.
 
 pub mod emulator;
 
@@ -193,90 +192,4 @@ pub fn require_keyring() -> bool {
         panic!("DRIVEBACK_REQUIRE_KEYRING=1 but no Secret Service answers on the session bus");
     }
     ok
-}
-
-/// The `drive-emulator` binary: `DRIVEBACK_DRIVE_EMULATOR`, or the one built next to the running
-/// test (built on first use if it is not there yet).
-pub fn drive_emulator_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("DRIVEBACK_DRIVE_EMULATOR") {
-            return PathBuf::from(p);
-        }
-        // Test binaries live in <target>/<profile>/deps; binaries one level up.
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test runs from a target folder");
-        let bin = profile_dir.join(format!("drive-emulator{}", std::env::consts::EXE_SUFFIX));
-        if !bin.exists() {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "drive-emulator"])
-                .current_dir(repo_root())
-                .status()
-                .expect("run cargo build -p drive-emulator");
-            assert!(status.success(), "cargo build -p drive-emulator failed");
-        }
-        assert!(
-            bin.exists(),
-            "no drive-emulator at {} (run cargo build -p drive-emulator)",
-            bin.display()
-        );
-        bin
-    })
-    .clone()
-}
-
-/// A `drive-emulator` process on a free loopback port, with `--auto-consent`. It is killed when
-/// this is dropped, and with the thread that started it (so a failed test never leaves it behind).
-pub struct DriveEmulator {
-    /// `http://127.0.0.1:PORT`: what `DRIVEBACK_GOOGLE_BASE_URL` is set to.
-    pub base_url: String,
-    child: std::process::Child,
-}
-
-impl DriveEmulator {
-    /// Starts the emulator with `--port 0 --auto-consent` and `extra_args`, and waits for its
-    /// "listening on" line.
-    pub fn start(extra_args: &[&str]) -> DriveEmulator {
-        let mut cmd = Command::new(drive_emulator_bin());
-        cmd.args(["--port", "0", "--auto-consent"])
-            .args(extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("start drive-emulator");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let Some(url) = line
-            .trim()
-            .split_once("listening on ")
-            .map(|(_, url)| url.to_string())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("drive-emulator did not start (it printed {line:?})");
-        };
-        DriveEmulator {
-            base_url: url,
-            child,
-        }
-    }
-}
-
-impl Drop for DriveEmulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use driveback_engine::auth::{AccessTokens, GoogleEndpoints, TokenError};
 use driveback_engine::store::drive::{DriveConfig, DriveLocation, DriveStore, RetryPolicy};
-use driveback_testkit::DriveEmulator;
+use driveback_testkit::emulator::Emulator;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
@@ -34,7 +34,7 @@ fn http() -> reqwest::blocking::Client {
 
 /// The emulator process plus helpers to talk to it.
 pub struct Emu {
-    proc: Option<DriveEmulator>,
+    proc: Option<Emulator>,
     attached: String,
     pub http: reqwest::blocking::Client,
 }
@@ -42,7 +42,7 @@ pub struct Emu {
 impl Emu {
     pub fn start(extra_args: &[&str]) -> Emu {
         Emu {
-            proc: Some(DriveEmulator::start(extra_args)),
+            proc: Some(Emulator::start(&[&["--auto-consent"], extra_args].concat())),
             attached: String::new(),
             http: http(),
         }
@@ -50,7 +50,7 @@ impl Emu {
 
     pub fn base(&self) -> &str {
         match &self.proc {
-            Some(p) => &p.base_url,
+            Some(p) => p.base_url(),
             None => &self.attached,
         }
     }
