@@ -35,6 +35,8 @@ pub struct BackupOptions {
 pub struct BackupResult {
     pub backup: StoredBackup,
     pub manifest: Manifest,
+    /// Things the user should know that did not stop the backup (e.g. the destination is nearly full).
+    pub warnings: Vec<String>,
 }
 
 /// Opens a destination by its name (`folder:/path`, `drive`, `drive:appdata`, `drive:folder`).
@@ -97,10 +99,30 @@ pub async fn backup(
         tool_version: format!("driveback {}", crate::VERSION),
     };
 
-    let sink = {
+    // Leftovers of interrupted uploads go first; then a warning if the destination looks too
+    // small for a backup the size of the previous one.
+    let (sink, warnings) = {
         let store = store.clone();
         let name = file_name.clone();
-        blocking(move || store.create(&name)).await??
+        let database = opts.database.clone();
+        blocking(move || -> Result<_, EngineError> {
+            if let Err(e) = store.cleanup_incomplete() {
+                tracing::warn!(error = %e, "could not clean up interrupted uploads");
+            }
+            let previous_bytes = store.list().ok().and_then(|l| {
+                l.into_iter()
+                    .find(|b| b.database == database)
+                    .map(|b| b.bytes)
+            });
+            let mut warnings = Vec::new();
+            if let Some(bytes) = previous_bytes {
+                if let Ok(Some(w)) = store::low_space_warning(store.as_ref(), bytes) {
+                    warnings.push(w);
+                }
+            }
+            Ok((store.create(&name)?, warnings))
+        })
+        .await??
     };
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let level = opts.zstd_level;
@@ -186,6 +208,7 @@ pub async fn backup(
     Ok(BackupResult {
         backup: stored,
         manifest,
+        warnings,
     })
 }
 

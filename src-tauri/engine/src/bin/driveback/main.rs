@@ -426,6 +426,9 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     result.backup.bytes as f64 / 1e6
                 );
             }
+            for w in &result.warnings {
+                eprintln!("driveback: warning: {w}");
+            }
             if !m.point_in_time {
                 eprintln!("driveback: warning: this backup is {}", m.consistency);
             }
