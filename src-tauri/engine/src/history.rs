@@ -97,7 +97,8 @@ pub struct RunRecord {
     pub bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<u64>,
-    /// Whether the backup was read back and checked; `None` when that was not done.
+    /// Whether the destination checked the stored bytes against the SHA-256 computed while
+    /// uploading (Google Drive does, on commit); `None` when that was not done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     /// How many old backups retention deleted after this run.
