@@ -130,7 +130,15 @@ def main():
     print(t)
     if args.write:
         machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-        with open(os.path.join(ROOT, "docs", "BENCHMARKS.md"), "w") as f:
+        path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+        # Sections other benchmarks add at the end (scripts/bench-drive) are kept.
+        kept = ""
+        if os.path.exists(path):
+            old = open(path).read()
+            marker = "\n## Google Drive (emulator on loopback)\n"
+            if marker in old:
+                kept = old[old.index(marker):]
+        with open(path, "w") as f:
             f.write("# Benchmarks\n\n")
             f.write(f"Measured with `scripts/bench --write` on {time.strftime('%Y-%m-%d')} ({machine}); release build; "
                     "test server SecantusDB (in-memory) on loopback; TimeTrack-like data from `scripts/seed.py`.\n\n")
@@ -142,6 +150,7 @@ def main():
                 "- *peak RSS*: the measured process's own maximum resident set (target: flat from 20k to 200k documents).\n"
                 "- *file / gzip -6*: the encrypted backup's size against `gzip -6` of the same plain archive "
                 "(what `mongodump --gzip` makes).\n")
+            f.write(kept)
 
 
 if __name__ == "__main__":

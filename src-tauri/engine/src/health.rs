@@ -20,6 +20,9 @@ pub const SCHEDULER_STALE: Duration = Duration::minutes(5);
 /// Below this share of free space at the destination, a warning.
 pub const LOW_FREE_SPACE: f64 = 0.10;
 
+/// Below this share of free space at the destination, critical (a backup may fail any day).
+pub const CRITICAL_FREE_SPACE: f64 = 0.02;
+
 /// A success rate below this (over 30 days, at least [`MIN_RUNS_FOR_RATE`] runs) is a warning.
 pub const LOW_SUCCESS_RATE: f64 = 0.8;
 pub const MIN_RUNS_FOR_RATE: usize = 5;
@@ -275,7 +278,7 @@ pub fn health<Tz: TimeZone>(
             Some(true) => checks.push(check(
                 "verified",
                 Status::Healthy,
-                "The newest backup was read back and checked.",
+                "The destination confirmed the newest backup's checksum.",
             )),
             Some(false) => checks.push(check(
                 "verified",
@@ -338,7 +341,16 @@ pub fn health<Tz: TimeZone>(
     }
 
     if let Some((free, total)) = obs.free_space {
-        let last_size = history::last_success(records).and_then(|r| r.bytes);
+        // The size of the newest complete backup: from the history, or else the destination.
+        let last_size = history::last_success(records)
+            .and_then(|r| r.bytes)
+            .or_else(|| {
+                obs.backups?
+                    .iter()
+                    .filter(|b| b.status == BackupStatus::Complete)
+                    .max_by_key(|b| b.created)
+                    .map(|b| b.bytes)
+            });
         let share = if total == 0 {
             0.0
         } else {
@@ -352,6 +364,15 @@ pub fn health<Tz: TimeZone>(
                     "The next backup will not fit: {} free, the last backup took {}.",
                     human_bytes(free),
                     human_bytes(size)
+                ),
+            ),
+            _ if share < CRITICAL_FREE_SPACE => check(
+                "free_space",
+                Status::Critical,
+                format!(
+                    "The destination is almost full: only {:.1}% of its space is free ({}).",
+                    share * 100.0,
+                    human_bytes(free)
                 ),
             ),
             _ if share < LOW_FREE_SPACE => check(
@@ -716,6 +737,24 @@ mod tests {
                 "9% free",
                 Observations {
                     free_space: Some((9_000_000, 100_000_000)),
+                    ..Default::default()
+                },
+                "free_space",
+                Status::Warning,
+            ),
+            (
+                "1.5% free (still more than a backup)",
+                Observations {
+                    free_space: Some((15_000_000, 1_000_000_000)),
+                    ..Default::default()
+                },
+                "free_space",
+                Status::Critical,
+            ),
+            (
+                "2.5% free",
+                Observations {
+                    free_space: Some((25_000_000, 1_000_000_000)),
                     ..Default::default()
                 },
                 "free_space",

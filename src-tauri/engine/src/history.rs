@@ -97,7 +97,8 @@ pub struct RunRecord {
     pub bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<u64>,
-    /// Whether the backup was read back and checked; `None` when that was not done.
+    /// Whether the destination checked the stored bytes against the SHA-256 computed while
+    /// uploading (Google Drive does, on commit); `None` when that was not done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     /// How many old backups retention deleted after this run.
@@ -199,10 +200,11 @@ impl History {
         let mut lines = 0usize;
         for line in text.split_inclusive('\n') {
             lines += 1;
-            let complete = line.ends_with('\n');
+            // The checksum decides, not the newline: a last line that lost only its newline
+            // is whole (and the next append completes it), a torn one fails its checksum.
             match decode(line.trim_end_matches('\n')) {
-                Some(r) if complete => records.push(r),
-                _ => damaged += 1,
+                Some(r) => records.push(r),
+                None => damaged += 1,
             }
         }
         if damaged > 0 {
@@ -355,6 +357,39 @@ pub(crate) mod tests {
         let d = record(3, Outcome::Partial);
         h.append(&d).unwrap();
         assert_eq!(History::new(&path).load().unwrap(), vec![b, d]);
+    }
+
+    #[test]
+    fn a_kill_at_any_byte_of_an_append_loses_only_that_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(HISTORY_FILE);
+        let (a, b, c) = (
+            record(0, Outcome::Success),
+            record(1, Outcome::Failed),
+            record(2, Outcome::Partial),
+        );
+        let h = History::new(&path);
+        h.append(&a).unwrap();
+        let good = fs::metadata(&path).unwrap().len();
+        h.append(&b).unwrap();
+        let full = fs::read(&path).unwrap();
+        // Cut the file anywhere inside the second line, as a crash mid-write would: that run
+        // is skipped (unless only its newline is missing: then it is whole), and the next
+        // append is read back after it.
+        for cut in good..full.len() as u64 {
+            fs::write(&path, &full[..cut as usize]).unwrap();
+            let before = if cut + 1 == full.len() as u64 {
+                vec![a.clone(), b.clone()]
+            } else {
+                vec![a.clone()]
+            };
+            let h = History::new(&path);
+            assert_eq!(h.load().unwrap(), before, "cut at {cut}");
+            h.append(&c).unwrap();
+            let mut after = before;
+            after.push(c.clone());
+            assert_eq!(History::new(&path).load().unwrap(), after, "cut at {cut}");
+        }
     }
 
     #[test]

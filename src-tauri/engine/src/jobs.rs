@@ -469,6 +469,8 @@ where
         database: req.database.clone(),
         zstd_level: req.zstd_level,
         expected_documents,
+        // The job's clock dates the backup (the system clock in the product).
+        started_at: Some(ctx.clock.now()),
     };
     let result = tokio::select! {
         biased;
@@ -485,6 +487,9 @@ where
         Ok(r) => r,
         Err(e) => return with_context(JobOutcome::failed(e.code(), e.to_string())),
     };
+    // Set only when the destination checked the stored bytes while committing; a failed check
+    // fails the commit, so it never reaches here as `false`.
+    let verified = result.verified.then_some(true);
     if result.manifest.status != BackupStatus::Complete {
         let missing: Vec<&str> = result
             .manifest
@@ -495,6 +500,7 @@ where
             .collect();
         let mut o = JobOutcome::success(result.backup);
         o.outcome = Outcome::Partial;
+        o.verified = verified;
         o.error = Some(RunError {
             code: "partial_backup".into(),
             message: format!(
@@ -506,6 +512,7 @@ where
         return with_context(o);
     }
     let mut outcome = JobOutcome::success(result.backup);
+    outcome.verified = verified;
     if let Some(policy) = req.retention {
         let store = req.store.clone();
         let now = ctx.clock.now();

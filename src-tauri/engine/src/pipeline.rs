@@ -7,7 +7,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::archive::{ArchiveReader, ArchiveWriter, Header, Item, Namespace, NamespaceSummary};
@@ -29,6 +29,9 @@ pub struct BackupOptions {
     pub zstd_level: i32,
     /// Documents the previous backup held: the progress total (None: unknown).
     pub expected_documents: Option<u64>,
+    /// The backup's time (its file name, manifest and listing), `None`: now. Jobs pass their
+    /// clock's time, so a simulated clock dates the backups it makes.
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -37,6 +40,9 @@ pub struct BackupResult {
     pub manifest: Manifest,
     /// Things the user should know that did not stop the backup (e.g. the destination is nearly full).
     pub warnings: Vec<String>,
+    /// Whether the destination compared the bytes it stored with the digest computed while
+    /// writing before it committed the backup (see `UploadSink::verifies_on_commit`).
+    pub verified: bool,
 }
 
 /// Opens a destination by its name (`folder:/path`, `drive`, `drive:appdata`, `drive:folder`).
@@ -82,7 +88,8 @@ pub async fn backup(
     progress: Arc<dyn ProgressSink>,
 ) -> Result<BackupResult, EngineError> {
     progress.report(Progress::phase(Phase::Connecting));
-    let started_at = Utc::now();
+    let clock_start = Utc::now();
+    let started_at = opts.started_at.unwrap_or(clock_start);
     let id = manifest::new_backup_id();
     let file_name = manifest::backup_file_name(&opts.database, started_at, &id);
     let client = mongo::connect(mongo_uri).await?;
@@ -124,6 +131,7 @@ pub async fn backup(
         })
         .await??
     };
+    let verifies = sink.verifies_on_commit();
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let level = opts.zstd_level;
     let count = namespaces.len();
@@ -180,7 +188,7 @@ pub async fn backup(
         database: opts.database.clone(),
         server_version: server.version.clone(),
         started_at,
-        finished_at: Utc::now(),
+        finished_at: started_at + (Utc::now() - clock_start),
         point_in_time: report.point_in_time,
         consistency: report.consistency.clone(),
         collections,
@@ -209,6 +217,7 @@ pub async fn backup(
         backup: stored,
         manifest,
         warnings,
+        verified: verifies,
     })
 }
 

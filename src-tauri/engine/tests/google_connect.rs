@@ -855,6 +855,25 @@ fn backup_to_google_drive_and_restore_from_it() {
         assert_eq!(count, 500);
     });
 
+    // `driveback status` looks at the Drive's free space (plenty in the emulator by default).
+    let status = |env: &Env| -> serde_json::Value {
+        let out = env.run(&["status", "--dest", "drive", "--json"]);
+        assert_eq!(out.code, 0, "{out}");
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let check = |status: &serde_json::Value, name: &str| -> serde_json::Value {
+        status["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check in {status}"))
+    };
+    let st = status(&env);
+    assert_eq!(check(&st, "free_space")["status"], "healthy", "{st}");
+    assert_eq!(check(&st, "destination")["status"], "healthy", "{st}");
+
     // A full Drive: the backup fails with the Drive's own numbers and nothing new is listed.
     env.emu.control("quota", Some(r#"{"limit": 2000}"#));
     let out = env.run(&[
@@ -879,6 +898,15 @@ fn backup_to_google_drive_and_restore_from_it() {
     let out = env.run(&["list", "--dest", "drive", "--json"]);
     let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(list["backups"].as_array().unwrap().len(), 1);
+    // ... and the status says the next backup does not fit.
+    let st = status(&env);
+    let free = check(&st, "free_space");
+    assert_eq!(free["status"], "critical", "{st}");
+    assert!(
+        free["message"].as_str().unwrap().contains("will not fit"),
+        "{st}"
+    );
+    assert_eq!(st["status"], "critical", "{st}");
 
     // A revoked grant: "reconnect" in plain words.
     env.emu.control("revoke-all", None);
@@ -886,4 +914,13 @@ fn backup_to_google_drive_and_restore_from_it() {
     let out = env.run(&["list", "--dest", "drive"]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.to_lowercase().contains("reconnect"), "{out}");
+    let st = status(&env);
+    let dest = check(&st, "destination");
+    assert_eq!(dest["status"], "critical", "{st}");
+    let words = dest["message"].as_str().unwrap();
+    assert!(
+        words.starts_with("Google Drive needs reconnecting: "),
+        "{st}"
+    );
+    assert_eq!(words.matches("reconnecting").count(), 1, "{st}");
 }

@@ -96,6 +96,13 @@ pub trait UploadSink: Write + Send {
 
     /// Discards the upload.
     fn abort(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Whether a successful `commit` means the destination checked what it stored against the
+    /// size and SHA-256 computed while writing (Google Drive compares its own checksum of the
+    /// file; a folder only hashes the bytes on their way to the disk).
+    fn verifies_on_commit(&self) -> bool {
+        false
+    }
 }
 
 /// Storage used at a destination with a quota.

@@ -397,6 +397,7 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 database: db,
                 zstd_level: level,
                 expected_documents,
+                started_at: None,
             };
             let result =
                 pipeline::backup(&uri, &opts, store.clone(), recipient, progress(json)).await?;

@@ -21,7 +21,7 @@ use driveback_engine::schedule::{self, ScheduleState};
 use driveback_engine::scheduler::{self, SchedulerConfig, SchedulerStatus};
 use driveback_engine::secrets::SecretStore;
 use driveback_engine::settings::{self, Settings, SettingsError};
-use driveback_engine::store::StoredBackup;
+use driveback_engine::store::{Quota, StoreError, StoredBackup};
 use secrecy::SecretString;
 
 use super::{mongo_uri, one_line, open_dest, print_json, CliPassphrase};
@@ -275,6 +275,15 @@ fn open_history() -> Result<History, EngineError> {
     History::open_default().map_err(settings_error)
 }
 
+/// The health check words it "Google Drive needs reconnecting: why": keep only the why.
+fn reconnect_needed(message: String) -> DestinationProblem {
+    let why = message
+        .strip_prefix("Google Drive needs reconnecting: ")
+        .map(str::to_string)
+        .unwrap_or(message);
+    DestinationProblem::ReconnectNeeded(why)
+}
+
 pub async fn status(args: StatusArgs) -> Result<ExitCode, EngineError> {
     let settings = load_settings()?;
     let history = open_history()?;
@@ -283,26 +292,44 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode, EngineError> {
         .map_err(blocking_error)?
         .map_err(|e| EngineError::Input(e.to_string()))?;
     let dest = args.dest.or_else(|| settings.backup.dest.clone());
-    let listed: Option<Result<Vec<StoredBackup>, String>> = match &dest {
-        None => None,
-        Some(d) => {
-            let store = open_dest(d)?;
-            Some(
-                tokio::task::spawn_blocking(move || store.list())
-                    .await
-                    .map_err(blocking_error)?
-                    .map_err(|e| e.to_string()),
-            )
-        }
+    // The backups there and, for a destination with a quota (Google Drive), its free space. A
+    // destination whose sign-in is gone is a check of the status, not an error of the command.
+    let (listed, quota): (
+        Option<Result<Vec<StoredBackup>, DestinationProblem>>,
+        Option<Quota>,
+    ) = match &dest {
+        None => (None, None),
+        Some(d) => match open_dest(d) {
+            Err(e) if matches!(e.code(), "reconnect_needed" | "not_connected") => {
+                (Some(Err(reconnect_needed(e.to_string()))), None)
+            }
+            Err(e) => return Err(e),
+            Ok(store) => tokio::task::spawn_blocking(move || {
+                let listed = store.list();
+                let quota = match &listed {
+                    Ok(_) => store.quota().unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "could not read the destination's quota");
+                        None
+                    }),
+                    Err(_) => None,
+                };
+                let listed = listed.map_err(|e| match e {
+                    StoreError::Auth(e) => reconnect_needed(e),
+                    e => DestinationProblem::Unreachable(e.to_string()),
+                });
+                (Some(listed), quota)
+            })
+            .await
+            .map_err(blocking_error)?,
+        },
     };
     let heartbeat = SchedulerStatus::read(&heartbeat_path()?);
     let now = Utc::now();
     let obs = Observations {
-        destination: listed.as_ref().map(|l| {
-            l.as_ref()
-                .map(|_| ())
-                .map_err(|e| DestinationProblem::Unreachable(e.clone()))
-        }),
+        destination: listed
+            .as_ref()
+            .map(|l| l.as_ref().map(|_| ()).map_err(Clone::clone)),
+        free_space: quota.as_ref().and_then(|q| Some((q.free()?, q.limit?))),
         scheduler_heartbeat: heartbeat.as_ref().map(|h| h.alive_at),
         backups: listed
             .as_ref()

@@ -729,6 +729,12 @@ impl UploadSink for DriveUpload {
         result
     }
 
+    /// The commit compares Google's SHA-256 and size of the file with what was sent, and
+    /// fails (removing the file) when they differ.
+    fn verifies_on_commit(&self) -> bool {
+        true
+    }
+
     fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
         self.discard();
         Ok(())
