@@ -21,6 +21,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Mail(#[from] crate::notify::mail::MailError),
     #[error("{0}")]
     Verification(String),
     #[error("{0}")]
@@ -56,6 +58,7 @@ impl EngineError {
             EngineError::Store(StoreError::Full(_)) => "destination_full",
             EngineError::Auth(e) => e.code(),
             EngineError::Store(_) => "destination_error",
+            EngineError::Mail(e) => e.code(),
             EngineError::Verification(_) => "verification_failed",
             EngineError::Input(_) => "bad_input",
             EngineError::Io { .. } => "io_error",

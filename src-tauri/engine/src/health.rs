@@ -41,7 +41,7 @@ pub enum Status {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Check {
     /// Stable name: `database`, `destination`, `last_backup`, `last_run`, `verified`,
-    /// `retention`, `scheduler`, `free_space`, `success_rate`.
+    /// `retention`, `scheduler`, `free_space`, `success_rate`, `email`.
     pub name: &'static str,
     pub status: Status,
     pub message: String,
@@ -114,7 +114,7 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-fn human_bytes(n: u64) -> String {
+pub fn human_bytes(n: u64) -> String {
     let n = n as f64;
     if n >= 1e9 {
         format!("{:.1} GB", n / 1e9)
@@ -140,6 +140,16 @@ pub fn max_backup_age(frequency: Frequency) -> Option<Duration> {
 
 /// With backups only on demand, a warning once the newest is this old.
 pub const MANUAL_BACKUP_AGE_WARNING: Duration = Duration::days(7);
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => {
+            f.to_uppercase().chain(c).collect::<String>() + if s.ends_with('.') { "" } else { "." }
+        }
+        None => "The last email report could not be sent.".into(),
+    }
+}
 
 fn check(name: &'static str, status: Status, message: impl Into<String>) -> Check {
     Check {
@@ -406,6 +416,38 @@ pub fn health<Tz: TimeZone>(
         .iter()
         .filter(|r| r.outcome != Outcome::Cancelled)
         .collect();
+    // The newest email report (per-run report or weekly summary), when email is used.
+    if let Some(mail) = records
+        .iter()
+        .rev()
+        .find(|r| matches!(r.kind, RunKind::Email | RunKind::EmailSummary))
+    {
+        let why = mail
+            .error
+            .as_ref()
+            .map(|e| e.message.as_str())
+            .unwrap_or("");
+        checks.push(match mail.outcome {
+            Outcome::Success => check("email", Status::Healthy, "The last email report was sent."),
+            Outcome::Partial => check(
+                "email",
+                Status::Warning,
+                format!(
+                    "The last email report was sent, but {}",
+                    why.trim_start_matches("the report was emailed ")
+                ),
+            ),
+            _ => check(
+                "email",
+                Status::Warning,
+                format!(
+                    "{} Check the email settings and run `driveback test-email`.",
+                    capitalise(why)
+                ),
+            ),
+        });
+    }
+
     let rate = history::success_rate(records, month_ago);
     if let Some(rate) = rate {
         let good = counted.iter().filter(|r| r.is_good()).count();

@@ -44,6 +44,11 @@ pub enum Trigger {
 pub enum RunKind {
     #[default]
     Backup,
+    /// An email report about a backup run (`job_id` is the run's); `Partial` when it went out
+    /// without the backup copy that was asked for.
+    Email,
+    /// The weekly summary email.
+    EmailSummary,
 }
 
 /// How a run ended.
@@ -111,7 +116,7 @@ pub struct RunRecord {
 impl RunRecord {
     /// Whether the run produced a complete backup.
     pub fn is_good(&self) -> bool {
-        self.outcome == Outcome::Success
+        self.kind == RunKind::Backup && self.outcome == Outcome::Success
     }
 }
 
@@ -285,7 +290,9 @@ pub fn last_success(records: &[RunRecord]) -> Option<&RunRecord> {
 pub fn success_rate(records: &[RunRecord], since: DateTime<Utc>) -> Option<f64> {
     let (good, all) = records
         .iter()
-        .filter(|r| r.started >= since && r.outcome != Outcome::Cancelled)
+        .filter(|r| {
+            r.kind == RunKind::Backup && r.started >= since && r.outcome != Outcome::Cancelled
+        })
         .fold((0usize, 0usize), |(g, a), r| {
             (g + usize::from(r.is_good()), a + 1)
         });

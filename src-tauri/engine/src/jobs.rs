@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, watch, Notify};
 
 use crate::history::{History, Outcome, RunError, RunKind, RunRecord, Trigger};
 use crate::manifest::{BackupStatus, CollectionStatus};
+use crate::notify::{Event, Notifier};
 use crate::pipeline::{self, BackupOptions};
 use crate::progress::{Progress, ProgressSink};
 use crate::retention;
@@ -219,6 +220,8 @@ struct Inner {
     events: broadcast::Sender<JobEvent>,
     state: Mutex<State>,
     counter: AtomicU64,
+    /// Told about every finished run, after it is recorded (desktop notifications, email).
+    notifiers: Mutex<Vec<Arc<dyn Notifier>>>,
 }
 
 /// The one-job-at-a-time manager. Cheap to clone.
@@ -271,12 +274,23 @@ impl Jobs {
                     last_finished,
                 }),
                 counter: AtomicU64::new(0),
+                notifiers: Mutex::new(Vec::new()),
             }),
         }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a notifier: it hears about every run that ends from now on, once the run is recorded
+    /// and its waiters are released, so it cannot delay or fail the run.
+    pub fn add_notifier(&self, notifier: Arc<dyn Notifier>) {
+        self.inner
+            .notifiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(notifier);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
@@ -363,6 +377,7 @@ impl Jobs {
                 Ok(o) => o,
                 Err(e) => JobOutcome::failed("internal", format!("the backup job crashed: {e}")),
             };
+            let stored = outcome.backup.clone();
             let record = RunRecord {
                 job_id: id.clone(),
                 kind: RunKind::Backup,
@@ -396,7 +411,29 @@ impl Jobs {
                 state.last_finished = Some(record.clone());
             }
             let _ = done_tx.send(Some(record.clone()));
-            let _ = jobs.inner.events.send(JobEvent::Finished { record });
+            let _ = jobs.inner.events.send(JobEvent::Finished {
+                record: record.clone(),
+            });
+            let notifiers = jobs
+                .inner
+                .notifiers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if !notifiers.is_empty() {
+                let history = jobs.inner.history.clone();
+                // Off the async workers: reading the history and the notifiers' own work.
+                tokio::task::spawn_blocking(move || {
+                    let last_good = history
+                        .and_then(|h| h.load().ok())
+                        .and_then(|rs| crate::history::last_success(&rs).map(|r| r.ended));
+                    if let Some(event) = Event::for_run(&record, stored, last_good) {
+                        for n in notifiers {
+                            n.notify(&event);
+                        }
+                    }
+                });
+            }
         });
         JobHandle {
             id,

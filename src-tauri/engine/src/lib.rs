@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod keys;
 pub mod manifest;
 pub mod mongo;
+pub mod notify;
 pub mod pipeline;
 pub mod progress;
 pub mod retention;

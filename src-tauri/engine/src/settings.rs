@@ -269,6 +269,150 @@ impl RetentionPolicy {
     }
 }
 
+/// How the connection to the SMTP server is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587). Required, never optional.
+    #[default]
+    Starttls,
+    /// TLS from the first byte ("SMTPS", port 465).
+    Tls,
+    /// No encryption: only for a server on this computer (localhost, 127.0.0.1, ::1).
+    None,
+}
+
+impl SmtpSecurity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpSecurity::Starttls => "starttls",
+            SmtpSecurity::Tls => "tls",
+            SmtpSecurity::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "starttls" => Ok(SmtpSecurity::Starttls),
+            "tls" | "ssl" | "smtps" => Ok(SmtpSecurity::Tls),
+            "none" => Ok(SmtpSecurity::None),
+            _ => Err(format!(
+                "'{s}' is not a connection security (starttls, tls or none)"
+            )),
+        }
+    }
+}
+
+/// Whether `host` names this computer (where an unencrypted SMTP connection is allowed).
+pub fn is_local_host(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || h == "127.0.0.1" || h == "::1"
+}
+
+const NONE_ONLY_LOCAL: &str =
+    "security 'none' (no encryption) is only allowed for a server on this computer (localhost, 127.0.0.1 or ::1); use starttls or tls";
+
+/// The SMTP server that sends email reports. The password is not here: it comes from
+/// `DRIVEBACK_SMTP_PASSWORD` or the OS keyring (`secrets::SMTP_PASSWORD`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpSettings {
+    pub host: Option<String>,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// Login name (often the email address); no login when unset.
+    pub user: Option<String>,
+    /// Sender address; the user when unset.
+    pub from: Option<String>,
+    /// Recipients, separated by commas.
+    pub to: Option<String>,
+    /// An extra root certificate (PEM file) to trust, for a server with a private certificate
+    /// authority. The public roots are trusted either way; verification is never turned off.
+    pub ca_file: Option<String>,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: None,
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            user: None,
+            from: None,
+            to: None,
+            ca_file: None,
+        }
+    }
+}
+
+impl SmtpSettings {
+    /// Whether email reports can be sent (a server and at least one recipient).
+    pub fn is_configured(&self) -> bool {
+        self.host.is_some() && !self.recipients().is_empty()
+    }
+
+    /// The recipients, one address each.
+    pub fn recipients(&self) -> Vec<String> {
+        self.to
+            .as_deref()
+            .unwrap_or("")
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Fills in the server of a well-known provider: `gmail` (an app password is needed),
+    /// `outlook` (Microsoft 365 / Outlook.com), or `custom` (leaves everything as it is).
+    pub fn apply_preset(&mut self, preset: &str) -> Result<(), String> {
+        let (host, port) = match preset.trim().to_ascii_lowercase().as_str() {
+            "gmail" | "google" => ("smtp.gmail.com", 587),
+            "outlook" | "office365" | "microsoft" => ("smtp.office365.com", 587),
+            "custom" => return Ok(()),
+            _ => {
+                return Err(format!(
+                    "'{preset}' is not a preset (gmail, outlook or custom)"
+                ))
+            }
+        };
+        self.host = Some(host.into());
+        self.port = port;
+        self.security = SmtpSecurity::Starttls;
+        Ok(())
+    }
+}
+
+/// Default size limit of an emailed backup copy: Gmail accepts 25 MB messages, and base64 makes an
+/// attachment about a third larger, so about 18 MB of file fits.
+pub const DEFAULT_EMAIL_COPY_MAX_MB: u32 = 18;
+
+/// What to tell the user about, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotifySettings {
+    pub email_on_success: bool,
+    pub email_on_failure: bool,
+    /// A summary of the week by email, on Mondays.
+    pub weekly_summary: bool,
+    /// Attach the encrypted backup file to the success email when it is small enough.
+    pub email_copy: bool,
+    /// Largest backup file attached, in MB (10^6 bytes).
+    pub email_copy_max_mb: u32,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            email_on_success: false,
+            email_on_failure: true,
+            weekly_summary: true,
+            email_copy: false,
+            email_copy_max_mb: DEFAULT_EMAIL_COPY_MAX_MB,
+        }
+    }
+}
+
 /// Everything the user chose. Secrets are not here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -277,6 +421,8 @@ pub struct Settings {
     pub schedule: ScheduleSettings,
     pub backup: BackupSettings,
     pub retention: RetentionPolicy,
+    pub smtp: SmtpSettings,
+    pub notify: NotifySettings,
 }
 
 impl Default for Settings {
@@ -286,6 +432,8 @@ impl Default for Settings {
             schedule: ScheduleSettings::default(),
             backup: BackupSettings::default(),
             retention: RetentionPolicy::default(),
+            smtp: SmtpSettings::default(),
+            notify: NotifySettings::default(),
         }
     }
 }
@@ -361,6 +509,26 @@ fn optional_text(s: &str) -> Option<String> {
 
 fn text_or_null(v: &Option<String>) -> Value {
     v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off (true or false)")),
+    }
+}
+
+/// A plausible email address: something@domain, no spaces or brackets.
+fn check_address(a: &str) -> Result<(), String> {
+    let ok = a.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+    }) && !a.contains(|c: char| c.is_whitespace() || "<>,;\"".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("'{a}' is not an email address"))
+    }
 }
 
 /// Every setting, by dotted key. Add new settings here (and to [`Settings`]).
@@ -463,6 +631,149 @@ pub static KEYS: &[SettingKey] = &[
         get: |s| Value::from(s.retention.keep_last),
         set: |s, v| {
             s.retention.keep_last = parse_count(v, 1)?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "smtp.host",
+        help: "SMTP server for email reports, e.g. smtp.gmail.com (Gmail, with an app password) or smtp.office365.com (Outlook); empty turns email off",
+        get: |s| text_or_null(&s.smtp.host),
+        set: |s, v| {
+            let host = optional_text(v);
+            if let Some(h) = &host {
+                if h.contains(|c: char| c.is_whitespace() || c == '/') {
+                    return Err(format!("'{h}' is not a server name"));
+                }
+                if s.smtp.security == SmtpSecurity::None && !is_local_host(h) {
+                    return Err(NONE_ONLY_LOCAL.into());
+                }
+            }
+            s.smtp.host = host;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "smtp.port",
+        help: "SMTP port: 587 for starttls, 465 for tls",
+        get: |s| Value::from(s.smtp.port),
+        set: |s, v| {
+            s.smtp.port = v
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("'{v}' is not a port number (1-65535)"))?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "smtp.security",
+        help: "starttls (port 587), tls (port 465), or none (only for a server on this computer)",
+        get: |s| Value::from(s.smtp.security.as_str()),
+        set: |s, v| {
+            let sec = SmtpSecurity::parse(v)?;
+            if sec == SmtpSecurity::None && s.smtp.host.as_deref().is_some_and(|h| !is_local_host(h)) {
+                return Err(NONE_ONLY_LOCAL.into());
+            }
+            s.smtp.security = sec;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "smtp.user",
+        help: "SMTP login, usually your email address (the password: `driveback config set-secret smtp.password`)",
+        get: |s| text_or_null(&s.smtp.user),
+        set: |s, v| {
+            s.smtp.user = optional_text(v);
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "smtp.from",
+        help: "sender address of email reports (the SMTP login when empty)",
+        get: |s| text_or_null(&s.smtp.from),
+        set: |s, v| {
+            let from = optional_text(v);
+            if let Some(a) = &from {
+                check_address(a)?;
+            }
+            s.smtp.from = from;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "smtp.to",
+        help: "who receives email reports: one or more addresses, separated by commas",
+        get: |s| text_or_null(&s.smtp.to),
+        set: |s, v| {
+            let list: Vec<&str> = v
+                .split([',', ';'])
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .collect();
+            for a in &list {
+                check_address(a)?;
+            }
+            s.smtp.to = (!list.is_empty()).then(|| list.join(", "));
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "smtp.ca_file",
+        help: "an extra root certificate (PEM file) to trust, for a server with a private certificate authority",
+        get: |s| text_or_null(&s.smtp.ca_file),
+        set: |s, v| {
+            s.smtp.ca_file = optional_text(v);
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "notify.email_on_success",
+        help: "email after every successful backup (on or off)",
+        get: |s| Value::from(s.notify.email_on_success),
+        set: |s, v| {
+            s.notify.email_on_success = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "notify.email_on_failure",
+        help: "email when a backup fails or is partial (on or off)",
+        get: |s| Value::from(s.notify.email_on_failure),
+        set: |s, v| {
+            s.notify.email_on_failure = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "notify.weekly_summary",
+        help: "a summary of the week by email, on Mondays (on or off)",
+        get: |s| Value::from(s.notify.weekly_summary),
+        set: |s, v| {
+            s.notify.weekly_summary = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "notify.email_copy",
+        help: "attach the encrypted backup file to the success email when it is small enough (on or off)",
+        get: |s| Value::from(s.notify.email_copy),
+        set: |s, v| {
+            s.notify.email_copy = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "notify.email_copy_max_mb",
+        help: "largest backup file emailed, in MB (18 fits Gmail's 25 MB message limit)",
+        get: |s| Value::from(s.notify.email_copy_max_mb),
+        set: |s, v| {
+            s.notify.email_copy_max_mb = v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| format!("'{v}' is not a size in MB (1 to 1000)"))?;
             Ok(())
         },
     },
@@ -843,10 +1154,10 @@ mod tests {
             err.to_string(),
             "schedule.day_of_month: 32 is not a day of the month (1-31)"
         );
-        let err = s.set_key("smtp.host", "x").unwrap_err();
+        let err = s.set_key("smtp.hostname", "x").unwrap_err();
         assert!(
             err.to_string().starts_with(
-                "there is no setting 'smtp.host' (known settings: schedule.frequency, "
+                "there is no setting 'smtp.hostname' (known settings: schedule.frequency, "
             ),
             "{err}"
         );

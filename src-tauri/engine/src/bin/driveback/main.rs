@@ -2,6 +2,7 @@
 //! same engine as the desktop app.
 
 mod google;
+mod notify;
 mod policy;
 
 use std::io::{IsTerminal, Write};
@@ -112,7 +113,9 @@ enum Command {
     Daemon(policy::DaemonArgs),
     /// Health of the backups: checks, latest backup, next backup, recent runs.
     Status(policy::StatusArgs),
-    /// Read or change settings (schedule, what to back up, retention).
+    /// Send a test email with the SMTP settings (smtp.*).
+    TestEmail,
+    /// Read or change settings (schedule, what to back up, retention, email).
     Config {
         #[command(subcommand)]
         command: policy::ConfigCommand,
@@ -585,7 +588,11 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
         Command::Prune(args) => policy::prune(args).await,
         Command::Daemon(args) => policy::daemon(args, secrets).await,
         Command::Status(args) => policy::status(args).await,
+        Command::Config {
+            command: policy::ConfigCommand::SetSecret { key },
+        } => notify::set_secret(&key, secrets),
         Command::Config { command } => policy::config(command),
+        Command::TestEmail => notify::test_email(secrets).await,
         Command::Key { command } => {
             match command {
                 KeyCommand::Init { dest } => {

@@ -63,6 +63,8 @@ pub enum ConfigCommand {
     Get { key: Option<String> },
     /// Change a setting (an empty value unsets text settings).
     Set { key: String, value: String },
+    /// Store a secret setting (smtp.password) in the OS keyring, read from standard input.
+    SetSecret { key: String },
 }
 
 fn settings_error(e: SettingsError) -> EngineError {
@@ -248,6 +250,26 @@ pub fn config(command: ConfigCommand) -> Result<ExitCode, EngineError> {
                 println!("{} = {shown}", key.name);
             }
             eprintln!("driveback: settings file: {}", path.display());
+        }
+        ConfigCommand::Set { key, value } if key == "smtp.preset" => {
+            // Not a setting of its own: fills in smtp.host, smtp.port and smtp.security.
+            let mut settings = Settings::load_from(&path).map_err(settings_error)?;
+            settings
+                .smtp
+                .apply_preset(&value)
+                .map_err(|m| EngineError::Input(format!("smtp.preset: {m}")))?;
+            settings.save_to(&path).map_err(settings_error)?;
+            for k in ["smtp.host", "smtp.port", "smtp.security"] {
+                println!(
+                    "{k} = {}",
+                    text(settings.get_key(k).map_err(settings_error)?)
+                );
+            }
+        }
+        ConfigCommand::SetSecret { key } => {
+            return Err(EngineError::Internal(format!(
+                "config set-secret {key} is handled with the keyring"
+            )))
         }
         ConfigCommand::Set { key, value } => {
             let mut settings = Settings::load_from(&path).map_err(settings_error)?;
@@ -543,6 +565,22 @@ pub async fn daemon(
     };
     let history = Arc::new(open_history()?);
     let jobs = Jobs::new(runner, Arc::new(SystemClock), Some(history.clone()));
+    // Email reports, sent in the background; a missing password is reported when one is due.
+    if settings.smtp.is_configured() {
+        let password = driveback_engine::notify::mail::smtp_password(secrets).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "email reports: no SMTP password");
+            None
+        });
+        let mailer = Arc::new(
+            driveback_engine::notify::email::EmailNotifier::new(
+                settings.clone(),
+                password,
+                Some(history.clone()),
+            )
+            .with_store(store.clone()),
+        );
+        jobs.add_notifier(Arc::new(mailer));
+    }
     let mut events = jobs.subscribe();
     tokio::spawn(async move {
         loop {
