@@ -88,11 +88,24 @@ pub async fn backup(
     progress: Arc<dyn ProgressSink>,
 ) -> Result<BackupResult, EngineError> {
     progress.report(Progress::phase(Phase::Connecting));
+    let client = mongo::connect(mongo_uri).await?;
+    let result = backup_on(&client, opts, store, recipient, progress).await;
+    // Close the driver's background tasks before the client goes (dropping it mid-flight races them).
+    client.shutdown().await;
+    result
+}
+
+async fn backup_on(
+    client: &mongodb::Client,
+    opts: &BackupOptions,
+    store: Arc<dyn RemoteStore>,
+    recipient: age::x25519::Recipient,
+    progress: Arc<dyn ProgressSink>,
+) -> Result<BackupResult, EngineError> {
     let clock_start = Utc::now();
     let started_at = opts.started_at.unwrap_or(clock_start);
     let id = manifest::new_backup_id();
     let file_name = manifest::backup_file_name(&opts.database, started_at, &id);
-    let client = mongo::connect(mongo_uri).await?;
     let server = mongo::server_info(&client).await?;
     let infos = export::describe_database(&client.database(&opts.database)).await?;
     if infos.is_empty() {
@@ -369,6 +382,17 @@ pub async fn restore(
 ) -> Result<RestoreResult, EngineError> {
     progress.report(Progress::phase(Phase::Connecting));
     let client = mongo::connect(mongo_uri).await?;
+    let result = restore_on(&client, source, opts, progress).await;
+    client.shutdown().await;
+    result
+}
+
+async fn restore_on(
+    client: &mongodb::Client,
+    source: Source,
+    opts: &RestoreOptions,
+    progress: Arc<dyn ProgressSink>,
+) -> Result<RestoreResult, EngineError> {
     progress.report(Progress::phase(Phase::Downloading));
     let (prelude_tx, prelude_rx) = oneshot::channel::<Vec<Namespace>>();
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);

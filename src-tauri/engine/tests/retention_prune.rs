@@ -359,8 +359,8 @@ fn config_errors_name_the_setting() {
     );
     // Unknown keys are refused and the known ones listed.
     std::fs::remove_file(config.join("settings.json")).unwrap();
-    let out = env.cli(&["config", "get", "smtp.host"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no setting 'smtp.host'"));
+    let out = env.cli(&["config", "get", "smtp.hostname"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no setting 'smtp.hostname'"));
     let all = env.ok(&["config", "get"]);
     assert!(all.contains("schedule.frequency = daily\n"), "{all}");
     assert!(all.contains("schedule.time = 02:00\n"), "{all}");

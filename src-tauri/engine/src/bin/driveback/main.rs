@@ -512,7 +512,10 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 }
             }
             // Fail fast on an unreachable database, before downloading or asking for a passphrase.
-            driveback_engine::mongo::connect(&uri).await?;
+            driveback_engine::mongo::connect(&uri)
+                .await?
+                .shutdown()
+                .await;
             let (src, notices) = sync(|| source(&backup, dest.as_deref(), secrets))?;
             notify(&notices);
             let opts = RestoreOptions {
