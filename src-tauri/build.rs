@@ -1,5 +1,35 @@
+/// The commands the UI may call: each gets an `allow-<command>` permission, and
+/// `capabilities/default.json` grants exactly these (the list in `src/lib.rs` must match).
+const COMMANDS: &[&str] = &[
+    "app_state",
+    "ui_ready",
+    "dismiss_tray_notice",
+    "test_connection",
+    "list_databases",
+    "save_connection",
+    "set_destination_folder",
+    "set_passphrase",
+    "check_passphrase",
+    "change_passphrase",
+    "show_key",
+    "backup_now",
+    "cancel_job",
+    "list_backups",
+    "verify_backup",
+    "save_copy",
+    "prepare_restore",
+    "restore",
+    "connect_drive",
+    "disconnect_drive",
+    "get_settings",
+    "save_settings",
+    "health",
+    "send_test_email",
+];
+
 fn main() {
-    let attrs =
-        tauri_build::Attributes::new().capabilities_path_pattern("./src-tauri/capabilities/**/*");
+    let attrs = tauri_build::Attributes::new()
+        .capabilities_path_pattern("./src-tauri/capabilities/**/*")
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
     tauri_build::try_build(attrs).expect("failed to run tauri-build");
 }

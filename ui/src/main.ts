@@ -1,13 +1,55 @@
-import { appVersion } from "./api";
+import { api, type AppState } from "./api";
+import { h, replace } from "./dom";
+import { errorBox } from "./messages";
+import { renderBackups } from "./views/backups";
+import { renderFirstRun } from "./views/firstrun";
+import { renderHome } from "./views/home";
 
 const root = document.querySelector<HTMLElement>("#app")!;
-root.innerHTML = `
-  <section class="card">
-    <h1>Driveback</h1>
-    <p>Encrypted backups of your MongoDB database to your own Google Drive.</p>
-    <p class="muted" id="version"></p>
-  </section>`;
+let route: "home" | "backups" = "home";
 
-appVersion()
-  .then((v) => (document.querySelector("#version")!.textContent = `Version ${v}`))
-  .catch(() => undefined);
+function show(state: AppState): void {
+  root.dataset.view = state.ready ? route : "firstrun";
+  if (!state.ready) {
+    renderFirstRun(root, state, (s) => {
+      route = "home";
+      show(s);
+    });
+  } else if (route === "backups") {
+    void renderBackups(root, () => {
+      route = "home";
+      void refresh();
+    });
+  } else {
+    renderHome(root, state, {
+      backups: () => {
+        route = "backups";
+        show(state);
+      },
+      refresh,
+    });
+  }
+}
+
+async function refresh(): Promise<void> {
+  try {
+    show(await api.appState());
+  } catch (e) {
+    replace(root, h("section", { class: "card" }, h("h1", {}, "Driveback"), errorBox(e)));
+  }
+}
+
+void refresh().then(() => {
+  // After the first paint: the backend logs the time from start (and the end-to-end test reads it).
+  requestAnimationFrame(() =>
+    requestAnimationFrame(() =>
+      api
+        .uiReady()
+        .then((r) => {
+          document.body.dataset.startupMs = String(r.startup_ms);
+          document.body.dataset.pid = String(r.pid);
+        })
+        .catch(() => undefined),
+    ),
+  );
+});

@@ -1,0 +1,67 @@
+//! The app's own settings on disk: nothing secret (the MongoDB connection string lives in the OS
+//! keyring, the backup key in the keyring and, wrapped, at the destination).
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The database to back up (and to restore into).
+    pub database: Option<String>,
+    /// The folder backups go to, until Google Drive is connected.
+    pub folder: Option<PathBuf>,
+    /// "Closing keeps Driveback running in the tray" was said.
+    pub tray_notice_shown: bool,
+    /// When the user last showed they still know the passphrase.
+    pub passphrase_checked_at: Option<DateTime<Utc>>,
+}
+
+impl Config {
+    /// Reads the settings; a missing or unreadable file gives the defaults (a broken file is
+    /// logged and then replaced on the next save).
+    pub fn load(path: &Path) -> Config {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable settings");
+                Config::default()
+            }),
+            Err(_) => Config::default(),
+        }
+    }
+
+    /// Writes the settings atomically.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp: PathBuf = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_tolerates_garbage() {
+        let dir = std::env::temp_dir().join(format!("driveback-config-{}", std::process::id()));
+        let path = dir.join("settings.json");
+        assert_eq!(Config::load(&path), Config::default());
+        let c = Config {
+            database: Some("shop".into()),
+            folder: Some("/b".into()),
+            tray_notice_shown: true,
+            passphrase_checked_at: None,
+        };
+        c.save(&path).unwrap();
+        assert_eq!(Config::load(&path), c);
+        std::fs::write(&path, b"{not json").unwrap();
+        assert_eq!(Config::load(&path), Config::default());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

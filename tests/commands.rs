@@ -1,0 +1,544 @@
+//! The app's commands through Tauri's IPC on the mock runtime, with the real engine, a real
+//! MongoDB-wire server (`driveback_testkit::mongo()`), a real folder destination and, when the
+//! test script provides one, the real Secret Service.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bson::{doc, Document};
+use driveback_app::{AppState, EnvDefaults, Shared};
+use driveback_engine::secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
+use tauri::test::{
+    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+};
+use tauri::webview::InvokeRequest;
+use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+
+const PASSPHRASE: &str = "correct horse battery staple";
+
+struct Harness {
+    _app: App<MockRuntime>,
+    window: WebviewWindow<MockRuntime>,
+    events: Arc<Mutex<Vec<Value>>>,
+    dir: tempfile::TempDir,
+    secrets: Arc<dyn SecretStore>,
+}
+
+fn secrets() -> Arc<dyn SecretStore> {
+    if driveback_testkit::require_keyring() {
+        Arc::new(KeyringSecretStore::with_service(&format!(
+            "driveback-app-test-{:08x}",
+            rand_u32()
+        )))
+    } else {
+        Arc::new(MemorySecretStore::new())
+    }
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    t.subsec_nanos() ^ std::process::id().rotate_left(16)
+}
+
+fn harness(env: impl FnOnce(&Path) -> EnvDefaults) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = secrets();
+    let state: Shared = Arc::new(AppState::new(
+        Ok(secrets.clone()),
+        &dir.path().join("config"),
+        &dir.path().join("data"),
+        env(dir.path()),
+    ));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let app = driveback_app::builder(mock_builder())
+        .channel_interceptor(move |_webview, _callback, _index, body| {
+            if let InvokeResponseBody::Json(json) = body {
+                seen.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(json).unwrap());
+            }
+            true
+        })
+        .manage(state)
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    Harness {
+        _app: app,
+        window,
+        events,
+        dir,
+        secrets,
+    }
+}
+
+impl Harness {
+    fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            &self.window,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().unwrap())
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.call(cmd, args)
+            .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+
+    fn err(&self, cmd: &str, args: Value) -> (String, String) {
+        let e = self
+            .call(cmd, args)
+            .err()
+            .unwrap_or_else(|| panic!("{cmd} succeeded"));
+        (
+            e["code"].as_str().unwrap().to_string(),
+            e["message"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Waits for a job event other than progress.
+    fn outcome(&self, job_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(e) = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| e["job_id"] == job_id && e["event"] != "progress")
+            {
+                return e.clone();
+            }
+            assert!(Instant::now() < deadline, "job {job_id} did not end");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn backups_folder(&self) -> std::path::PathBuf {
+        self.dir.path().join("backups")
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+async fn seed(db: &mongodb::Database) {
+    let docs: Vec<Document> = (0..2000)
+        .map(|i: i32| doc! { "_id": i, "n": i, "text": format!("entry {i}") })
+        .collect();
+    db.collection::<Document>("entries")
+        .insert_many(docs)
+        .await
+        .unwrap();
+    db.collection::<Document>("projects")
+        .insert_many((0..5).map(|i: i32| doc! { "_id": i, "name": format!("p{i}") }))
+        .await
+        .unwrap();
+}
+
+async fn dump(db: &mongodb::Database, coll: &str) -> Vec<Document> {
+    let mut c = db
+        .collection::<Document>(coll)
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while c.advance().await.unwrap() {
+        out.push(c.deserialize_current().unwrap());
+    }
+    out
+}
+
+/// First run, backup, list, prepare, restore (with the token only), undo, verify, save a copy.
+#[test]
+fn from_first_run_to_restore_and_undo() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_cmds");
+    let client = rt.block_on(mongo.client());
+    let db = client.database(&db_name);
+    rt.block_on(seed(&db));
+    let h = harness(|dir| EnvDefaults {
+        folder: Some(dir.join("backups")),
+        ..Default::default()
+    });
+
+    // Nothing is set up yet.
+    let s = h.ok("app_state", json!({}));
+    assert_eq!(s["ready"], false);
+    assert_eq!(s["mongo"]["configured"], false);
+    assert_eq!(s["destination"]["has_key"], false);
+    assert_eq!(s["last_backup"], Value::Null);
+    assert_eq!(
+        h.err("backup_now", json!({"onEvent": "__CHANNEL__:1"})).0,
+        "not_configured"
+    );
+
+    // Connect: a bad string, then the real one; the database list; saving it.
+    assert_eq!(
+        h.err("test_connection", json!({"uri": "nonsense://x"})).0,
+        "bad_mongo_uri"
+    );
+    let c = h.ok("test_connection", json!({"uri": mongo.uri()}));
+    assert!(c["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d == &json!(db_name)));
+    assert!(!c["host"].as_str().unwrap().contains("mongodb://"));
+    assert_eq!(
+        h.err(
+            "save_connection",
+            json!({"uri": mongo.uri(), "database": "no_such_db_here"})
+        )
+        .0,
+        "not_found"
+    );
+    let saved = h.ok(
+        "save_connection",
+        json!({"uri": mongo.uri(), "database": db_name}),
+    );
+    assert_eq!(saved["state"]["mongo"]["configured"], true);
+    assert_eq!(saved["state"]["mongo"]["source"], "entered");
+    assert_eq!(saved["notice"], Value::Null);
+    // The URI went to the keyring and nowhere on disk.
+    let kept = h
+        .secrets
+        .get(driveback_engine::secrets::MONGO_URI)
+        .unwrap()
+        .unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&kept), mongo.uri());
+    let settings = std::fs::read_to_string(h.dir.path().join("config/settings.json")).unwrap();
+    assert!(!settings.contains("mongodb://"), "{settings}");
+
+    // Backup needs the passphrase first.
+    assert_eq!(
+        h.err("backup_now", json!({"onEvent": "__CHANNEL__:1"})).0,
+        "no_key"
+    );
+    assert_eq!(
+        h.err("set_passphrase", json!({"passphrase": "short"})).0,
+        "weak_passphrase"
+    );
+    let key = h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    assert!(key["public_key"].as_str().unwrap().starts_with("age1"));
+    assert_eq!(
+        h.err("set_passphrase", json!({"passphrase": PASSPHRASE})).0,
+        "key_exists"
+    );
+    let s = h.ok("app_state", json!({}));
+    assert_eq!(s["ready"], true);
+    assert_eq!(s["passphrase_check_due"], false);
+
+    // Backup Now returns a job id at once; progress and the result come on the channel.
+    let started = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:7"}));
+    let job = started["job_id"].as_str().unwrap().to_string();
+    assert_eq!(started["attached"], false);
+    let done = h.outcome(&job);
+    assert_eq!(done["event"], "finished", "{done}");
+    assert_eq!(done["result"]["documents"], 2005);
+    assert!(h
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "progress" && e["job_id"] == job.as_str()));
+    let list = h.ok("list_backups", json!({}));
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["latest"], true);
+    assert_eq!(list[0]["status"], "complete");
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let s = h.ok("app_state", json!({}));
+    assert_eq!(s["last_backup"]["id"], id.as_str());
+    assert_eq!(s["job"], Value::Null);
+
+    // The data changes.
+    let original = rt.block_on(dump(&db, "entries"));
+    rt.block_on(async {
+        db.collection::<Document>("entries")
+            .delete_many(doc! { "n": { "$lt": 500 } })
+            .await
+            .unwrap();
+        db.collection::<Document>("projects")
+            .insert_one(doc! { "_id": 99, "name": "new" })
+            .await
+            .unwrap();
+    });
+    let changed = rt.block_on(dump(&db, "entries"));
+
+    // Prepare: what will be replaced, counts now and in the backup; no side effects.
+    let plan = h.ok("prepare_restore", json!({"id": id}));
+    assert_eq!(plan["target_db"], db_name.as_str());
+    assert_eq!(plan["safety_backup"], true);
+    let entries = plan["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "entries")
+        .unwrap()
+        .clone();
+    assert_eq!(entries["in_backup"], 2000);
+    assert_eq!(entries["now"], 1500);
+    assert_eq!(rt.block_on(dump(&db, "entries")), changed);
+
+    // Restore only with the token prepare issued, once.
+    assert_eq!(
+        h.err(
+            "restore",
+            json!({"token": "forged", "onEvent": "__CHANNEL__:8"})
+        )
+        .0,
+        "invalid_token"
+    );
+    assert_eq!(rt.block_on(dump(&db, "entries")), changed);
+    let token = plan["token"].as_str().unwrap();
+    let r = h.ok(
+        "restore",
+        json!({"token": token, "onEvent": "__CHANNEL__:9"}),
+    );
+    assert_eq!(r["documents"], 2005);
+    assert_eq!(rt.block_on(dump(&db, "entries")), original);
+    assert_eq!(
+        h.err(
+            "restore",
+            json!({"token": token, "onEvent": "__CHANNEL__:11"})
+        )
+        .0,
+        "invalid_token"
+    );
+
+    // Undo: the safety backup brings back the data from just before the restore.
+    let undo = r["undo_token"].as_str().unwrap();
+    let u = h.ok(
+        "restore",
+        json!({"token": undo, "onEvent": "__CHANNEL__:10"}),
+    );
+    assert_eq!(u["undo_token"], Value::Null);
+    assert_eq!(rt.block_on(dump(&db, "entries")), changed);
+    // The safety backup is not one of the user's backups.
+    assert_eq!(h.ok("list_backups", json!({})).as_array().unwrap().len(), 1);
+
+    // Verify and save a copy.
+    let v = h.ok(
+        "verify_backup",
+        json!({"id": id, "onEvent": "__CHANNEL__:12"}),
+    );
+    assert_eq!(v["documents"], 2005);
+    let copies = h.dir.path().join("copies");
+    let copy = h.ok(
+        "save_copy",
+        json!({"id": id, "folder": copies.display().to_string()}),
+    );
+    let copied = std::fs::read(copy["path"].as_str().unwrap()).unwrap();
+    let file = list[0]["file"].as_str().unwrap();
+    assert_eq!(
+        copied,
+        std::fs::read(h.backups_folder().join(file)).unwrap()
+    );
+    assert_eq!(
+        h.err("save_copy", json!({"id": id, "folder": "relative/path"}))
+            .0,
+        "bad_input"
+    );
+
+    rt.block_on(async { db.drop().await }).unwrap();
+}
+
+#[test]
+fn passphrase_check_change_and_key() {
+    let h = harness(|dir| EnvDefaults {
+        folder: Some(dir.join("backups")),
+        ..Default::default()
+    });
+    assert_eq!(
+        h.err("check_passphrase", json!({"passphrase": "whatever1"}))
+            .0,
+        "no_key"
+    );
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    assert_eq!(
+        h.ok("check_passphrase", json!({"passphrase": "not it at all"}))["ok"],
+        false
+    );
+    assert_eq!(
+        h.ok("check_passphrase", json!({"passphrase": PASSPHRASE}))["ok"],
+        true
+    );
+    assert_eq!(
+        h.err("show_key", json!({"passphrase": "not it at all"})).0,
+        "wrong_passphrase"
+    );
+    let key = h.ok("show_key", json!({"passphrase": PASSPHRASE}));
+    assert!(key["secret_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("AGE-SECRET-KEY-1"));
+    assert_eq!(
+        h.err(
+            "change_passphrase",
+            json!({"current": "not it at all", "new": "another passphrase"})
+        )
+        .0,
+        "wrong_passphrase"
+    );
+    h.ok(
+        "change_passphrase",
+        json!({"current": PASSPHRASE, "new": "another passphrase"}),
+    );
+    assert_eq!(
+        h.ok("check_passphrase", json!({"passphrase": PASSPHRASE}))["ok"],
+        false
+    );
+    assert_eq!(
+        h.ok(
+            "check_passphrase",
+            json!({"passphrase": "another passphrase"})
+        )["ok"],
+        true
+    );
+    // The same key: its public half did not change.
+    let again = h.ok("show_key", json!({"passphrase": "another passphrase"}));
+    assert_eq!(again["public_key"], key["public_key"]);
+}
+
+#[test]
+fn environment_defaults_start_connected() {
+    let mongo = driveback_testkit::mongo();
+    let h = harness(|dir| EnvDefaults {
+        mongo_uri: Some(mongo.uri().to_string()),
+        database: Some("timetrack".into()),
+        folder: Some(dir.join("demo-backups")),
+    });
+    let s = h.ok("app_state", json!({}));
+    assert_eq!(s["mongo"]["configured"], true);
+    assert_eq!(s["mongo"]["source"], "environment");
+    assert_eq!(s["mongo"]["database"], "timetrack");
+    assert!(s["destination"]["folder"]
+        .as_str()
+        .unwrap()
+        .ends_with("demo-backups"));
+    // Still not ready: the passphrase is the user's to choose.
+    assert_eq!(s["ready"], false);
+}
+
+#[test]
+fn backup_now_while_running_attaches_and_cancel_keeps_nothing() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_cancel");
+    let client = rt.block_on(mongo.client());
+    let db = client.database(&db_name);
+    rt.block_on(seed(&db));
+    let h = harness(|dir| EnvDefaults {
+        mongo_uri: Some(mongo.uri().to_string()),
+        database: Some(db_name.clone()),
+        folder: Some(dir.join("backups")),
+    });
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    let first = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:1"}));
+    let job = first["job_id"].as_str().unwrap().to_string();
+    let second = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:2"}));
+    if second["attached"] == true {
+        assert_eq!(second["job_id"], job.as_str());
+        assert_eq!(
+            h.err(
+                "verify_backup",
+                json!({"id": "latest", "onEvent": "__CHANNEL__:3"})
+            )
+            .0,
+            "busy",
+            "one job at a time"
+        );
+    }
+    let cancelled = h.ok("cancel_job", json!({"jobId": job}));
+    if cancelled == true {
+        assert_eq!(h.outcome(&job)["event"], "cancelled");
+        // Give the aborted upload a moment to be dropped, then: nothing was kept.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(h.ok("list_backups", json!({})).as_array().unwrap().len(), 0);
+        assert_eq!(h.ok("app_state", json!({}))["job"], Value::Null);
+    } else {
+        eprintln!("the backup finished before it could be cancelled");
+    }
+    rt.block_on(async { db.drop().await }).unwrap();
+}
+
+#[test]
+fn features_waiting_for_their_engine_parts_say_so() {
+    let h = harness(|_| EnvDefaults::default());
+    for (cmd, args) in [
+        ("connect_drive", json!({})),
+        ("disconnect_drive", json!({})),
+        ("get_settings", json!({})),
+        (
+            "save_settings",
+            json!({"settings": {"frequency": "daily", "time": "02:00"}}),
+        ),
+        ("health", json!({})),
+        ("send_test_email", json!({})),
+    ] {
+        let (code, message) = h.err(cmd, args);
+        assert_eq!(code, "not_available", "{cmd}");
+        assert!(message.contains("not available"), "{cmd}: {message}");
+    }
+}
+
+#[test]
+fn capability_grants_exactly_the_commands() {
+    let cap: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src-tauri/capabilities/default.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let perms: Vec<&str> = cap["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(perms.iter().all(|p| p.starts_with("allow-")), "{perms:?}");
+    let build =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src-tauri/build.rs"))
+            .unwrap();
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src-tauri/src/lib.rs"))
+            .unwrap();
+    for p in &perms {
+        let cmd = p.trim_start_matches("allow-").replace('-', "_");
+        assert!(
+            build.contains(&format!("\"{cmd}\"")),
+            "{cmd} missing from build.rs"
+        );
+        assert!(
+            lib.contains(&format!("::{cmd},")),
+            "{cmd} missing from the handler"
+        );
+    }
+    assert_eq!(
+        perms.len(),
+        build.matches("\",\n").count(),
+        "build.rs lists other commands"
+    );
+}

@@ -1,0 +1,384 @@
+//! End to end, in the real app: under Xvfb, through tauri-driver and WebKitWebDriver, against a
+//! real MongoDB-wire server and the Secret Service. `scripts/e2e` sets everything up and sets
+//! `DRIVEBACK_E2E=1`; without it this test says it is skipped and passes.
+//!
+//! First run (connect the database, choose the folder, set the passphrase, see the key) -> Back
+//! up -> the list shows it -> the data changes -> Restore -> Esc and Cancel leave the data as it
+//! is -> Restore -> Replace data -> the data is back as it was (read through the driver) -> Undo
+//! -> Verify. A screenshot of every screen; cold start and idle memory are measured and printed.
+
+#[path = "e2e/webdriver.rs"]
+mod webdriver;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bson::{doc, Document};
+use webdriver::{keys, Session};
+
+/// Collections of the test database, each as its documents sorted by `_id`.
+type Snapshot = BTreeMap<String, Vec<Document>>;
+
+/// Every document of a collection, by `_id`.
+async fn collect(coll: &mongodb::Collection<Document>) -> Vec<Document> {
+    let mut cursor = coll
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .expect("find");
+    let mut out = Vec::new();
+    while cursor.advance().await.expect("cursor") {
+        out.push(cursor.deserialize_current().expect("document"));
+    }
+    out
+}
+
+struct Env {
+    webdriver: String,
+    app: PathBuf,
+    mongo_uri: String,
+    screenshots: PathBuf,
+}
+
+impl Env {
+    fn from_env() -> Option<Self> {
+        if std::env::var("DRIVEBACK_E2E").as_deref() != Ok("1") {
+            return None;
+        }
+        let var = |k: &str| {
+            std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set (scripts/e2e sets it)"))
+        };
+        Some(Self {
+            webdriver: var("DRIVEBACK_WEBDRIVER_URL"),
+            app: PathBuf::from(var("DRIVEBACK_APP_BIN")),
+            mongo_uri: var("MONGODB_TEST_URI"),
+            screenshots: PathBuf::from(var("DRIVEBACK_SCREENSHOT_DIR")),
+        })
+    }
+}
+
+const PASSPHRASE: &str = "correct horse battery staple";
+const SHORT: Duration = Duration::from_secs(20);
+const LONG: Duration = Duration::from_secs(180);
+
+async fn seed(db: &mongodb::Database) {
+    let projects: Vec<Document> = (0..12)
+        .map(|i| doc! { "_id": i, "name": format!("Project {i}"), "client": format!("Client {}", i % 4), "active": i % 3 != 0 })
+        .collect();
+    db.collection::<Document>("projects")
+        .insert_many(projects)
+        .await
+        .unwrap();
+    let users: Vec<Document> = (0..8)
+        .map(|i| doc! { "_id": format!("user{i}"), "email": format!("user{i}@example.com"), "rate": 40.5 + i as f64 })
+        .collect();
+    db.collection::<Document>("users")
+        .insert_many(users)
+        .await
+        .unwrap();
+    let entries: Vec<Document> = (0..6000)
+        .map(|i: i64| {
+            doc! {
+                "_id": i,
+                "project": (i % 12) as i32,
+                "user": format!("user{}", i % 8),
+                "minutes": ((i * 37) % 240) as i32,
+                "note": format!("worked on task {} of the sprint, with notes that make the document a little longer", i % 97),
+                "day": bson::DateTime::from_millis(1_700_000_000_000 + i * 3_600_000),
+            }
+        })
+        .collect();
+    db.collection::<Document>("entries")
+        .insert_many(entries)
+        .await
+        .unwrap();
+    db.collection::<Document>("entries")
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "user": 1, "day": -1 })
+                .build(),
+        )
+        .await
+        .unwrap();
+}
+
+async fn snapshot(db: &mongodb::Database) -> Snapshot {
+    let mut out = Snapshot::new();
+    let mut names = db.list_collection_names().await.unwrap();
+    names.sort();
+    for name in names {
+        if name.starts_with("system.") {
+            continue;
+        }
+        out.insert(
+            name.clone(),
+            collect(&db.collection::<Document>(&name)).await,
+        );
+    }
+    out
+}
+
+/// What a person does to their data between the backup and the restore.
+async fn change_data(db: &mongodb::Database) {
+    db.collection::<Document>("entries")
+        .delete_many(doc! { "project": 3 })
+        .await
+        .unwrap();
+    db.collection::<Document>("projects")
+        .update_many(
+            doc! {},
+            doc! { "$set": { "active": false, "renamed": true } },
+        )
+        .await
+        .unwrap();
+    db.collection::<Document>("users")
+        .insert_one(doc! { "_id": "intruder", "email": "oops@example.com" })
+        .await
+        .unwrap();
+    db.collection::<Document>("scratch")
+        .insert_one(doc! { "x": 1 })
+        .await
+        .unwrap();
+}
+
+/// Resident memory of a process and of all its descendants (WebKit's web and network
+/// processes), in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    fn rss(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
+            // The command name is in parentheses and may hold spaces: read after the last ')'.
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|v| v.parse().ok()) {
+                    parents.push((p, ppid));
+                }
+            }
+        }
+    }
+    let mut family = vec![pid];
+    let mut i = 0;
+    while i < family.len() {
+        let parent = family[i];
+        family.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    (rss(pid), family.iter().map(|p| rss(*p)).sum())
+}
+
+#[test]
+fn first_run_backup_and_restore_in_the_real_app() {
+    let Some(env) = Env::from_env() else {
+        eprintln!(
+            "skipped: the end-to-end tests run through scripts/e2e (it sets DRIVEBACK_E2E=1)"
+        );
+        return;
+    };
+    if let Err(e) = run(&env) {
+        panic!("{e}");
+    }
+    println!("driveback-e2e: ran");
+}
+
+fn run(env: &Env) -> Result<(), String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db_name = format!("e2e_{:08x}", std::process::id());
+    let client = rt
+        .block_on(mongodb::Client::with_uri_str(&env.mongo_uri))
+        .unwrap();
+    let db = client.database(&db_name);
+    rt.block_on(seed(&db));
+    let original = rt.block_on(snapshot(&db));
+
+    // --- Start: cold start to the first screen ---------------------------------------------------
+    let t0 = Instant::now();
+    let mut s = Session::start(&env.webdriver, &env.app, &env.screenshots)?;
+    s.wait_for("#firstrun", LONG)?;
+    let to_first_screen = t0.elapsed();
+    let body = s.find("body")?;
+    let (startup_ms, pid) = s.wait_until("the app's first-paint report", SHORT, |s| {
+        let ms = s.attribute(&body, "data-startup-ms").ok()??;
+        let pid = s.attribute(&body, "data-pid").ok()??;
+        Some((ms.parse::<u64>().ok()?, pid.parse::<u32>().ok()?))
+    })?;
+
+    // --- First run: the database -------------------------------------------------------------------
+    s.shot("first-run-database")?;
+    s.type_into("#mongo-uri", &env.mongo_uri)?;
+    s.click_css("#test-connection")?;
+    let option = s.wait_for(
+        &format!("#database-select option[value='{db_name}']"),
+        SHORT,
+    )?;
+    s.click(&option)?;
+    s.shot("first-run-database-chosen")?;
+    s.click_css("#connect-continue")?;
+
+    // --- First run: where backups go (Google Drive is not there yet) ----------------------------
+    s.wait_for("#firstrun[data-step='destination']", SHORT)?;
+    s.click_css("#drive-connect")?;
+    s.wait_for(".error[data-code='not_available']", SHORT)?;
+    s.shot("first-run-destination")?;
+    s.click_css("#destination-continue")?;
+
+    // --- First run: the passphrase, with the warning, and the key ----------------------------------
+    s.wait_for("#firstrun[data-step='passphrase']", SHORT)?;
+    let warning = s.text_of("#passphrase-warning")?;
+    assert!(warning.contains("cannot be restored"), "{warning}");
+    s.type_into("#passphrase", PASSPHRASE)?;
+    s.type_into("#passphrase-repeat", PASSPHRASE)?;
+    s.click_css("#passphrase-understood")?;
+    s.shot("first-run-passphrase")?;
+    s.click_css("#passphrase-create")?;
+    s.wait_for("#key-offer", LONG)?;
+    s.click_css("#show-key-button")?;
+    let key = s.wait_for("#secret-key", LONG)?;
+    let key_text = s.text(&key)?;
+    assert!(key_text.starts_with("AGE-SECRET-KEY-1"), "{key_text}");
+    s.shot("backup-key")?;
+    s.click_css("#key-close")?;
+    s.wait_gone("#key-dialog", SHORT)?;
+    s.click_css("#firstrun-done")?;
+
+    // --- Home: nothing backed up yet; idle memory ---------------------------------------------------
+    s.wait_for("#home", SHORT)?;
+    let last = s.text_of("#last-backup")?;
+    assert_eq!(last, "Last backup: never");
+    s.wait_until("the schedule stub's note", SHORT, |s| {
+        let t = s.text_of("#schedule-note").ok()?;
+        (!t.is_empty()).then_some(())
+    })?;
+    s.shot("home-first-backup")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (app_rss, all_rss) = rss_kib(pid);
+
+    // --- Back up --------------------------------------------------------------------------------------
+    s.click_css("#backup-now")?;
+    if s.wait_for("#backup-progress", Duration::from_secs(5))
+        .is_ok()
+    {
+        let _ = s.shot("backing-up");
+    }
+    s.wait_until("the backup to finish", LONG, |s| {
+        let t = s.text_of("#last-backup").ok()?;
+        t.contains("today").then_some(t)
+    })?;
+    s.shot("home-after-backup")?;
+
+    // --- The list shows it --------------------------------------------------------------------------
+    s.click_css("#view-backups")?;
+    s.wait_for(".backup-row", SHORT)?;
+    let rows = s.find_all(".backup-row")?;
+    assert_eq!(rows.len(), 1, "one backup in the list");
+    let row_text = s.text(&rows[0])?;
+    assert!(
+        row_text.contains("Latest") && row_text.contains("6,020 documents"),
+        "{row_text}"
+    );
+    s.shot("backup-list")?;
+
+    // --- The data changes; Esc and Cancel on the confirmation change nothing ----------------------
+    rt.block_on(change_data(&db));
+    let changed = rt.block_on(snapshot(&db));
+    assert_ne!(changed, original);
+
+    s.click_css(".restore-button")?;
+    s.wait_for("#restore-dialog", LONG)?;
+    let summary = s.text_of("#restore-summary")?;
+    assert!(summary.contains(&db_name), "{summary}");
+    let plan = s.text_of("#restore-plan")?;
+    assert!(
+        plan.contains("entries") && plan.contains("6,000 in the backup"),
+        "{plan}"
+    );
+    let active = s.active_element()?;
+    assert_eq!(
+        s.attribute(&active, "id")?.as_deref(),
+        Some("restore-cancel"),
+        "Cancel has the focus"
+    );
+    s.shot("restore-confirmation")?;
+    s.send_keys(&active, keys::ESCAPE)?;
+    s.wait_gone("#restore-dialog", SHORT)?;
+    assert_eq!(rt.block_on(snapshot(&db)), changed, "Esc changed the data");
+
+    s.click_css(".restore-button")?;
+    s.wait_for("#restore-dialog", LONG)?;
+    s.click_css("#restore-cancel")?;
+    s.wait_gone("#restore-dialog", SHORT)?;
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        rt.block_on(snapshot(&db)),
+        changed,
+        "Cancel changed the data"
+    );
+
+    // --- Restore: Replace data -------------------------------------------------------------------------
+    s.click_css(".restore-button")?;
+    s.wait_for("#restore-dialog", LONG)?;
+    s.click_css("#restore-replace")?;
+    s.wait_for("#restore-result", LONG)?;
+    s.shot("restore-done")?;
+    let mut restored = rt.block_on(snapshot(&db));
+    // A collection the backup did not have is left as it is (the confirmation says so).
+    assert_eq!(restored.remove("scratch").map(|d| d.len()), Some(1));
+    assert_eq!(restored, original, "the data is back as it was");
+
+    // --- Undo brings back the data from before the restore -----------------------------------------
+    s.click_css("#restore-undo")?;
+    s.wait_until("the undo to finish", LONG, |s| {
+        let t = s.text_of("#restore-dialog h2").ok()?;
+        (t == "Restore undone").then_some(())
+    })?;
+    assert_eq!(
+        rt.block_on(snapshot(&db)),
+        changed,
+        "undo restored the data from before"
+    );
+    s.click_css("#restore-close")?;
+    s.wait_gone("#restore-dialog", SHORT)?;
+
+    // --- Verify ---------------------------------------------------------------------------------------
+    s.click_css(".verify-button")?;
+    let ok = s.wait_for(".verify-ok", LONG)?;
+    assert!(s.text(&ok)?.contains("6,020 documents"));
+    s.shot("backup-verified")?;
+
+    // --- Dark theme ------------------------------------------------------------------------------------
+    s.execute("document.documentElement.dataset.theme = 'dark';", vec![])?;
+    s.shot("backup-list-dark")?;
+    s.click_css("#backups-back")?;
+    s.wait_for("#home", SHORT)?;
+    s.shot("home-dark")?;
+
+    println!(
+        "driveback-e2e: cold start to first paint: {startup_ms} ms in the app (process start to the UI's first frame); {} ms from the WebDriver session request to the first screen",
+        to_first_screen.as_millis()
+    );
+    println!(
+        "driveback-e2e: idle memory (RSS): {:.1} MiB the app process, {:.1} MiB with its WebKit processes",
+        app_rss as f64 / 1024.0,
+        all_rss as f64 / 1024.0
+    );
+    rt.block_on(async { db.drop().await }).ok();
+    Ok(())
+}

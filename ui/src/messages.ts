@@ -1,0 +1,37 @@
+// Errors and short notices, in plain words with the action to take.
+import { asApiError, type ApiError } from "./api";
+import { h } from "./dom";
+import { explainError } from "./format";
+
+export function errorBox(e: unknown, id?: string): HTMLElement {
+  const err: ApiError = asApiError(e);
+  const x = explainError(err);
+  return h(
+    "div",
+    { class: "error", role: "alert", id, "data-code": err.code },
+    h("strong", {}, x.title),
+    " ",
+    x.action,
+    x.detail ? h("div", { class: "detail" }, `Details: ${x.detail}`) : null,
+  );
+}
+
+/** Shows `e` in `slot` (replacing what was there). */
+export function showError(slot: HTMLElement, e: unknown): void {
+  slot.replaceChildren(errorBox(e));
+}
+
+let toastTimer: number | undefined;
+
+/** A short notice at the bottom of the window, read out by screen readers. */
+export function toast(text: string): void {
+  let el = document.getElementById("toast");
+  if (!el) {
+    el = h("div", { id: "toast", class: "toast", role: "status", "aria-live": "polite" });
+    document.body.append(el);
+  }
+  el.textContent = text;
+  el.classList.add("shown");
+  window.clearTimeout(toastTimer);
+  toastTimer = window.setTimeout(() => el!.classList.remove("shown"), 5000);
+}
