@@ -18,6 +18,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod secrets;
 pub mod settings;
+pub mod status;
 pub mod store;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -391,6 +391,8 @@ pub const DEFAULT_EMAIL_COPY_MAX_MB: u32 = 18;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NotifySettings {
+    /// A desktop notification after a successful backup (the app; failures are always shown).
+    pub desktop_on_success: bool,
     pub email_on_success: bool,
     pub email_on_failure: bool,
     /// A summary of the week by email, on Mondays.
@@ -404,6 +406,7 @@ pub struct NotifySettings {
 impl Default for NotifySettings {
     fn default() -> Self {
         NotifySettings {
+            desktop_on_success: false,
             email_on_success: false,
             email_on_failure: true,
             weekly_summary: true,
@@ -724,6 +727,15 @@ pub static KEYS: &[SettingKey] = &[
         get: |s| text_or_null(&s.smtp.ca_file),
         set: |s, v| {
             s.smtp.ca_file = optional_text(v);
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "notify.desktop_on_success",
+        help: "a desktop notification after every successful backup, in the app (on or off; failures are always shown)",
+        get: |s| Value::from(s.notify.desktop_on_success),
+        set: |s, v| {
+            s.notify.desktop_on_success = parse_bool(v)?;
             Ok(())
         },
     },

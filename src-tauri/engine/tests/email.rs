@@ -456,7 +456,39 @@ async fn reports_arrive_with_both_parts_and_the_copy_decrypts() {
     );
     assert!(m.text.contains("Success rate: 50% (1 of 2)"), "{}", m.text);
     assert!(m.html.contains("Success rate"));
+
+    // What the app and the daemon run every few minutes: due on the next Monday, sent once.
+    let monday = next_monday_noon();
+    assert!(notifier
+        .weekly_summary_if_due(|_| None, monday - chrono::Duration::days(1))
+        .is_none());
+    let rec = notifier
+        .weekly_summary_if_due(|_| None, monday + chrono::Duration::days(7))
+        .expect("due a week later, on a Monday");
+    assert_eq!(rec.kind, RunKind::EmailSummary);
+    assert_eq!(server.messages().len(), 5);
+    assert!(notifier
+        .weekly_summary_if_due(
+            |_| None,
+            monday + chrono::Duration::days(7) + chrono::Duration::hours(1)
+        )
+        .is_none());
+    assert_eq!(server.messages().len(), 5);
     drop(w.dir);
+}
+
+/// Noon (local time) of the next Monday.
+fn next_monday_noon() -> chrono::DateTime<chrono::Utc> {
+    use chrono::{Datelike, TimeZone};
+    let mut d = chrono::Local::now().date_naive() + chrono::Duration::days(1);
+    while d.weekday() != chrono::Weekday::Mon {
+        d += chrono::Duration::days(1);
+    }
+    chrono::Local
+        .from_local_datetime(&d.and_hms_opt(12, 0, 0).unwrap())
+        .earliest()
+        .unwrap()
+        .with_timezone(&chrono::Utc)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -719,4 +751,90 @@ fn test_email_from_the_cli() {
         );
         assert!(out.status.success());
     }
+}
+
+/// A one-shot `driveback backup` (cron, scripts) records its run and mails its report too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_shot_backup_from_the_cli_records_its_run_and_mails_its_report() {
+    let server = SmtpServer::start();
+    let w = world("email_cli").await;
+    let config = w.dir.path().join("config");
+    let mut s = smtp_settings(server.port, &server.ca());
+    s.set_key("notify.email_on_success", "on").unwrap();
+    s.save_to(&config.join("settings.json")).unwrap();
+    let dest = format!("folder:{}", w.dir.path().join("cli-backups").display());
+    let uri = driveback_testkit::mongo().uri().to_string();
+    let env = [
+        ("DRIVEBACK_SMTP_PASSWORD", PASSWORD),
+        ("DRIVEBACK_PASSPHRASE", "a passphrase for the cli test"),
+    ];
+    let args = [
+        "backup",
+        "--mongo-uri",
+        &uri,
+        "--db",
+        &w.db,
+        "--dest",
+        &dest,
+    ];
+    let out = tokio::task::spawn_blocking({
+        let config = config.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&config, &args, &env, None)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.messages().len(), 1);
+    let m = parse(&server.messages()[0]);
+    assert!(m.subject.contains(&w.db), "{}", m.subject);
+    assert!(
+        m.text.contains("50"),
+        "the document count is in the report: {}",
+        m.text
+    );
+    let records = History::new(config.join("history.jsonl")).load().unwrap();
+    let kinds: Vec<_> = records.iter().map(|r| (r.kind, r.outcome)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (RunKind::Backup, Outcome::Success),
+            (RunKind::Email, Outcome::Success)
+        ]
+    );
+    assert_eq!(records[0].documents, Some(50));
+
+    // The database is down: the command fails as before, and the failure is recorded and mailed.
+    let down = format!(
+        "mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=1000",
+        closed_port()
+    );
+    let out = tokio::task::spawn_blocking({
+        let config = config.clone();
+        let (db, dest) = (w.db.clone(), dest.clone());
+        move || {
+            cli(
+                &config,
+                &["backup", "--mongo-uri", &down, "--db", &db, "--dest", &dest],
+                &env,
+                None,
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(server.messages().len(), 2);
+    let m = parse(&server.messages()[1]);
+    assert_eq!(m.subject, format!("Driveback: backup of {} FAILED", w.db));
+    let records = History::new(config.join("history.jsonl")).load().unwrap();
+    assert_eq!(records[2].outcome, Outcome::Failed);
+    assert!(files_contain(&config, PASSWORD).is_empty());
 }

@@ -23,7 +23,7 @@ pub const DEFAULT_RETRY: [Duration; 2] = [Duration::from_secs(15), Duration::fro
 /// Sends email reports in the background.
 pub struct EmailNotifier {
     settings: Mutex<Settings>,
-    password: Option<SecretString>,
+    password: Mutex<Option<SecretString>>,
     history: Option<Arc<History>>,
     /// Where backups are read from for an emailed copy.
     store: Mutex<Option<Arc<dyn RemoteStore>>>,
@@ -46,7 +46,7 @@ impl EmailNotifier {
     ) -> Self {
         EmailNotifier {
             settings: Mutex::new(settings),
-            password,
+            password: Mutex::new(password),
             history,
             store: Mutex::new(None),
             retry: DEFAULT_RETRY.to_vec(),
@@ -60,6 +60,11 @@ impl EmailNotifier {
         self
     }
 
+    /// The store backups are read from, for "email a copy" (the destination changed).
+    pub fn set_store(&self, store: Arc<dyn RemoteStore>) {
+        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
     /// Waits between attempts (tests shorten them).
     pub fn with_retry(mut self, delays: Vec<Duration>) -> Self {
         self.retry = delays;
@@ -69,6 +74,11 @@ impl EmailNotifier {
     /// New settings (the user changed them).
     pub fn set_settings(&self, s: Settings) {
         *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// A new SMTP password (the user changed it), or none.
+    pub fn set_password(&self, password: Option<SecretString>) {
+        *self.password.lock().unwrap_or_else(|p| p.into_inner()) = password;
     }
 
     fn settings(&self) -> Settings {
@@ -180,7 +190,13 @@ impl EmailNotifier {
         mail: &Mail,
         attachment: Option<(String, Vec<u8>)>,
     ) -> Result<(), MailError> {
-        let mailer = Mailer::new(&s.smtp, self.password.clone())?;
+        let mailer = Mailer::new(
+            &s.smtp,
+            self.password
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )?;
         let out = Outgoing {
             mail,
             attachment: attachment.as_ref().map(|(n, b)| (n.as_str(), b.clone())),
@@ -276,14 +292,19 @@ impl EmailNotifier {
         let summary =
             WeeklySummary::from_records(records, now - chrono::Duration::days(7), now, health);
         let mail = templates::weekly_summary(&summary);
-        let started = Utc::now();
+        // Dated `now`, the week it summarises, so that the next due check counts it.
+        let t0 = std::time::Instant::now();
         let result = self.send(&s, &mail, None);
+        let (started, ended) = (
+            now,
+            now + chrono::Duration::from_std(t0.elapsed()).unwrap_or_default(),
+        );
         let rec = RunRecord {
             job_id: format!("summary-{}", now.format("%Y%m%d")),
             kind: RunKind::EmailSummary,
             trigger: Trigger::Scheduled,
             started,
-            ended: Utc::now(),
+            ended,
             outcome: if result.is_ok() {
                 Outcome::Success
             } else {
@@ -303,6 +324,31 @@ impl EmailNotifier {
         };
         self.record(&rec);
         rec
+    }
+}
+
+impl EmailNotifier {
+    /// Sends the weekly summary if it is due at `now` (see [`Self::weekly_summary_due`]), judged
+    /// from the history; `health` is asked only then. Blocking: the caller runs it on a thread
+    /// that may wait for the SMTP server. The run is recorded in the history either way.
+    pub fn weekly_summary_if_due(
+        &self,
+        health: impl FnOnce(&[RunRecord]) -> Option<Health>,
+        now: DateTime<Utc>,
+    ) -> Option<RunRecord> {
+        let history = self.history.as_ref()?;
+        let records = match history.load() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the history for the weekly summary");
+                return None;
+            }
+        };
+        if !self.weekly_summary_due(&records, now) {
+            return None;
+        }
+        let h = health(&records);
+        Some(self.send_weekly_summary(&records, h.as_ref(), now))
     }
 }
 

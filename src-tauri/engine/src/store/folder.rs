@@ -347,6 +347,23 @@ impl FolderUpload {
     }
 }
 
+/// Size and SHA-256 (hex) of a file, read from the disk.
+fn hash_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let read = file.read(&mut buf)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buf[..read]);
+        n += read as u64;
+    }
+    Ok((n, hex::encode(hasher.finalize())))
+}
+
 impl Write for FolderUpload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.writer()?.write(buf)?;
@@ -364,6 +381,22 @@ impl UploadSink for FolderUpload {
     fn commit(mut self: Box<Self>, summary: &BackupSummary) -> Result<StoredBackup, StoreError> {
         self.finish_partial()?;
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        // Read the file back from the disk before it is marked committed: what is stored must be
+        // what was written (a failing disk or a full network share can lose bytes silently).
+        let (stored_bytes, stored_sha) = hash_file(&self.final_path).map_err(|e| {
+            StoreError::io(
+                format!("could not read back {}", self.final_path.display()),
+                e,
+            )
+        })?;
+        if stored_bytes != self.bytes || stored_sha != sha256 {
+            let _ = fs::remove_file(&self.final_path);
+            return Err(StoreError::Corrupt(format!(
+                "{} does not read back as written ({stored_bytes} of {} bytes, or other bytes): the disk may be failing; nothing was kept",
+                self.final_path.display(),
+                self.bytes
+            )));
+        }
         let sidecar = Sidecar {
             driveback_sidecar: SIDECAR_VERSION,
             file: self.name.clone(),
@@ -390,6 +423,10 @@ impl UploadSink for FolderUpload {
             status: summary.status,
             sha256,
         })
+    }
+
+    fn verifies_on_commit(&self) -> bool {
+        true
     }
 
     fn abort(mut self: Box<Self>) -> Result<(), StoreError> {

@@ -31,6 +31,10 @@ impl Env {
         format!("folder:{}", self.dest_path().display())
     }
 
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
     pub fn dest_path(&self) -> PathBuf {
         self.dir.path().join("backups")
     }
@@ -46,6 +50,9 @@ impl Env {
             .env_remove("DRIVEBACK_PASSPHRASE")
             .env_remove("DRIVEBACK_MONGO_URI")
             .env("DRIVEBACK_KEYRING_SERVICE", &self.keyring_service)
+            // Its own settings and history (a backup records its run).
+            .env("DRIVEBACK_CONFIG_DIR", self.config_dir())
+            .env_remove("DRIVEBACK_DATA_DIR")
             .stdin(std::process::Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);

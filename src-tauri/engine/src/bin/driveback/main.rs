@@ -13,6 +13,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use driveback_engine::container::{InputKind, DEFAULT_ZSTD_LEVEL};
 use driveback_engine::error::EngineError;
+use driveback_engine::history::{Outcome, RunError, RunKind, RunRecord, Trigger};
 use driveback_engine::keys::{KeyError, KeyRing, PassphrasePurpose, PassphraseSource};
 use driveback_engine::manifest::BackupStatus;
 use driveback_engine::pipeline::{self, BackupOptions, ExportFormat, RestoreOptions, Source};
@@ -260,6 +261,58 @@ fn mongo_uri(
 
 /// Runs blocking work (destinations, the keyring, key unwrapping) from async code: Google Drive's
 /// blocking HTTP client must not run on an async worker.
+/// The history record of a one-shot `driveback backup`.
+fn one_shot_record(
+    database: &str,
+    dest: &str,
+    started: chrono::DateTime<chrono::Utc>,
+    result: &Result<pipeline::BackupResult, EngineError>,
+) -> RunRecord {
+    let ended = chrono::Utc::now();
+    let (outcome, backup, verified, error) = match result {
+        Ok(r) if r.manifest.status == BackupStatus::Complete => (
+            Outcome::Success,
+            Some(&r.backup),
+            r.verified.then_some(true),
+            None,
+        ),
+        Ok(r) => (
+            Outcome::Partial,
+            Some(&r.backup),
+            r.verified.then_some(true),
+            Some(RunError {
+                code: "partial_backup".into(),
+                message: "some collections could not be backed up".into(),
+            }),
+        ),
+        Err(e) => (
+            Outcome::Failed,
+            None,
+            None,
+            Some(RunError {
+                code: e.code().into(),
+                message: e.to_string(),
+            }),
+        ),
+    };
+    RunRecord {
+        job_id: format!("cli-{}", started.format("%Y%m%dT%H%M%S%.3f")),
+        kind: RunKind::Backup,
+        trigger: Trigger::Manual,
+        started,
+        ended,
+        outcome,
+        database: Some(database.to_string()),
+        dest: Some(dest.to_string()),
+        backup_id: backup.map(|b| b.id.clone()),
+        bytes: backup.map(|b| b.bytes),
+        documents: backup.map(|b| b.documents),
+        verified,
+        pruned: None,
+        error,
+    }
+}
+
 pub(crate) fn sync<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
@@ -402,8 +455,17 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 expected_documents,
                 started_at: None,
             };
+            let started = chrono::Utc::now();
             let result =
-                pipeline::backup(&uri, &opts, store.clone(), recipient, progress(json)).await?;
+                pipeline::backup(&uri, &opts, store.clone(), recipient, progress(json)).await;
+            notify::after_backup(
+                secrets,
+                one_shot_record(&opts.database, &store.location(), started, &result),
+                result.as_ref().ok().map(|r| r.backup.clone()),
+                store.clone(),
+            )
+            .await;
+            let result = result?;
             let m = &result.manifest;
             if json {
                 print_json(&serde_json::json!({

@@ -1,14 +1,21 @@
-//! `driveback test-email` and `driveback config set-secret smtp.password`.
+//! `driveback test-email`, `driveback config set-secret smtp.password`, and what follows a
+//! one-shot backup (its history record and email report).
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use driveback_engine::error::EngineError;
+use driveback_engine::history::{History, RunRecord};
+use driveback_engine::notify::email::EmailNotifier;
 use driveback_engine::notify::mail::{self, Mailer, Outgoing};
 use driveback_engine::notify::templates;
+use driveback_engine::notify::Event;
 use driveback_engine::secrets::{self, SecretStore};
 use driveback_engine::settings::Settings;
+use driveback_engine::store::{RemoteStore, StoredBackup};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Sends the test email with the saved SMTP settings: one line either way.
@@ -67,4 +74,59 @@ pub fn set_secret(key: &str, secrets: Option<&dyn SecretStore>) -> Result<ExitCo
         println!("{key} saved in the OS keyring");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// After a one-shot `driveback backup`: the run goes into the history (so that `status` and the
+/// health count it), and when email reports are set up the report is sent now, with one retry.
+/// Neither can change the command's outcome: problems are warnings.
+pub async fn after_backup(
+    secrets: Option<&dyn SecretStore>,
+    record: RunRecord,
+    backup: Option<StoredBackup>,
+    store: Arc<dyn RemoteStore>,
+) {
+    let history = match History::open_default() {
+        Ok(h) => Some(Arc::new(h)),
+        Err(e) => {
+            eprintln!("driveback: warning: the run is not recorded in the history: {e}");
+            None
+        }
+    };
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("driveback: warning: no email report: {e}");
+            Settings::default()
+        }
+    };
+    let password = if settings.smtp.is_configured() {
+        mail::smtp_password(secrets).unwrap_or_else(|e| {
+            eprintln!("driveback: warning: email report: {e}");
+            None
+        })
+    } else {
+        None
+    };
+    let done = tokio::task::spawn_blocking(move || {
+        if let Some(h) = &history {
+            if let Err(e) = h.append(&record) {
+                eprintln!("driveback: warning: the run is not recorded in the history: {e}");
+            }
+        }
+        let last_good = history
+            .as_ref()
+            .and_then(|h| h.load().ok())
+            .and_then(|rs| driveback_engine::history::last_success(&rs).map(|r| r.ended));
+        let notifier = EmailNotifier::new(settings, password, history)
+            .with_store(store)
+            .with_retry(vec![Duration::from_secs(2)]);
+        let event = Event::for_run(&record, backup, last_good)?;
+        notifier.deliver(&event)
+    })
+    .await;
+    if let Ok(Some(d)) = done {
+        if let Some(e) = d.record.error {
+            eprintln!("driveback: warning: {}", super::one_line(&e.message));
+        }
+    }
 }

@@ -10,18 +10,20 @@ use chrono::{DateTime, Local, Utc};
 use clap::{Args, Subcommand};
 use driveback_engine::container::DEFAULT_ZSTD_LEVEL;
 use driveback_engine::error::EngineError;
-use driveback_engine::health::{self, DestinationProblem, Observations, Status};
-use driveback_engine::history::{self, History, Outcome};
+use driveback_engine::health::Status;
+use driveback_engine::history::{History, Outcome};
 use driveback_engine::jobs::{
     self, BackupRequest, JobContext, JobEvent, JobOutcome, Jobs, SystemClock,
 };
 use driveback_engine::keys::{KeyError, KeyRing, PassphrasePurpose, PassphraseSource};
+use driveback_engine::notify::email::EmailNotifier;
 use driveback_engine::retention::{self, Decision};
-use driveback_engine::schedule::{self, ScheduleState};
+use driveback_engine::schedule;
 use driveback_engine::scheduler::{self, SchedulerConfig, SchedulerStatus};
 use driveback_engine::secrets::SecretStore;
 use driveback_engine::settings::{self, Settings, SettingsError};
-use driveback_engine::store::{Quota, StoreError, StoredBackup};
+use driveback_engine::status::{self, DestinationSeen};
+use driveback_engine::store::StoredBackup;
 use secrecy::SecretString;
 
 use super::{mongo_uri, one_line, open_dest, print_json, CliPassphrase};
@@ -297,15 +299,6 @@ fn open_history() -> Result<History, EngineError> {
     History::open_default().map_err(settings_error)
 }
 
-/// The health check words it "Google Drive needs reconnecting: why": keep only the why.
-fn reconnect_needed(message: String) -> DestinationProblem {
-    let why = message
-        .strip_prefix("Google Drive needs reconnecting: ")
-        .map(str::to_string)
-        .unwrap_or(message);
-    DestinationProblem::ReconnectNeeded(why)
-}
-
 pub async fn status(args: StatusArgs) -> Result<ExitCode, EngineError> {
     let settings = load_settings()?;
     let history = open_history()?;
@@ -314,79 +307,34 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode, EngineError> {
         .map_err(blocking_error)?
         .map_err(|e| EngineError::Input(e.to_string()))?;
     let dest = args.dest.or_else(|| settings.backup.dest.clone());
-    // The backups there and, for a destination with a quota (Google Drive), its free space. A
-    // destination whose sign-in is gone is a check of the status, not an error of the command.
-    let (listed, quota): (
-        Option<Result<Vec<StoredBackup>, DestinationProblem>>,
-        Option<Quota>,
-    ) = match &dest {
-        None => (None, None),
-        Some(d) => match open_dest(d) {
-            Err(e) if matches!(e.code(), "reconnect_needed" | "not_connected") => {
-                (Some(Err(reconnect_needed(e.to_string()))), None)
-            }
-            Err(e) => return Err(e),
-            Ok(store) => tokio::task::spawn_blocking(move || {
-                let listed = store.list();
-                let quota = match &listed {
-                    Ok(_) => store.quota().unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "could not read the destination's quota");
-                        None
-                    }),
-                    Err(_) => None,
-                };
-                let listed = listed.map_err(|e| match e {
-                    StoreError::Auth(e) => reconnect_needed(e),
-                    e => DestinationProblem::Unreachable(e.to_string()),
-                });
-                (Some(listed), quota)
-            })
-            .await
-            .map_err(blocking_error)?,
-        },
-    };
+    // The backups there and, for a destination with a quota (Google Drive), its free space.
+    let opened = dest.as_deref().map(open_dest);
+    let seen = tokio::task::spawn_blocking(move || status::observe_destination(opened))
+        .await
+        .map_err(blocking_error)??;
     let heartbeat = SchedulerStatus::read(&heartbeat_path()?);
     let now = Utc::now();
-    let obs = Observations {
-        destination: listed
-            .as_ref()
-            .map(|l| l.as_ref().map(|_| ()).map_err(Clone::clone)),
-        free_space: quota.as_ref().and_then(|q| Some((q.free()?, q.limit?))),
-        scheduler_heartbeat: heartbeat.as_ref().map(|h| h.alive_at),
-        backups: listed
-            .as_ref()
-            .and_then(|l| l.as_ref().ok().map(|v| v.as_slice())),
-        ..Default::default()
-    };
-    let h = health::health(&records, &settings, &obs, now, &Local);
-    let scheduler_running = heartbeat
-        .as_ref()
-        .is_some_and(|beat| now - beat.alive_at <= health::SCHEDULER_STALE);
-    let next_due = match &heartbeat {
-        Some(beat) if scheduler_running => beat.next_due,
-        _ => schedule::next_due(
-            &settings.schedule,
-            &ScheduleState {
-                catch_up_delay: chrono::Duration::zero(),
-                ..ScheduleState::new(history::last_attempt(&records), now)
-            },
-            now,
-            &Local,
-        ),
-    };
-    let newest = listed
-        .as_ref()
-        .and_then(|l| l.as_ref().ok())
-        .and_then(|v| v.first().cloned());
+    let report = status::report(
+        &records,
+        &settings,
+        &seen,
+        None,
+        heartbeat.as_ref(),
+        now,
+        &Local,
+    );
+    let (h, next_due, scheduler_running) =
+        (&report.health, report.next_due, report.scheduler_running);
+    let newest = report.latest_backup.clone();
     if args.json {
         print_json(&serde_json::json!({
             "status": h.status,
             "checks": h.checks,
             "metrics": h.metrics,
-            "schedule": schedule::describe(&settings.schedule),
+            "schedule": report.schedule_text,
             "next_due": next_due,
             "scheduler_running": scheduler_running,
-            "retention": settings.retention.describe(),
+            "retention": report.retention_text,
             "dest": dest,
             "latest_backup": newest,
             "last_run": records.last(),
@@ -566,20 +514,18 @@ pub async fn daemon(
     let history = Arc::new(open_history()?);
     let jobs = Jobs::new(runner, Arc::new(SystemClock), Some(history.clone()));
     // Email reports, sent in the background; a missing password is reported when one is due.
-    if settings.smtp.is_configured() {
+    let mailer = settings.smtp.is_configured().then(|| {
         let password = driveback_engine::notify::mail::smtp_password(secrets).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "email reports: no SMTP password");
             None
         });
-        let mailer = Arc::new(
-            driveback_engine::notify::email::EmailNotifier::new(
-                settings.clone(),
-                password,
-                Some(history.clone()),
-            )
-            .with_store(store.clone()),
-        );
-        jobs.add_notifier(Arc::new(mailer));
+        Arc::new(
+            EmailNotifier::new(settings.clone(), password, Some(history.clone()))
+                .with_store(store.clone()),
+        )
+    });
+    if let Some(m) = &mailer {
+        jobs.add_notifier(Arc::new(m.clone()));
     }
     let mut events = jobs.subscribe();
     tokio::spawn(async move {
@@ -629,9 +575,28 @@ pub async fn daemon(
     // Settings changed with `driveback config set` (or by the app) apply without a restart.
     let mut reload = tokio::time::interval(tick.max(StdDuration::from_millis(200)));
     let mut last_reload_error = String::new();
+    // The weekly summary goes out on Monday, or at the first look after it when the computer was
+    // off (each look is cheap: it reads the history).
+    let mut summary = tokio::time::interval(StdDuration::from_secs(15 * 60));
     loop {
         tokio::select! {
             _ = &mut stopped => break,
+            _ = summary.tick(), if mailer.is_some() => {
+                let m = mailer.clone().expect("checked by the guard");
+                let settings = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                tokio::task::spawn_blocking(move || {
+                    let sent = m.weekly_summary_if_due(
+                        |records| {
+                            let seen = DestinationSeen::default();
+                            Some(status::report(records, &settings, &seen, None, None, Utc::now(), &Local).health)
+                        },
+                        Utc::now(),
+                    );
+                    if let Some(r) = sent {
+                        tracing::info!(outcome = r.outcome.label(), "weekly summary");
+                    }
+                });
+            }
             _ = reload.tick() => {
                 match Settings::load() {
                     Ok(new) => {
@@ -640,6 +605,9 @@ pub async fn daemon(
                         if *cur != new {
                             tracing::info!("settings changed: {}; {}", schedule::describe(&new.schedule), new.retention.describe());
                             sched.set_schedule(new.schedule.clone());
+                            if let Some(m) = &mailer {
+                                m.set_settings(new.clone());
+                            }
                             *cur = new;
                         }
                     }
