@@ -13,6 +13,7 @@ const COMMANDS: &[&str] = &[
     "change_passphrase",
     "show_key",
     "backup_now",
+    "follow_backup",
     "cancel_job",
     "list_backups",
     "verify_backup",
@@ -20,11 +21,13 @@ const COMMANDS: &[&str] = &[
     "prepare_restore",
     "restore",
     "connect_drive",
+    "cancel_connect_drive",
     "disconnect_drive",
     "get_settings",
     "save_settings",
-    "health",
+    "set_smtp_password",
     "send_test_email",
+    "health",
 ];
 
 fn main() {

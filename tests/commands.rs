@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bson::{doc, Document};
-use driveback_app::{AppState, EnvDefaults, Shared};
+use driveback_app::notify::Toaster;
+use driveback_app::{AppState, EnvDefaults, Shared, StartOptions};
 use driveback_engine::secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
@@ -25,6 +26,31 @@ struct Harness {
     events: Arc<Mutex<Vec<Value>>>,
     dir: tempfile::TempDir,
     secrets: Arc<dyn SecretStore>,
+    state: Shared,
+    /// The desktop notifications shown: (title, body).
+    toasts: Arc<Toasts>,
+}
+
+#[derive(Default)]
+struct Toasts(Mutex<Vec<(String, String)>>);
+
+impl Toaster for Toasts {
+    fn show(&self, title: &str, body: &str) {
+        self.0.lock().unwrap().push((title.into(), body.into()));
+    }
+}
+
+impl Toasts {
+    fn wait_for(&self, title: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((_, body)) = self.0.lock().unwrap().iter().find(|(t, _)| t == title) {
+                return body.clone();
+            }
+            assert!(Instant::now() < deadline, "no notification {title:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 fn secrets() -> Arc<dyn SecretStore> {
@@ -65,9 +91,20 @@ fn harness(env: impl FnOnce(&Path) -> EnvDefaults) -> Harness {
             }
             true
         })
-        .manage(state)
+        .manage(state.clone())
         .build(mock_context(noop_assets()))
         .unwrap();
+    let toasts = Arc::new(Toasts::default());
+    // The app's background work, as at launch; the scheduler only where a test asks for it.
+    driveback_app::start(
+        app.handle(),
+        &state,
+        Some(toasts.clone()),
+        StartOptions {
+            scheduler: false,
+            ..StartOptions::default()
+        },
+    );
     let window = WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .unwrap();
@@ -77,6 +114,8 @@ fn harness(env: impl FnOnce(&Path) -> EnvDefaults) -> Harness {
         events,
         dir,
         secrets,
+        state,
+        toasts,
     }
 }
 
@@ -483,24 +522,267 @@ fn backup_now_while_running_attaches_and_cancel_keeps_nothing() {
     rt.block_on(async { db.drop().await }).unwrap();
 }
 
+/// Schedule and SMTP settings go to the engine's settings file (shared with the CLI), a bad value
+/// changes nothing, and a backup that fails is told on the desktop, recorded, and shown by the
+/// health.
 #[test]
-fn features_waiting_for_their_engine_parts_say_so() {
-    let h = harness(|_| EnvDefaults::default());
-    for (cmd, args) in [
-        ("connect_drive", json!({})),
-        ("disconnect_drive", json!({})),
-        ("get_settings", json!({})),
-        (
-            "save_settings",
-            json!({"settings": {"frequency": "daily", "time": "02:00"}}),
+fn settings_failures_notifications_and_health() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_health");
+    let client = rt.block_on(mongo.client());
+    rt.block_on(seed(&client.database(&db_name)));
+    let h = harness(|dir| EnvDefaults {
+        mongo_uri: Some(mongo.uri().to_string()),
+        database: Some(db_name.clone()),
+        folder: Some(dir.join("backups")),
+    });
+    let settings_file = h.dir.path().join("config/settings.json");
+
+    let v = h.ok("get_settings", json!({}));
+    assert_eq!(v["settings"]["schedule"]["frequency"], "daily");
+    assert_eq!(v["settings"]["schedule"]["time"], "02:00");
+    assert_eq!(v["smtp_password_set"], false);
+    assert!(v["retention_text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Keeps the newest backup of each of the last 7 days"));
+    let mut changed = v["settings"].clone();
+    changed["schedule"]["frequency"] = json!("weekly");
+    changed["schedule"]["time"] = json!("03:30");
+    changed["retention"]["daily"] = json!(3);
+    changed["notify"]["desktop_on_success"] = json!(true);
+    // `backup` is not this command's to change.
+    changed["backup"]["dest"] = json!("folder:/somewhere/else");
+    let v = h.ok("save_settings", json!({"settings": changed}));
+    assert_eq!(v["schedule_text"], "Every Sunday at 03:30", "{v}");
+    let on_disk = driveback_engine::settings::Settings::load_from(&settings_file).unwrap();
+    assert_eq!(
+        on_disk.schedule.frequency,
+        driveback_engine::settings::Frequency::Weekly
+    );
+    assert_eq!(on_disk.retention.daily, 3);
+    assert_eq!(on_disk.backup.dest, None);
+    let s = h.ok("app_state", json!({}));
+    assert_eq!(s["schedule"]["frequency"], "weekly");
+    assert_eq!(s["schedule"]["time"], "03:30");
+    assert!(s["schedule"]["next_due"].is_string());
+
+    // Bad values: named, refused, nothing changed.
+    let before = std::fs::read(&settings_file).unwrap();
+    let mut bad = v["settings"].clone();
+    bad["schedule"]["time"] = json!("25:99");
+    let (code, message) = h.err("save_settings", json!({"settings": bad}));
+    assert_eq!(code, "bad_input");
+    assert!(message.contains("25:99"), "{message}");
+    let mut bad = v["settings"].clone();
+    bad["smtp"]["host"] = json!("mail.example.com");
+    bad["smtp"]["security"] = json!("none");
+    let (code, message) = h.err("save_settings", json!({"settings": bad}));
+    assert_eq!(code, "bad_input");
+    assert!(
+        message.contains("only allowed for a server on this computer"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&settings_file).unwrap(), before);
+
+    // The SMTP password goes to the keyring only; a test email without a server says so.
+    h.ok("set_smtp_password", json!({"password": "an-app-password"}));
+    assert_eq!(h.ok("get_settings", json!({}))["smtp_password_set"], true);
+    assert!(
+        !String::from_utf8_lossy(&std::fs::read(&settings_file).unwrap())
+            .contains("an-app-password")
+    );
+    let (code, message) = h.err("send_test_email", json!({}));
+    assert_eq!(code, "email_not_configured", "{message}");
+    assert!(message.contains("smtp.host"), "{message}");
+
+    // A good backup: a desktop note (asked for above), recorded with its size, health healthy
+    // about the last backup.
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    let job = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:1"}));
+    let job_id = job["job_id"].as_str().unwrap().to_string();
+    assert_eq!(h.outcome(&job_id)["event"], "finished");
+    let body = h.toasts.wait_for("Backup complete");
+    assert!(
+        body.starts_with(&format!("{db_name}: 2005 documents")),
+        "{body}"
+    );
+    let health = h.ok("health", json!({}));
+    let check = |hl: &Value, name: &str| {
+        hl["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check in {hl}"))
+            .clone()
+    };
+    assert_eq!(
+        check(&health, "last_backup")["status"],
+        "healthy",
+        "{health}"
+    );
+    assert_eq!(check(&health, "database")["status"], "healthy", "{health}");
+    assert_eq!(check(&health, "verified")["status"], "healthy", "{health}");
+    assert_eq!(health["recent_runs"][0]["job_id"], job_id.as_str());
+    assert_eq!(health["recent_runs"][0]["outcome"], "success");
+
+    // The database goes away: the run fails, the desktop says why and what to do, the history
+    // and the health show it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    h.state
+        .save_mongo_uri(&format!(
+            "mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=1000&connectTimeoutMS=1000"
+        ))
+        .unwrap();
+    let job = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:2"}));
+    let failed_id = job["job_id"].as_str().unwrap().to_string();
+    let ended = h.outcome(&failed_id);
+    assert_eq!(ended["event"], "failed", "{ended}");
+    let body = h.toasts.wait_for("Backup failed");
+    assert!(
+        body.ends_with(
+            "Check that the database is running; Driveback tries again at the next backup time."
         ),
-        ("health", json!({})),
-        ("send_test_email", json!({})),
-    ] {
-        let (code, message) = h.err(cmd, args);
-        assert_eq!(code, "not_available", "{cmd}");
-        assert!(message.contains("not available"), "{cmd}: {message}");
+        "{body}"
+    );
+    let health = h.ok("health", json!({}));
+    assert_eq!(check(&health, "database")["status"], "critical", "{health}");
+    assert_eq!(health["status"], "critical");
+    assert_eq!(health["recent_runs"][0]["outcome"], "failed");
+    assert_eq!(health["metrics"]["success_rate_30d"], 0.5);
+    // The backup made before is still there and still the latest.
+    assert_eq!(h.ok("list_backups", json!({})).as_array().unwrap().len(), 1);
+    assert!(!String::from_utf8_lossy(
+        &std::fs::read(h.dir.path().join("data/history.jsonl")).unwrap()
+    )
+    .contains("mongodb://"));
+}
+
+/// The scheduler runs in the app: a slot missed while it was closed runs once, shortly after the
+/// launch, and its progress can be followed with Backup Now (which attaches instead of starting
+/// a second backup).
+#[test]
+fn a_missed_slot_runs_once_after_launch() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_sched");
+    let client = rt.block_on(mongo.client());
+    rt.block_on(seed(&client.database(&db_name)));
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = secrets();
+    let state: Shared = Arc::new(AppState::new(
+        Ok(secrets),
+        &dir.path().join("config"),
+        &dir.path().join("data"),
+        EnvDefaults {
+            mongo_uri: Some(mongo.uri().to_string()),
+            database: Some(db_name.clone()),
+            folder: Some(dir.path().join("backups")),
+        },
+    ));
+    let app = driveback_app::builder(mock_builder())
+        .manage(state.clone())
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    let h = Harness {
+        _app: app,
+        window,
+        events: Arc::new(Mutex::new(Vec::new())),
+        dir,
+        secrets: Arc::new(MemorySecretStore::new()),
+        state: state.clone(),
+        toasts: Arc::new(Toasts::default()),
+    };
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    // The history says the last run was three days ago: today's 02:00 slot (and the two before)
+    // were missed while the app was closed.
+    let old = driveback_engine::history::RunRecord {
+        job_id: "old".into(),
+        kind: driveback_engine::history::RunKind::Backup,
+        trigger: driveback_engine::history::Trigger::Scheduled,
+        started: chrono::Utc::now() - chrono::Duration::days(3),
+        ended: chrono::Utc::now() - chrono::Duration::days(3),
+        outcome: driveback_engine::history::Outcome::Success,
+        database: Some(db_name.clone()),
+        dest: None,
+        backup_id: None,
+        bytes: None,
+        documents: None,
+        verified: None,
+        pruned: None,
+        error: None,
+    };
+    state.history.append(&old).unwrap();
+    driveback_app::start(
+        h._app.handle(),
+        &state,
+        Some(h.toasts.clone()),
+        StartOptions {
+            tick: Duration::from_millis(100),
+            catch_up_delay: chrono::Duration::seconds(1),
+            ..StartOptions::default()
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job_id = loop {
+        if let Some(j) = h.ok("app_state", json!({}))["job"]["id"].as_str() {
+            break j.to_string();
+        }
+        let records = state.history.load().unwrap();
+        if records.len() > 1 {
+            break records[1].job_id.clone();
+        }
+        assert!(Instant::now() < deadline, "the missed slot did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let followed = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:1"}));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while state.history.load().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "the catch-up run did not end");
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let records = state.history.load().unwrap();
+    assert_eq!(
+        records[1].trigger,
+        driveback_engine::history::Trigger::Scheduled
+    );
+    assert_eq!(
+        records[1].outcome,
+        driveback_engine::history::Outcome::Success,
+        "{records:?}"
+    );
+    assert_eq!(records[1].job_id, job_id);
+    if followed["attached"] == true {
+        assert_eq!(followed["job_id"], job_id.as_str());
+    }
+    // One catch-up run for the three missed slots, not three.
+    std::thread::sleep(Duration::from_millis(1500));
+    let runs = state.history.load().unwrap();
+    let extra = runs.len() - 2;
+    assert!(
+        extra == 0 || (followed["attached"] == false && extra == 1),
+        "{runs:?}"
+    );
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.trigger == driveback_engine::history::Trigger::Scheduled)
+            .count(),
+        2,
+        "{runs:?}"
+    );
+    let s = h.ok("app_state", json!({}));
+    let next: chrono::DateTime<chrono::Utc> =
+        s["schedule"]["next_due"].as_str().unwrap().parse().unwrap();
+    assert!(next > chrono::Utc::now(), "the next slot is ahead: {next}");
 }
 
 #[test]
@@ -518,7 +800,13 @@ fn capability_grants_exactly_the_commands() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    assert!(perms.iter().all(|p| p.starts_with("allow-")), "{perms:?}");
+    // The app's own commands, and listening to the events it sends the window; nothing else.
+    let (own, core): (Vec<&str>, Vec<&str>) = perms.iter().partition(|p| p.starts_with("allow-"));
+    assert_eq!(
+        core,
+        ["core:event:allow-listen", "core:event:allow-unlisten"]
+    );
+    let perms = own;
     let build =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src-tauri/build.rs"))
             .unwrap();

@@ -2,10 +2,12 @@
 //! real MongoDB-wire server and the Secret Service. `scripts/e2e` sets everything up and sets
 //! `DRIVEBACK_E2E=1`; without it this test says it is skipped and passes.
 //!
-//! First run (connect the database, choose the folder, set the passphrase, see the key) -> Back
-//! up -> the list shows it -> the data changes -> Restore -> Esc and Cancel leave the data as it
-//! is -> Restore -> Replace data -> the data is back as it was (read through the driver) -> Undo
-//! -> Verify. A screenshot of every screen; cold start and idle memory are measured and printed.
+//! First run (connect the database, connect Google Drive on the emulator, set the passphrase, see
+//! the key) -> Back up -> the list shows it -> the data changes -> Restore -> Esc and Cancel leave
+//! the data as it is -> Restore -> Replace data -> the data is back as it was (read through the
+//! driver) -> Undo -> Verify -> the schedule and the health -> Google revokes the grant: the backup
+//! fails with the reason, the health turns critical -> Reconnect -> Back up works again ->
+//! Disconnect. A screenshot of every screen; cold start and idle memory are measured and printed.
 
 #[path = "e2e/webdriver.rs"]
 mod webdriver;
@@ -39,6 +41,25 @@ struct Env {
     app: PathBuf,
     mongo_uri: String,
     screenshots: PathBuf,
+    /// The Drive emulator.
+    google: String,
+    /// The app's config folder (XDG_CONFIG_HOME/<identifier>).
+    config_dir: PathBuf,
+}
+
+impl Env {
+    /// Calls the emulator's control API.
+    fn emulator(&self, path: &str) -> Result<(), String> {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/_emulator/{path}", self.google))
+            .body("{}")
+            .send()
+            .map_err(|e| format!("emulator {path}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("emulator {path}: {}", r.status()));
+        }
+        Ok(())
+    }
 }
 
 impl Env {
@@ -54,6 +75,8 @@ impl Env {
             app: PathBuf::from(var("DRIVEBACK_APP_BIN")),
             mongo_uri: var("MONGODB_TEST_URI"),
             screenshots: PathBuf::from(var("DRIVEBACK_SCREENSHOT_DIR")),
+            google: var("DRIVEBACK_GOOGLE_BASE_URL"),
+            config_dir: PathBuf::from(var("XDG_CONFIG_HOME")).join("app.driveback.desktop"),
         })
     }
 }
@@ -185,6 +208,14 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (rss(pid), family.iter().map(|p| rss(*p)).sum())
 }
 
+/// Waits until the health badge shows `status`.
+fn health_is(s: &Session, status: &str) -> Result<(), String> {
+    s.wait_until(&format!("the health to be {status}"), LONG, |s| {
+        let badge = s.find("#health-badge").ok()?;
+        (s.attribute(&badge, "data-status").ok()??.as_str() == status).then_some(())
+    })
+}
+
 #[test]
 fn first_run_backup_and_restore_in_the_real_app() {
     let Some(env) = Env::from_env() else {
@@ -233,11 +264,14 @@ fn run(env: &Env) -> Result<(), String> {
     s.shot("first-run-database-chosen")?;
     s.click_css("#connect-continue")?;
 
-    // --- First run: where backups go (Google Drive is not there yet) ----------------------------
+    // --- First run: where backups go: Google Drive (the emulator consents at once) ----------------
     s.wait_for("#firstrun[data-step='destination']", SHORT)?;
-    s.click_css("#drive-connect")?;
-    s.wait_for(".error[data-code='not_available']", SHORT)?;
     s.shot("first-run-destination")?;
+    s.click_css("#drive-connect")?;
+    let account = s.wait_for("#firstrun-drive-account", LONG)?;
+    let email = s.text(&account)?;
+    assert!(email.contains('@'), "the account is shown: {email}");
+    s.shot("first-run-drive-connected")?;
     s.click_css("#destination-continue")?;
 
     // --- First run: the passphrase, with the warning, and the key ----------------------------------
@@ -263,9 +297,11 @@ fn run(env: &Env) -> Result<(), String> {
     s.wait_for("#home", SHORT)?;
     let last = s.text_of("#last-backup")?;
     assert_eq!(last, "Last backup: never");
-    s.wait_until("the schedule stub's note", SHORT, |s| {
-        let t = s.text_of("#schedule-note").ok()?;
-        (!t.is_empty()).then_some(())
+    assert_eq!(s.text_of("#drive-account")?, email);
+    assert!(s.text_of("#destination-folder")?.contains("Google Drive"));
+    let frequency = s.find("#frequency")?;
+    s.wait_until("the schedule", SHORT, |s| {
+        (s.property(&frequency, "value").ok()?.as_deref() == Some("daily")).then_some(())
     })?;
     s.shot("home-first-backup")?;
     std::thread::sleep(Duration::from_secs(3));
@@ -282,6 +318,7 @@ fn run(env: &Env) -> Result<(), String> {
         let t = s.text_of("#last-backup").ok()?;
         t.contains("today").then_some(t)
     })?;
+    health_is(&s, "healthy")?;
     s.shot("home-after-backup")?;
 
     // --- The list shows it --------------------------------------------------------------------------
@@ -363,12 +400,80 @@ fn run(env: &Env) -> Result<(), String> {
     assert!(s.text(&ok)?.contains("6,020 documents"));
     s.shot("backup-verified")?;
 
+    // --- The schedule: weekly, saved where the CLI reads it too -----------------------------------
+    s.click_css("#backups-back")?;
+    s.wait_for("#home", SHORT)?;
+    s.click_css("#frequency option[value='weekly']")?;
+    s.wait_until("the schedule note", SHORT, |s| {
+        let t = s.text_of("#schedule-note").ok()?;
+        t.contains("Every Sunday").then_some(t)
+    })?;
+    let saved = std::fs::read_to_string(env.config_dir.join("settings.json"))
+        .map_err(|e| format!("the settings file: {e}"))?;
+    assert!(saved.contains("\"weekly\""), "{saved}");
+    s.click_css("#health-badge")?;
+    s.wait_for(
+        "#health-dialog .check[data-name='last_backup'][data-status='healthy']",
+        LONG,
+    )?;
+    s.shot("health")?;
+    s.send_keys(&s.active_element()?, keys::ESCAPE)?;
+    s.wait_gone("#health-dialog", SHORT)?;
+
+    // --- Google revokes the grant: the backup fails and says why; the health turns critical -------
+    env.emulator("revoke-all")?;
+    env.emulator("expire-tokens")?;
+    s.click_css("#backup-now")?;
+    let error = s.wait_for("#backup-error", LONG)?;
+    let why = s.text(&error)?;
+    assert!(why.to_lowercase().contains("reconnect"), "{why}");
+    s.shot("backup-failed-reconnect")?;
+    health_is(&s, "critical")?;
+    s.wait_for("#drive-reconnect-banner", LONG)?;
+    s.click_css("#health-badge")?;
+    s.wait_for(
+        "#health-dialog .check[data-name='destination'][data-status='critical']",
+        LONG,
+    )?;
+    s.shot("health-critical")?;
+    s.send_keys(&s.active_element()?, keys::ESCAPE)?;
+    s.wait_gone("#health-dialog", SHORT)?;
+
+    // --- Reconnect, and backups work again --------------------------------------------------------
+    s.click_css("#drive-reconnect-banner button")?;
+    s.wait_gone("#drive-reconnect-banner", LONG)?;
+    s.click_css("#backup-now")?;
+    s.wait_until("the second backup", LONG, |s| {
+        s.click_css("#view-backups").ok()?;
+        let rows = s.find_all(".backup-row").ok()?;
+        let n = rows.len();
+        s.click_css("#backups-back").ok()?;
+        (n == 2).then_some(())
+    })?;
+    s.wait_for("#home", SHORT)?;
+    health_is(&s, "healthy")?;
+
     // --- Dark theme ------------------------------------------------------------------------------------
     s.execute("document.documentElement.dataset.theme = 'dark';", vec![])?;
+    s.shot("home-dark")?;
+    s.click_css("#view-backups")?;
+    s.wait_for(".backup-row", SHORT)?;
     s.shot("backup-list-dark")?;
     s.click_css("#backups-back")?;
     s.wait_for("#home", SHORT)?;
-    s.shot("home-dark")?;
+    s.execute("document.documentElement.dataset.theme = '';", vec![])?;
+
+    // --- Disconnect asks first; Cancel has the focus -----------------------------------------------
+    s.click_css("#drive-disconnect")?;
+    s.wait_for("#drive-disconnect-dialog", SHORT)?;
+    let active = s.active_element()?;
+    assert_eq!(
+        s.attribute(&active, "id")?.as_deref(),
+        Some("drive-disconnect-cancel")
+    );
+    s.shot("drive-disconnect")?;
+    s.click_css("#drive-disconnect-confirm")?;
+    s.wait_for("#drive-connect", LONG)?;
 
     println!(
         "driveback-e2e: cold start to first paint: {startup_ms} ms in the app (process start to the UI's first frame); {} ms from the WebDriver session request to the first screen",

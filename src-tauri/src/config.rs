@@ -1,5 +1,6 @@
-//! The app's own settings on disk: nothing secret (the MongoDB connection string lives in the OS
-//! keyring, the backup key in the keyring and, wrapped, at the destination).
+//! What the app remembers of its own screens (`app-ui.json`). What to back up, where, when and
+//! whom to tell is in the engine's `settings.json`, shared with the `driveback` CLI; secrets are
+//! in the OS keyring.
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +10,6 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
-    /// The database to back up (and to restore into).
-    pub database: Option<String>,
-    /// The folder backups go to, until Google Drive is connected.
-    pub folder: Option<PathBuf>,
     /// "Closing keeps Driveback running in the tray" was said.
     pub tray_notice_shown: bool,
     /// When the user last showed they still know the passphrase.
@@ -50,11 +47,9 @@ mod tests {
     #[test]
     fn round_trips_and_tolerates_garbage() {
         let dir = std::env::temp_dir().join(format!("driveback-config-{}", std::process::id()));
-        let path = dir.join("settings.json");
+        let path = dir.join("app-ui.json");
         assert_eq!(Config::load(&path), Config::default());
         let c = Config {
-            database: Some("shop".into()),
-            folder: Some("/b".into()),
             tray_notice_shown: true,
             passphrase_checked_at: None,
         };

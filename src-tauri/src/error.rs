@@ -54,6 +54,12 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<driveback_engine::auth::AuthError> for ApiError {
+    fn from(e: driveback_engine::auth::AuthError) -> Self {
+        Self::new(e.code(), one_line(&e.to_string()))
+    }
+}
+
 impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
         EngineError::from(e).into()

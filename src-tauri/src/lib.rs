@@ -2,8 +2,10 @@
 //!
 //! - `commands/`: what the UI may call (each a few lines over the engine);
 //! - `bridge.rs`: job progress to the UI through `tauri::ipc::Channel`;
-//! - `jobs.rs`: one job at a time, cancel;
-//! - `state.rs`: the engine objects the app holds; `config.rs`: its non-secret settings;
+//! - `jobs.rs`: the one job the UI follows (backup, verify or restore);
+//! - `runner.rs`: backups through the engine's jobs and scheduler, the health watch;
+//! - `notify.rs`: desktop notifications;
+//! - `state.rs`: the engine objects the app holds; `config.rs`: what the UI remembers;
 //! - `tray.rs`: closing the window keeps Driveback running in the tray.
 
 pub mod bridge;
@@ -11,14 +13,17 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod jobs;
+pub mod notify;
+pub mod runner;
 pub mod state;
 mod tray;
 
 use std::sync::Arc;
 
-use tauri::Manager;
+use tauri::{Emitter, Manager, Runtime};
 
-pub use state::{AppState, EnvDefaults, Shared};
+pub use runner::StartOptions;
+pub use state::{AppState, EnvDefaults, Hooks, Shared};
 
 /// Builds the app on any runtime, so command tests can use `tauri::test::mock_builder`. The
 /// caller manages a [`Shared`] state.
@@ -38,19 +43,72 @@ pub fn builder<R: tauri::Runtime>(b: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::passphrase::change_passphrase,
         commands::passphrase::show_key,
         commands::backups::backup_now,
+        commands::backups::follow_backup,
         commands::backups::cancel_job,
         commands::backups::list_backups,
         commands::backups::verify_backup,
         commands::backups::save_copy,
         commands::restore::prepare_restore,
         commands::restore::restore,
-        commands::pending::connect_drive,
-        commands::pending::disconnect_drive,
-        commands::pending::get_settings,
-        commands::pending::save_settings,
-        commands::pending::health,
-        commands::pending::send_test_email,
+        commands::drive::connect_drive,
+        commands::drive::cancel_connect_drive,
+        commands::drive::disconnect_drive,
+        commands::settings::get_settings,
+        commands::settings::save_settings,
+        commands::settings::set_smtp_password,
+        commands::settings::send_test_email,
+        commands::settings::health,
     ])
+}
+
+/// Desktop notifications through the notification plugin. Permission is asked once, the first
+/// time a notification is due (desktops grant it without asking).
+struct PluginToaster<R: Runtime> {
+    app: tauri::AppHandle<R>,
+    asked: std::sync::Once,
+}
+
+impl<R: Runtime> notify::Toaster for PluginToaster<R> {
+    fn show(&self, title: &str, body: &str) {
+        use tauri_plugin_notification::{NotificationExt, PermissionState};
+        let n = self.app.notification();
+        self.asked.call_once(|| {
+            if !matches!(n.permission_state(), Ok(PermissionState::Granted)) {
+                let _ = n.request_permission();
+            }
+        });
+        if let Err(e) = n.builder().title(title).body(body).show() {
+            tracing::warn!(error = %e, "could not show a desktop notification");
+        }
+    }
+}
+
+/// Starts the app's background work (backup jobs, scheduler, health watch) for `state`, with
+/// events to the app's windows and desktop notifications through `toaster` (the plugin's when
+/// `None`).
+pub fn start<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    state: &Shared,
+    toaster: Option<Arc<dyn notify::Toaster>>,
+    opts: StartOptions,
+) {
+    let emitter = app.clone();
+    let toaster = toaster.unwrap_or_else(|| {
+        Arc::new(PluginToaster {
+            app: app.clone(),
+            asked: std::sync::Once::new(),
+        })
+    });
+    runner::start(
+        state,
+        Hooks {
+            emit: Box::new(move |name, payload| {
+                let _ = emitter.emit(name, payload);
+            }),
+            toaster,
+        },
+        opts,
+    );
 }
 
 pub fn run() {
@@ -69,8 +127,10 @@ pub fn run() {
         }))
         .plugin(tauri_plugin_notification::init())
         .setup(move |app| {
-            let config_dir = app.path().app_config_dir()?;
-            let data_dir = app.path().app_data_dir()?;
+            // The engine's folders (shared with the `driveback` CLI; `DRIVEBACK_CONFIG_DIR` and
+            // `DRIVEBACK_DATA_DIR` move them).
+            let config_dir = driveback_engine::settings::config_dir()?;
+            let data_dir = driveback_engine::settings::data_dir()?;
             let mut state = AppState::new(
                 AppState::os_keyring(),
                 &config_dir,
@@ -81,7 +141,9 @@ pub fn run() {
             if let Some(problem) = state.keyring_problem() {
                 tracing::warn!("no OS keyring: {problem}");
             }
-            app.manage::<Shared>(Arc::new(state));
+            let state: Shared = Arc::new(state);
+            app.manage::<Shared>(state.clone());
+            start(app.handle(), &state, None, StartOptions::from_env());
             tray::create(app.handle())?;
             Ok(())
         })

@@ -160,6 +160,12 @@ impl Session {
         Ok(v.as_str().map(str::to_string))
     }
 
+    /// A DOM property (`value` of an input or a select, ...).
+    pub fn property(&self, el: &Element, name: &str) -> Result<Option<String>> {
+        let v = self.get(&format!("/element/{}/property/{name}", el.0))?;
+        Ok(v.as_str().map(str::to_string))
+    }
+
     pub fn is_displayed(&self, el: &Element) -> Result<bool> {
         let v = self.get(&format!("/element/{}/displayed", el.0))?;
         Ok(v.as_bool().unwrap_or(false))

@@ -1,6 +1,7 @@
 // The only module that talks to the Tauri backend. Every command answers a value or rejects with
-// an ApiError `{ code, message }`.
+// an ApiError `{ code, message }`; the backend also pushes a few events (see onBackendEvent).
 import { Channel, invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
 
 export interface ApiError {
   code: string;
@@ -61,8 +62,31 @@ export interface AppState {
     database: string | null;
     source: "entered" | "environment" | "keyring" | null;
   };
-  destination: { kind: "folder"; folder: string | null; has_key: boolean; problem: string | null };
-  drive: { available: boolean; connected: boolean; account: string | null };
+  destination: {
+    kind: "folder" | "drive" | null;
+    dest: string | null;
+    /** For people: "Google Drive (hidden app folder)", "/home/me/backups". */
+    label: string;
+    folder: string | null;
+    has_key: boolean;
+    problem: string | null;
+  };
+  drive: {
+    /** False when this build has no Google sign-in set up (`problem` says so). */
+    available: boolean;
+    connected: boolean;
+    account: string | null;
+    reconnect_needed: boolean;
+    problem: string | null;
+  };
+  schedule: {
+    frequency: Frequency;
+    time: string; // "HH:MM"
+    text: string; // "Daily at 02:00"
+    next_due: string | null; // RFC 3339, UTC
+  };
+  /** The settings file could not be read: the defaults are in use. */
+  settings_problem: string | null;
   last_backup: Backup | null;
   job: { id: string; kind: JobKind; progress: Progress | null } | null;
   keyring: { available: boolean; problem: string | null };
@@ -115,6 +139,85 @@ export interface VerifyResult {
   collections: CollectionCount[];
 }
 
+export type Frequency = "off" | "daily" | "weekly" | "monthly";
+export type Weekday = "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
+export type SmtpSecurity = "starttls" | "tls" | "none";
+
+export interface Settings {
+  version: number;
+  schedule: { frequency: Frequency; time: string; weekday: Weekday; day_of_month: number };
+  /** Set by the connection and destination commands; save_settings leaves it alone. */
+  backup: { database: string | null; dest: string | null };
+  retention: { daily: number; weekly: number; monthly: number; keep_last: number };
+  smtp: {
+    host: string | null;
+    port: number;
+    security: SmtpSecurity;
+    user: string | null;
+    from: string | null;
+    /** Comma-separated addresses. */
+    to: string | null;
+    ca_file: string | null;
+  };
+  notify: {
+    email_on_success: boolean;
+    email_on_failure: boolean;
+    weekly_summary: boolean;
+    email_copy: boolean;
+    email_copy_max_mb: number;
+    desktop_on_success: boolean;
+  };
+}
+
+export interface SettingsView {
+  settings: Settings;
+  schedule_text: string;
+  retention_text: string;
+  smtp_password_set: boolean;
+  problem: string | null;
+}
+
+export type HealthStatus = "healthy" | "warning" | "critical";
+
+export interface HealthCheck {
+  name: string;
+  status: HealthStatus;
+  message: string;
+}
+
+export interface RunRecord {
+  job_id: string;
+  kind: string;
+  trigger: string; // "manual" | "scheduled" | "catch_up"
+  started: string;
+  ended: string;
+  outcome: "success" | "partial" | "failed" | "cancelled";
+  database?: string;
+  bytes?: number;
+  documents?: number;
+  error?: ApiError;
+}
+
+export interface Health {
+  status: HealthStatus;
+  checks: HealthCheck[];
+  metrics: {
+    runs_30d: number;
+    /** 0 to 1. */
+    success_rate_30d: number | null;
+    average_interval_hours: number | null;
+    size_trend: number[];
+    last_good_backup: string | null;
+    last_error: string | null;
+  };
+  next_due: string | null;
+  scheduler_running: boolean;
+  schedule_text: string;
+  retention_text: string;
+  /** Newest first. */
+  recent_runs: RunRecord[];
+}
+
 /** A channel whose messages go to `onEvent`. */
 export function jobChannel(onEvent: (e: JobEvent) => void): Channel<JobEvent> {
   const ch = new Channel<JobEvent>();
@@ -143,6 +246,9 @@ export const api = {
 
   backupNow: (onEvent: Channel<JobEvent>) =>
     invoke<{ job_id: string; attached: boolean }>("backup_now", { onEvent }),
+  /** Follows the running backup, if any; starts nothing. */
+  followBackup: (onEvent: Channel<JobEvent>) =>
+    invoke<{ job_id: string; attached: boolean } | null>("follow_backup", { onEvent }),
   cancelJob: (jobId: string) => invoke<boolean>("cancel_job", { jobId }),
   listBackups: () => invoke<Backup[]>("list_backups"),
   verifyBackup: (id: string, passphrase: string | null, onEvent: Channel<JobEvent>) =>
@@ -154,15 +260,37 @@ export const api = {
   restore: (token: string, onEvent: Channel<JobEvent>) =>
     invoke<RestoreResult>("restore", { token, onEvent }),
 
-  // Waiting for their engine parts: each rejects with code "not_available" for now.
-  connectDrive: () => invoke<void>("connect_drive"),
-  disconnectDrive: () => invoke<void>("disconnect_drive"),
-  getSettings: () => invoke<unknown>("get_settings"),
-  saveSettings: (frequency: string, time: string) =>
-    invoke<void>("save_settings", { settings: { frequency, time } }),
-  health: () => invoke<unknown>("health"),
-  sendTestEmail: () => invoke<void>("send_test_email"),
+  /** Opens the browser for Google sign-in; answers once the user has agreed (or cancelled). */
+  connectDrive: () => invoke<{ email: string; state: AppState; notices: string[] }>("connect_drive"),
+  cancelConnectDrive: () => invoke<boolean>("cancel_connect_drive"),
+  disconnectDrive: () => invoke<{ state: AppState; message: string }>("disconnect_drive"),
+
+  getSettings: () => invoke<SettingsView>("get_settings"),
+  saveSettings: (settings: Settings) => invoke<SettingsView>("save_settings", { settings }),
+  /** null or "" removes it. */
+  setSmtpPassword: (password: string | null) => invoke<void>("set_smtp_password", { password }),
+  sendTestEmail: () => invoke<{ to: string[]; server: string }>("send_test_email"),
+  health: () => invoke<Health>("health"),
 };
+
+/** Listens to an event the backend pushes; answers the way to stop. Outside the app (tests, a
+ * plain browser) there is no backend: then nothing is listened to. */
+export function onBackendEvent<T = unknown>(name: string, onEvent: (payload: T) => void): () => void {
+  if (!(window as { __TAURI_INTERNALS__?: unknown }).__TAURI_INTERNALS__) return () => undefined;
+  let stopped = false;
+  let unlisten: (() => void) | null = null;
+  try {
+    listen<T>(name, (e) => onEvent(e.payload))
+      .then((f) => (stopped ? f() : (unlisten = f)))
+      .catch(() => undefined);
+  } catch {
+    return () => undefined;
+  }
+  return () => {
+    stopped = true;
+    unlisten?.();
+  };
+}
 
 /** Anything a command threw, as an ApiError. */
 export function asApiError(e: unknown): ApiError {

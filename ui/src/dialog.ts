@@ -1,6 +1,7 @@
 // Modal dialogs: focus stays inside while open (Tab and Shift+Tab wrap), Esc closes (unless the
 // dialog is busy), the element that opened it gets focus back on close.
 import { h, type Child } from "./dom";
+import { errorBox } from "./messages";
 
 const FOCUSABLE =
   'button:not([disabled]), [href], input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
@@ -66,7 +67,9 @@ export function openDialog(opts: DialogOptions): DialogHandle {
     closed = true;
     document.removeEventListener("keydown", onKey, true);
     root.remove();
-    if (opener && document.contains(opener)) opener.focus();
+    // The view behind may have been drawn again meanwhile: then its new copy of the opener.
+    const back = opener && !document.contains(opener) && opener.id ? document.getElementById(opener.id) : opener;
+    if (back && document.contains(back)) back.focus();
     opts.onClose?.();
   };
 
@@ -126,4 +129,24 @@ export function button(
   attrs: { id?: string; class?: string; type?: string } = {},
 ): HTMLButtonElement {
   return h("button", { type: "button", class: attrs.class ?? "secondary", id: attrs.id, onclick: onClick as EventListener }, label);
+}
+
+/** A dialog with a Close button that opens at once saying `loading`, then shows what `load`
+ * answers, or its error. */
+export async function loadingDialog(opts: { id: string; title: string; loading: string }, load: () => Promise<Child[]>): Promise<void> {
+  const close = button("Close", () => d.close(), { id: `${opts.id.replace(/-dialog$/, "")}-close`, class: "primary" });
+  const d = openDialog({
+    id: opts.id,
+    title: opts.title,
+    body: [h("p", { class: "muted", id: `${opts.id}-loading` }, opts.loading)],
+    actions: [close],
+    initialFocus: close,
+  });
+  let body: Child[];
+  try {
+    body = await load();
+  } catch (e) {
+    body = [errorBox(e)];
+  }
+  d.setContent(body, [close]);
 }

@@ -1,6 +1,6 @@
 // A tiny element builder: text always goes in as text (never as HTML).
 
-type Attrs = Record<string, string | boolean | number | undefined | null | EventListener>;
+export type Attrs = Record<string, string | boolean | number | undefined | null | EventListener>;
 export type Child = Node | string | null | undefined | false;
 
 export function h<K extends keyof HTMLElementTagNameMap>(
@@ -22,6 +22,13 @@ export function h<K extends keyof HTMLElementTagNameMap>(
     }
   }
   append(el, children);
+  return el;
+}
+
+/** A select of [value, label] options, with `value` chosen. */
+export function select(attrs: Attrs, options: [string, string][], value: string): HTMLSelectElement {
+  const el = h("select", attrs, ...options.map(([v, label]) => h("option", { value: v }, label)));
+  el.value = value;
   return el;
 }
 

@@ -1,6 +1,22 @@
 import { describe, expect, it } from "vitest";
-import type { Backup, Progress } from "./api";
-import { countsLine, explainError, formatBytes, formatCount, formatEta, formatWhen, lastBackupLine, progressLine } from "./format";
+import type { Backup, Progress, RunRecord } from "./api";
+import {
+  checkName,
+  countsLine,
+  explainError,
+  formatBytes,
+  formatCount,
+  formatEta,
+  formatHours,
+  formatWhen,
+  healthWord,
+  lastBackupLine,
+  nextDueLine,
+  percent,
+  progressLine,
+  runCells,
+  scheduleLine,
+} from "./format";
 
 const at = (y: number, m: number, d: number, hh = 0, mm = 0) => new Date(y, m - 1, d, hh, mm);
 
@@ -19,6 +35,8 @@ describe("formatWhen", () => {
   it("says today and yesterday in local time", () => {
     expect(formatWhen(at(2025, 11, 22, 2, 0).toISOString(), now)).toBe("today 02:00");
     expect(formatWhen(at(2025, 11, 21, 23, 5).toISOString(), now)).toBe("yesterday 23:05");
+    expect(formatWhen(at(2025, 11, 23, 2, 0).toISOString(), now)).toBe("tomorrow 02:00");
+    expect(formatWhen(at(2025, 12, 1, 0, 0).toISOString(), at(2025, 11, 30, 23, 0))).toBe("tomorrow 00:00");
   });
   it("gives the day, and the year only when it differs", () => {
     expect(formatWhen(at(2025, 11, 3, 10, 30).toISOString(), now)).toBe("3 Nov 10:30");
@@ -91,5 +109,93 @@ describe("counts", () => {
     expect(formatCount(1234567)).toBe("1,234,567");
     expect(countsLine(1204, 1180)).toBe("1,204 now → 1,180 in the backup");
     expect(countsLine(null, 5)).toBe("not there now → 5 in the backup");
+  });
+});
+
+describe("the schedule note", () => {
+  const now = at(2025, 11, 22, 15, 30);
+  it.each([
+    [null, ""],
+    ["not a date", ""],
+    [at(2025, 11, 23, 2, 0).toISOString(), "Next backup: tomorrow 02:00"],
+    [at(2025, 11, 22, 20, 0).toISOString(), "Next backup: today 20:00"],
+    [at(2025, 11, 29, 2, 0).toISOString(), "Next backup: 29 Nov 02:00"],
+    [at(2026, 1, 1, 2, 0).toISOString(), "Next backup: 1 Jan 2026, 02:00"],
+    [at(2025, 11, 22, 15, 0).toISOString(), "Next backup: due now"],
+  ])("nextDueLine(%s)", (iso, line) => {
+    expect(nextDueLine(iso, now)).toBe(line);
+  });
+  it("puts the schedule and the next backup together", () => {
+    expect(scheduleLine("Daily at 02:00", at(2025, 11, 23, 2, 0).toISOString(), now)).toBe("Daily at 02:00 · Next backup: tomorrow 02:00");
+    expect(scheduleLine("Only when you tap Back up", null, now)).toBe("Only when you tap Back up");
+  });
+});
+
+describe("health", () => {
+  it.each([
+    [null, "—"],
+    [Number.NaN, "—"],
+    [0, "0%"],
+    [0.001, "1%"],
+    [0.5, "50%"],
+    [0.9166, "92%"],
+    [0.996, "99%"],
+    [1, "100%"],
+    [1.2, "100%"],
+  ])("percent(%s) is %s", (rate, text) => {
+    expect(percent(rate)).toBe(text);
+  });
+  it.each([
+    [null, "—"],
+    [-1, "—"],
+    [0.5, "under an hour"],
+    [23.6, "24 h"],
+    [47, "47 h"],
+    [48, "2 days"],
+    [84, "3.5 days"],
+    [168, "7 days"],
+  ])("formatHours(%s) is %s", (hours, text) => {
+    expect(formatHours(hours)).toBe(text);
+  });
+  it.each([
+    ["healthy", "Healthy"],
+    ["warning", "Warning"],
+    ["critical", "Critical"],
+    ["", "Unknown"],
+    ["odd", "Unknown"],
+  ])("healthWord(%s) is %s", (status, word) => {
+    expect(healthWord(status)).toBe(word);
+  });
+  it.each([
+    ["free_space", "Free space"],
+    ["scheduler", "Automatic backups"],
+    ["something_new", "Something new"],
+  ])("checkName(%s) is %s", (name, text) => {
+    expect(checkName(name)).toBe(text);
+  });
+});
+
+describe("the run history", () => {
+  const now = at(2025, 11, 22, 15, 30);
+  const run = (over: Partial<RunRecord>): RunRecord => ({
+    job_id: "job-1",
+    kind: "backup",
+    trigger: "manual",
+    started: at(2025, 11, 22, 2, 0).toISOString(),
+    ended: at(2025, 11, 22, 2, 1).toISOString(),
+    outcome: "success",
+    ...over,
+  });
+  it.each<[Partial<RunRecord>, string[]]>([
+    [{ bytes: 2_300_000 }, ["Today 02:00", "Backup, manual", "Done", "2.3 MB", ""]],
+    [{ trigger: "scheduled", outcome: "partial", bytes: 1_000 }, ["Today 02:00", "Backup, scheduled", "Partial", "1.0 KB", ""]],
+    [
+      { trigger: "catch_up", outcome: "failed", error: { code: "database_unreachable", message: "unreachable" } },
+      ["Today 02:00", "Backup, catch-up", "Failed", "—", "unreachable"],
+    ],
+    [{ kind: "email_summary", trigger: "scheduled" }, ["Today 02:00", "Weekly summary, scheduled", "Done", "—", ""]],
+    [{ kind: "new_kind", trigger: "new_trigger", outcome: "cancelled" }, ["Today 02:00", "New kind, new trigger", "Cancelled", "—", ""]],
+  ])("runCells(%o)", (over, cells) => {
+    expect(runCells(run(over), now)).toEqual(cells);
   });
 });

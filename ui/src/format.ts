@@ -1,5 +1,5 @@
 // Pure formatting: what the user reads. No DOM, no backend: tested with Vitest.
-import type { ApiError, Backup, Progress } from "./api";
+import type { ApiError, Backup, HealthStatus, Progress, RunRecord } from "./api";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
@@ -33,15 +33,21 @@ function sameDay(a: Date, b: Date): boolean {
   return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
 }
 
-/** "today 02:00", "yesterday 23:10", "3 Nov 10:30", "3 Nov 2024, 10:30" — in local time. */
+function dayAfter(d: Date, days: number): Date {
+  const x = new Date(d);
+  x.setDate(d.getDate() + days);
+  return x;
+}
+
+/** "today 02:00", "yesterday 23:10", "tomorrow 02:00", "3 Nov 10:30", "3 Nov 2024, 10:30" — in
+ * local time. */
 export function formatWhen(iso: string, now: Date = new Date()): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
   const time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
   if (sameDay(d, now)) return `today ${time}`;
-  const yesterday = new Date(now);
-  yesterday.setDate(now.getDate() - 1);
-  if (sameDay(d, yesterday)) return `yesterday ${time}`;
+  if (sameDay(d, dayAfter(now, -1))) return `yesterday ${time}`;
+  if (sameDay(d, dayAfter(now, 1))) return `tomorrow ${time}`;
   const day = `${d.getDate()} ${MONTHS[d.getMonth()]}`;
   if (d.getFullYear() === now.getFullYear()) return `${day} ${time}`;
   return `${day} ${d.getFullYear()}, ${time}`;
@@ -72,7 +78,7 @@ export function formatEta(seconds: number | null): string {
   return m ? `about ${h} h ${m} min left` : `about ${h} h left`;
 }
 
-function capitalize(s: string): string {
+export function capitalize(s: string): string {
   return s ? s[0].toUpperCase() + s.slice(1) : s;
 }
 
@@ -137,6 +143,23 @@ const EXPLAIN: Record<string, [string, string]> = {
   ],
   keyring_locked: ["The system keyring is locked.", "Unlock it and try again."],
   bad_input: ["Something in the form isn't right.", "Check what you typed and try again."],
+  destination_full: ["There is no room left where backups go.", "Free some space there, or keep fewer backups, then try again."],
+  drive_unavailable: ["Google Drive can't be used with this copy of Driveback.", "Choose a folder for your backups instead."],
+  not_connected: ["Google Drive is not connected.", "Connect it again from the Google Drive settings."],
+  reconnect_needed: ["Google Drive needs reconnecting.", "Its sign-in ended or was revoked: tap Reconnect and sign in again."],
+  access_denied: ["Google sign-in was declined.", "Connect again and allow Driveback to keep its backups in your Drive."],
+  scope_not_granted: [
+    "Driveback was not allowed to keep backups in your Drive.",
+    "Connect again and tick the box that lets Driveback see its own files.",
+  ],
+  authorization_failed: ["Google did not accept the sign-in.", "Try connecting again."],
+  timed_out: ["Google sign-in took too long.", "Try connecting again, and finish signing in within a few minutes."],
+  listener_failed: ["Driveback could not wait for Google's answer.", "Try connecting again; if it keeps happening, restart Driveback."],
+  google_unavailable: ["Google can't be reached just now.", "Check your internet connection, then try again."],
+  email_not_configured: ["Email is not set up yet.", "Fill in the email server, sender and recipients, then save."],
+  email_login_failed: ["The email server did not accept the user name or password.", "Check them; Gmail needs an app password."],
+  email_unreachable: ["Driveback can't reach the email server.", "Check the server name, port and security, and your internet connection."],
+  email_rejected: ["The email server refused the message.", "Check the sender and recipient addresses, then try again."],
   key_error: ["The backup key could not be used.", "Check the passphrase, then try again."],
 };
 
@@ -154,4 +177,86 @@ export function explainError(e: ApiError): Explained {
 export function countsLine(now: number | null, inBackup: number): string {
   const before = now === null ? "not there now" : `${formatCount(now)} now`;
   return `${before} → ${formatCount(inBackup)} in the backup`;
+}
+
+/** "Next backup: tomorrow 02:00" (local time); "" when nothing is planned. */
+export function nextDueLine(iso: string | null, now: Date = new Date()): string {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  return d.getTime() <= now.getTime() ? "Next backup: due now" : `Next backup: ${formatWhen(iso, now)}`;
+}
+
+/** The note under the schedule: "Daily at 02:00 · Next backup: tomorrow 02:00". */
+export function scheduleLine(text: string, nextDue: string | null, now: Date = new Date()): string {
+  return [text, nextDueLine(nextDue, now)].filter(Boolean).join(" · ");
+}
+
+/** A share from 0 to 1 as a whole percent; never rounded to 0% or 100% when it is not. */
+export function percent(rate: number | null): string {
+  if (rate === null || !Number.isFinite(rate)) return "—";
+  const p = Math.min(100, Math.max(0, rate * 100));
+  const whole = p > 0 && p < 1 ? 1 : p > 99 && p < 100 ? 99 : Math.round(p);
+  return `${whole}%`;
+}
+
+/** "20 h", "3 days", "1.5 days"; "—" when unknown. */
+export function formatHours(hours: number | null): string {
+  if (hours === null || !Number.isFinite(hours) || hours < 0) return "—";
+  if (hours < 1) return "under an hour";
+  if (hours < 48) return `${Math.round(hours)} h`;
+  const days = Math.round((hours / 24) * 2) / 2;
+  return `${days} days`;
+}
+
+const HEALTH_WORDS: Record<HealthStatus, string> = { healthy: "Healthy", warning: "Warning", critical: "Critical" };
+
+export function healthWord(status: string): string {
+  return HEALTH_WORDS[status as HealthStatus] ?? "Unknown";
+}
+
+const CHECK_NAMES: Record<string, string> = {
+  database: "Database",
+  destination: "Where backups go",
+  last_backup: "Last backup",
+  last_run: "Last run",
+  verified: "Checked on upload",
+  retention: "Old backups",
+  scheduler: "Automatic backups",
+  free_space: "Free space",
+  success_rate: "Success rate",
+  email: "Email",
+};
+
+/** A health check's name for people: "free_space" → "Free space". */
+export function checkName(name: string): string {
+  return CHECK_NAMES[name] ?? capitalize(name.replace(/_/g, " "));
+}
+
+const RUN_WORDS: Record<string, string> = {
+  backup: "Backup",
+  email: "Email report",
+  email_summary: "Weekly summary",
+  manual: "manual",
+  scheduled: "scheduled",
+  catch_up: "catch-up",
+  success: "Done",
+  partial: "Partial",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+
+function runWord(key: string): string {
+  return RUN_WORDS[key] ?? key.replace(/_/g, " ");
+}
+
+/** One row of the run history: ["Today 02:00", "Backup, scheduled", "Done", "2.3 MB", ""]. */
+export function runCells(r: RunRecord, now: Date = new Date()): [string, string, string, string, string] {
+  return [
+    capitalize(formatWhen(r.started, now)),
+    `${capitalize(runWord(r.kind))}, ${runWord(r.trigger)}`,
+    capitalize(runWord(r.outcome)),
+    r.bytes === undefined ? "—" : formatBytes(r.bytes),
+    r.error?.message ?? "",
+  ];
 }

@@ -3,7 +3,7 @@ import { h, replace } from "./dom";
 import { errorBox } from "./messages";
 import { renderBackups } from "./views/backups";
 import { renderFirstRun } from "./views/firstrun";
-import { renderHome } from "./views/home";
+import { listenToBackend, renderHome } from "./views/home";
 
 const root = document.querySelector<HTMLElement>("#app")!;
 let route: "home" | "backups" = "home";
@@ -27,6 +27,7 @@ function show(state: AppState): void {
         show(state);
       },
       refresh,
+      show,
     });
   }
 }
@@ -38,6 +39,9 @@ async function refresh(): Promise<void> {
     replace(root, h("section", { class: "card" }, h("h1", {}, "Driveback"), errorBox(e)));
   }
 }
+
+// Backups started by the schedule or the tray, and changes made elsewhere, show on the home view.
+listenToBackend({ refresh });
 
 void refresh().then(() => {
   // After the first paint: the backend logs the time from start (and the end-to-end test reads it).

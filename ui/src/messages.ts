@@ -23,14 +23,16 @@ export function showError(slot: HTMLElement, e: unknown): void {
 
 let toastTimer: number | undefined;
 
-/** A short notice at the bottom of the window, read out by screen readers. */
+/** A short notice at the bottom of the window, read out by screen readers. Notices that come
+ * while one is shown stack under it. */
 export function toast(text: string): void {
   let el = document.getElementById("toast");
   if (!el) {
     el = h("div", { id: "toast", class: "toast", role: "status", "aria-live": "polite" });
     document.body.append(el);
   }
-  el.textContent = text;
+  if (!el.classList.contains("shown")) el.replaceChildren();
+  if (![...el.children].some((line) => line.textContent === text)) el.append(h("div", {}, text));
   el.classList.add("shown");
   window.clearTimeout(toastTimer);
   toastTimer = window.setTimeout(() => el!.classList.remove("shown"), 5000);

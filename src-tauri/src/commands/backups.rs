@@ -5,22 +5,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use driveback_engine::container::DEFAULT_ZSTD_LEVEL;
+use driveback_engine::history::Trigger;
 use driveback_engine::keys::KeyRing;
 use driveback_engine::manifest::BackupStatus;
-use driveback_engine::pipeline::{self, BackupOptions, Source};
-use driveback_engine::progress::ProgressSink;
+use driveback_engine::pipeline::{self, Source};
 use driveback_engine::store::StoredBackup;
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
 
 use super::blocking;
 use super::passphrase::{backup_key, GivenPassphrase};
-use crate::bridge::{JobEvent, JobKind, JobProgress};
+use crate::bridge::{JobEvent, JobKind};
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{JobGuard, Started};
+use crate::jobs::{busy, JobGuard};
 use crate::state::{AppState, Shared};
 
 /// A backup as the list shows it.
@@ -59,63 +57,54 @@ pub struct JobStarted {
 }
 
 /// Starts a backup and returns at once; progress and the outcome arrive on `on_event`. While a
-/// backup runs, this joins it instead of starting another.
+/// backup runs (Backup Now or a scheduled one), this joins it instead of starting another.
 #[tauri::command]
-pub fn backup_now(state: State<'_, Shared>, on_event: Channel<JobEvent>) -> ApiResult<JobStarted> {
-    // What a backup needs is checked here, so that the UI hears of it at once.
-    let plan = if state.jobs.current().is_some() {
-        None
-    } else {
-        Some(plan_backup(&state)?)
-    };
-    let progress = match state.jobs.start(JobKind::Backup, Some(on_event), true)? {
-        Started::Attached(job_id) => {
-            return Ok(JobStarted {
-                job_id,
-                attached: true,
-            })
+pub async fn backup_now(
+    state: State<'_, Shared>,
+    on_event: Channel<JobEvent>,
+) -> ApiResult<JobStarted> {
+    let backups = state.backups()?;
+    if backups.current().is_none() {
+        if let Some(other) = state.jobs.current() {
+            return Err(busy(other.kind));
         }
-        Started::New(p) => p,
-    };
-    let job_id = progress.job_id.clone();
-    let shared = state.inner().clone();
-    let task = tauri::async_runtime::spawn(async move {
-        let outcome = match plan {
-            Some(plan) => run_backup(plan, progress.clone()).await,
-            None => match plan_backup(&shared) {
-                Ok(plan) => run_backup(plan, progress.clone()).await,
-                Err(e) => Err(e),
-            },
-        };
-        // A cancelled job is already over; its task ends here only if the abort came late.
-        if shared.jobs.is_running(&progress.job_id) {
-            shared.jobs.finish(&progress.job_id);
-            match outcome {
-                Ok(view) => progress.finished(serde_json::to_value(view).unwrap_or_default()),
-                Err(e) => {
-                    tracing::warn!(code = %e.code, "backup failed: {}", e.message);
-                    progress.failed(e)
-                }
-            }
-        }
-    });
-    state.jobs.set_task(&job_id, task);
+        // What a backup needs is checked here, so that the UI hears of it at once.
+        let shared = state.inner().clone();
+        blocking(move || plan_backup(&shared).map(|_| ())).await?;
+    }
+    let handle = backups.start(Trigger::Manual);
+    state.jobs.follow_backup(&handle.id, on_event);
     Ok(JobStarted {
-        job_id,
-        attached: false,
+        job_id: handle.id,
+        attached: handle.attached,
     })
+}
+
+/// Follows the running backup (Backup Now or a scheduled one), if one runs; starts nothing.
+#[tauri::command]
+pub fn follow_backup(
+    state: State<'_, Shared>,
+    on_event: Channel<JobEvent>,
+) -> ApiResult<Option<JobStarted>> {
+    Ok(state.backups()?.attach().map(|handle| {
+        state.jobs.follow_backup(&handle.id, on_event);
+        JobStarted {
+            job_id: handle.id,
+            attached: true,
+        }
+    }))
 }
 
 /// Everything a backup needs, checked before it starts.
 pub struct BackupPlan {
-    uri: secrecy::SecretString,
-    store: Arc<dyn driveback_engine::store::RemoteStore>,
-    recipient: age::x25519::Recipient,
-    opts: BackupOptions,
+    pub uri: secrecy::SecretString,
+    pub database: String,
+    pub store: Arc<dyn driveback_engine::store::RemoteStore>,
+    pub recipient: age::x25519::Recipient,
 }
 
 /// Checks the database, the destination and its key (only the public half: making a backup
-/// needs no passphrase).
+/// needs no passphrase). Blocking.
 pub fn plan_backup(state: &AppState) -> ApiResult<BackupPlan> {
     let uri = state.require_mongo_uri()?;
     let database = state.require_database()?;
@@ -128,43 +117,34 @@ pub fn plan_backup(state: &AppState) -> ApiResult<BackupPlan> {
                 "set the passphrase that protects your backups before the first backup",
             )
         })?;
-    let expected_documents = pipeline::previous_documents(store.as_ref(), &database);
     Ok(BackupPlan {
         uri,
+        database,
         store,
         recipient,
-        opts: BackupOptions {
-            expected_documents,
-            database,
-            zstd_level: DEFAULT_ZSTD_LEVEL,
-            started_at: None,
-        },
     })
 }
 
-pub async fn run_backup(plan: BackupPlan, progress: Arc<JobProgress>) -> ApiResult<BackupView> {
-    let sink: Arc<dyn ProgressSink> = progress;
-    let result = pipeline::backup(
-        plan.uri.expose_secret(),
-        &plan.opts,
-        plan.store,
-        plan.recipient,
-        sink,
-    )
-    .await?;
-    Ok(BackupView::new(&result.backup, true))
-}
-
-/// Stops the running backup: nothing of it is kept at the destination.
+/// Stops the running backup: nothing of it is kept at the destination. A verify or a restore
+/// cannot be stopped half way.
 #[tauri::command]
 pub fn cancel_job(state: State<'_, Shared>, job_id: String) -> ApiResult<bool> {
-    state.jobs.cancel(&job_id)
+    if state.backups()?.cancel(Some(&job_id)) {
+        return Ok(true);
+    }
+    match state.jobs.current() {
+        Some(j) if j.id == job_id && j.kind != JobKind::Backup => Err(ApiError::new(
+            "not_cancellable",
+            "a restore or a verification cannot be stopped half way; wait for it to finish",
+        )),
+        _ => Ok(false),
+    }
 }
 
 /// The backups at the destination, newest first.
 #[tauri::command]
 pub async fn list_backups(state: State<'_, Shared>) -> ApiResult<Vec<BackupView>> {
-    let store = state.store()?;
+    let store = super::store_of(state.inner()).await?;
     blocking(move || {
         let list = store.list()?;
         Ok(list
@@ -198,11 +178,8 @@ pub async fn verify_backup(
     passphrase: Option<String>,
     on_event: Channel<JobEvent>,
 ) -> ApiResult<VerifyView> {
-    let store = state.store()?;
-    let progress = match state.jobs.start(JobKind::Verify, Some(on_event), false)? {
-        Started::New(p) => p,
-        Started::Attached(_) => unreachable!("verify never attaches"),
-    };
+    let store = super::store_of(state.inner()).await?;
+    let progress = state.start_exclusive(JobKind::Verify, on_event)?;
     let _guard = JobGuard {
         jobs: &state.jobs,
         id: progress.job_id.clone(),
@@ -250,7 +227,7 @@ pub struct Copied {
 /// opens it, e.g. with `driveback restore --backup FILE`).
 #[tauri::command]
 pub async fn save_copy(state: State<'_, Shared>, id: String, folder: String) -> ApiResult<Copied> {
-    let store = state.store()?;
+    let store = super::store_of(state.inner()).await?;
     let folder = PathBuf::from(folder.trim());
     if !folder.is_absolute() {
         return Err(ApiError::new(

@@ -1,15 +1,17 @@
-//! Connecting MongoDB and choosing the database and the folder for backups.
+//! Connecting MongoDB, choosing the database, and choosing where backups go.
 
 use std::path::PathBuf;
 
+use driveback_engine::keys::{PUBLIC_KEY_FILE, WRAPPED_KEY_FILE};
 use driveback_engine::mongo::{self, export};
+use driveback_engine::store;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use tauri::State;
 
 use super::status::{self, AppStateView};
 use crate::error::{ApiError, ApiResult};
-use crate::state::Shared;
+use crate::state::{AppState, Shared};
 
 #[derive(Serialize)]
 pub struct ConnectionView {
@@ -79,7 +81,7 @@ pub async fn save_connection(
         return Err(mongo::MongoError::NoSuchDatabase(database).into());
     }
     let notice = state.save_mongo_uri(&uri)?;
-    state.update_config(|c| c.database = Some(database))?;
+    state.update_settings(|s| s.backup.database = Some(database))?;
     let state = state.inner().clone();
     let view = super::blocking(move || Ok(status::build(&state))).await?;
     Ok(Saved {
@@ -109,8 +111,37 @@ pub async fn set_destination_folder(
                 format!("could not use the folder {}: {e}", path.display()),
             )
         })?;
-        state.update_config(|c| c.folder = Some(path))?;
+        switch_destination(&state, &format!("folder:{}", path.display()))?;
         Ok(status::build(&state))
     })
     .await
+}
+
+/// Makes `dest` where backups go. The backup key comes along when the new place has none, so
+/// that the same passphrase opens the backups in both places. Returns what the user should know.
+/// Blocking.
+pub fn switch_destination(state: &AppState, dest: &str) -> ApiResult<Vec<String>> {
+    let mut notices = Vec::new();
+    let old = state.store().ok();
+    let new = state.open_dest(dest)?;
+    if new.read_file(PUBLIC_KEY_FILE)?.is_none() {
+        if let Some(old) = old.filter(|o| o.location() != new.location()) {
+            if let (Some(public), Some(wrapped)) = (
+                old.read_file(PUBLIC_KEY_FILE)?,
+                old.read_file(WRAPPED_KEY_FILE)?,
+            ) {
+                // The wrapped key first: a public key alone would let backups be made that
+                // nothing here could open.
+                new.write_file(WRAPPED_KEY_FILE, &wrapped)?;
+                new.write_file(PUBLIC_KEY_FILE, &public)?;
+                notices.push(format!(
+                    "your backup key now protects the backups at {} too: the same passphrase opens them",
+                    status::dest_label(store::parse_dest(dest).ok().as_ref())
+                ));
+            }
+        }
+    }
+    state.update_settings(|s| s.backup.dest = Some(dest.to_string()))?;
+    state.forget_store();
+    Ok(notices)
 }

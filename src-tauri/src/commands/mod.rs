@@ -3,9 +3,10 @@
 
 pub mod backups;
 pub mod connection;
+pub mod drive;
 pub mod passphrase;
-pub mod pending;
 pub mod restore;
+pub mod settings;
 pub mod status;
 
 use crate::error::{ApiError, ApiResult};
@@ -17,4 +18,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)?
+}
+
+/// The destination backups go to, opened off the async runtime (Google Drive may refresh its
+/// sign-in first).
+pub(crate) async fn store_of(
+    state: &crate::state::Shared,
+) -> ApiResult<std::sync::Arc<dyn driveback_engine::store::RemoteStore>> {
+    let state = state.clone();
+    blocking(move || state.store()).await
 }

@@ -73,8 +73,9 @@ pub struct KeyCreated {
 #[tauri::command]
 pub async fn set_passphrase(state: State<'_, Shared>, passphrase: String) -> ApiResult<KeyCreated> {
     check_strength(&passphrase)?;
-    let state = state.inner().clone();
-    blocking(move || {
+    let shared = state.inner().clone();
+    let created = blocking(move || {
+        let state = shared;
         let store = state.store()?;
         let source = FixedPassphrase(SecretString::from(passphrase));
         let init = KeyRing::new(store.as_ref(), state.secrets(), &source)
@@ -92,7 +93,10 @@ pub async fn set_passphrase(state: State<'_, Shared>, passphrase: String) -> Api
             notices: init.notices,
         })
     })
-    .await
+    .await?;
+    // Set up: automatic backups can start.
+    crate::runner::ensure_scheduler(state.inner());
+    Ok(created)
 }
 
 fn unwrap_with(store: &dyn RemoteStore, passphrase: &str) -> ApiResult<BackupKey> {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use driveback_engine::container;
 use driveback_engine::manifest::CollectionStatus;
 use driveback_engine::mongo::{self, export};
+use driveback_engine::notify::Event;
 use driveback_engine::pipeline::{self, BackupOptions, RestoreOptions, Source};
 use driveback_engine::progress::ProgressSink;
 use driveback_engine::store::RemoteStore;
@@ -21,7 +22,7 @@ use super::blocking;
 use super::passphrase::backup_key;
 use crate::bridge::{JobEvent, JobKind, JobProgress, Step};
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{JobGuard, Started};
+use crate::jobs::JobGuard;
 use crate::state::{Shared, Ticket};
 
 /// Safety backups kept on this device.
@@ -65,7 +66,7 @@ pub async fn prepare_restore(
     passphrase: Option<String>,
 ) -> ApiResult<RestorePlan> {
     let shared = state.inner().clone();
-    let store = state.store()?;
+    let store = super::store_of(&shared).await?;
     let uri = state.require_mongo_uri()?;
     let (backup, key, manifest) = {
         let store = store.clone();
@@ -118,6 +119,17 @@ pub async fn prepare_restore(
         warnings.push(format!("this backup is {}", manifest.consistency));
     }
     let safety_backup = !current.is_empty();
+    let latest = {
+        let (store, id) = (store.clone(), backup.id.clone());
+        blocking(move || {
+            Ok(store
+                .list()
+                .ok()
+                .and_then(|l| l.first().map(|b| b.id == id))
+                .unwrap_or(false))
+        })
+        .await?
+    };
     let token = state.issue_ticket(Ticket {
         store,
         backup: backup.clone(),
@@ -127,12 +139,6 @@ pub async fn prepare_restore(
         safety_backup,
         issued: std::time::Instant::now(),
     });
-    let latest = state
-        .store()?
-        .list()
-        .ok()
-        .and_then(|l| l.first().map(|b| b.id == backup.id))
-        .unwrap_or(false);
     Ok(RestorePlan {
         token,
         backup: BackupView::new(&backup, latest),
@@ -165,14 +171,12 @@ pub async fn restore(
     on_event: Channel<JobEvent>,
 ) -> ApiResult<RestoreView> {
     let ticket = state.take_ticket(&token)?;
-    let progress = match state.jobs.start(JobKind::Restore, Some(on_event), false)? {
-        Started::New(p) => p,
-        Started::Attached(_) => unreachable!("restore never attaches"),
-    };
+    let progress = state.start_exclusive(JobKind::Restore, on_event)?;
     let _guard = JobGuard {
         jobs: &state.jobs,
         id: progress.job_id.clone(),
     };
+    let (database, backup_id) = (ticket.target_db.clone(), ticket.backup.id.clone());
     let outcome = run_restore(state.inner(), ticket, progress.clone()).await;
     match &outcome {
         Ok(v) => progress.finished(serde_json::to_value(v).unwrap_or_default()),
@@ -181,6 +185,19 @@ pub async fn restore(
             progress.failed(e.clone())
         }
     }
+    crate::notify::tell(
+        &state,
+        &Event::RestoreFinished {
+            database,
+            backup_id,
+            ok: outcome.is_ok(),
+            message: outcome
+                .as_ref()
+                .err()
+                .map(|e| e.message.clone())
+                .unwrap_or_default(),
+        },
+    );
     outcome
 }
 

@@ -3,7 +3,7 @@
 import { api, asApiError, jobChannel, type ApiError, type Backup, type JobEvent, type RestorePlan, type RestoreResult } from "../api";
 import { button, openDialog } from "../dialog";
 import { busy, h, replace } from "../dom";
-import { countsLine, formatBytes, formatCount, formatFullDate, formatWhen, progressLine } from "../format";
+import { capitalize, countsLine, formatBytes, formatCount, formatFullDate, formatWhen, progressLine } from "../format";
 import { errorBox, showError, toast } from "../messages";
 import { askPassphrase } from "./keys";
 
@@ -30,10 +30,6 @@ export function backupRow(b: Backup, now: Date = new Date()): HTMLElement {
     ),
     h("div", { class: "row-actions" }, restore, verify, copy),
   );
-}
-
-function capitalize(s: string): string {
-  return s ? s[0].toUpperCase() + s.slice(1) : s;
 }
 
 export async function renderBackups(root: HTMLElement, back: () => void): Promise<void> {

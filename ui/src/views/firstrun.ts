@@ -3,13 +3,14 @@
 import { api, asApiError, type AppState } from "../api";
 import { busy, h, replace } from "../dom";
 import { showError, toast } from "../messages";
+import { connectDrive } from "./drive";
 import { showKeyDialog } from "./keys";
 
 type Step = "connect" | "destination" | "passphrase";
 
 export function firstStep(s: AppState): Step {
   if (!s.mongo.configured || !s.mongo.database) return "connect";
-  if (!s.destination.folder) return "destination";
+  if (!s.destination.kind || (s.destination.kind === "folder" && !s.destination.folder)) return "destination";
   return "passphrase";
 }
 
@@ -34,7 +35,7 @@ export function renderFirstRun(root: HTMLElement, state: AppState, onDone: (s: A
   replace(root, h("header", { class: "appbar" }, h("h1", {}, "Welcome to Driveback")), card);
   const go = (next: Step, s: AppState) => renderFirstRun(root, s, onDone, next);
   if (step === "connect") connectStep(card, state, (s) => go("destination", s));
-  else if (step === "destination") destinationStep(card, state, (s) => go("passphrase", s));
+  else if (step === "destination") destinationStep(card, state, (s) => go("passphrase", s), (s) => go("destination", s));
   else passphraseStep(card, state, onDone);
   card.prepend(stepper(step));
 }
@@ -109,7 +110,10 @@ function connectStep(card: HTMLElement, state: AppState, next: (s: AppState) => 
   uri.focus();
 }
 
-function destinationStep(card: HTMLElement, state: AppState, next: (s: AppState) => void): void {
+/** Google Drive or a folder. Once Drive is connected, the step shows the account: Continue keeps
+ * it, unless a folder is typed. */
+function destinationStep(card: HTMLElement, state: AppState, next: (s: AppState) => void, again: (s: AppState) => void): void {
+  const onDrive = state.destination.kind === "drive";
   const folder = h("input", {
     id: "folder-input",
     type: "text",
@@ -120,17 +124,11 @@ function destinationStep(card: HTMLElement, state: AppState, next: (s: AppState)
   const out = h("div", { class: "slot", "aria-live": "polite" });
   const drive = h("button", { type: "button", id: "drive-connect", class: "secondary" }, "Connect Google Drive");
   const cont = h("button", { type: "button", id: "destination-continue", class: "primary" }, "Continue");
-  drive.addEventListener("click", async () => {
-    try {
-      await api.connectDrive();
-    } catch (e) {
-      showError(out, e);
-    }
-  });
+  drive.addEventListener("click", () => void connectDrive(state, out, again));
   cont.addEventListener("click", () =>
     busy(cont, "Saving…", async () => {
       try {
-        next(await api.setDestinationFolder(folder.value));
+        next(onDrive && !folder.value.trim() ? state : await api.setDestinationFolder(folder.value));
       } catch (e) {
         showError(out, e);
       }
@@ -139,13 +137,25 @@ function destinationStep(card: HTMLElement, state: AppState, next: (s: AppState)
   card.append(
     h("h2", {}, "Where should backups go?"),
     h("p", {}, "Backups are encrypted before they leave this computer: only your passphrase opens them."),
-    h("div", { class: "row" }, drive),
-    h("label", { for: "folder-input" }, "Or a folder (a USB disk, a network share, a synced folder)"),
+    onDrive
+      ? h(
+          "p",
+          { class: "ok", id: "firstrun-drive" },
+          "✓ Backups go to your Google Drive, as ",
+          h("strong", { id: "firstrun-drive-account" }, state.drive.account ?? ""),
+          ".",
+        )
+      : h("div", { class: "row" }, drive),
+    h(
+      "label",
+      { for: "folder-input" },
+      onDrive ? "Or a folder instead (a USB disk, a network share, a synced folder)" : "Or a folder (a USB disk, a network share, a synced folder)",
+    ),
     folder,
     out,
     h("div", { class: "actions" }, cont),
   );
-  folder.focus();
+  (onDrive ? cont : folder).focus();
 }
 
 function passphraseStep(card: HTMLElement, state: AppState, onDone: (s: AppState) => void): void {
@@ -167,7 +177,7 @@ function passphraseStep(card: HTMLElement, state: AppState, onDone: (s: AppState
     );
     card.append(
       h("h2", {}, "Enter your passphrase"),
-      h("p", {}, `Backups in ${state.destination.folder} are protected by a passphrase. Enter it to use them on this computer.`),
+      h("p", {}, `Backups in ${state.destination.label} are protected by a passphrase. Enter it to use them on this computer.`),
       h("label", { for: "passphrase" }, "Passphrase"),
       pass,
       out,

@@ -1,18 +1,61 @@
 // The backup settings card, as WhatsApp's backup screen: last backup, Back up with progress and
-// Cancel, where backups go, frequency and time, health, passphrase, View backups.
-import { api, asApiError, jobChannel, type AppState, type JobEvent, type Progress } from "../api";
+// Cancel, where backups go (Google Drive or a folder), frequency and time, health, passphrase,
+// View backups. The backend's pushes (a backup started by the schedule or the tray, a change of
+// state) reach the view on screen.
+import { api, jobChannel, onBackendEvent, type AppState, type Frequency, type JobEvent, type Progress } from "../api";
 import { button, openDialog } from "../dialog";
-import { busy, h, replace } from "../dom";
-import { lastBackupLine, progressLine } from "../format";
+import { busy, h, replace, select } from "../dom";
+import { lastBackupLine, progressLine, scheduleLine } from "../format";
 import { errorBox, showError, toast } from "../messages";
+import { connectDrive, disconnectDrive } from "./drive";
+import { healthBadge } from "./health";
 import { changePassphraseDialog, passphraseCheck, showKeyDialog } from "./keys";
+import { settingsDialog, updateSettings } from "./settings";
 
 export interface HomeNav {
   backups: () => void;
   refresh: () => Promise<void>;
+  /** Draws the view again with this state. */
+  show: (state: AppState) => void;
+}
+
+const FREQUENCIES: [Frequency, string][] = [
+  ["off", "Only when I tap “Back up”"],
+  ["daily", "Daily"],
+  ["weekly", "Weekly"],
+  ["monthly", "Monthly"],
+];
+
+/** The home view last drawn, for the backend's pushes and the end of a backup. */
+interface Shown {
+  main: HTMLElement;
+  outcome: HTMLElement;
+  jobStarted: () => Promise<void>;
+}
+let shown: Shown | null = null;
+/** Counts the drawings of the view: the progress of a backup goes to the newest. */
+let drawing = 0;
+/** How the last backup ended when not well (its error, "cancelled"): shown until the next one,
+ * even when the view is drawn again meanwhile (the backend says the state changed as it ends). */
+let kept: HTMLElement | null = null;
+
+function keepOutcome(node: HTMLElement | null): void {
+  kept = node;
+  shown?.outcome.replaceChildren(...(node ? [node] : []));
 }
 
 export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): void {
+  const mine = ++drawing;
+  /** Draws `s`, with the focus on the Drive account's button. */
+  const showDrive = (s: AppState) => {
+    nav.show(s);
+    document.querySelector<HTMLElement>("#drive-disconnect, #drive-connect")?.focus();
+  };
+  // Once Drive is connected again, a backup's failure for want of it is past.
+  const connected = (s: AppState) => {
+    keepOutcome(null);
+    showDrive(s);
+  };
   const banners = h("div", { class: "banners" });
   if (!state.tray_notice_shown) {
     const ok = button("Got it", async () => {
@@ -37,6 +80,28 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     );
     banners.append(banner);
   }
+  if (state.drive.reconnect_needed) {
+    const slot = h("div", { class: "slot", "aria-live": "polite" });
+    const reconnect = button("Reconnect", () => void connectDrive(state, slot, connected), { id: "drive-reconnect" });
+    banners.append(
+      h(
+        "div",
+        { class: "banner warn", id: "drive-reconnect-banner", role: "note" },
+        h("span", {}, `Google Drive needs reconnecting: ${state.drive.problem ?? "its sign-in has ended."}`),
+        reconnect,
+      ),
+      slot,
+    );
+  }
+  if (state.settings_problem) {
+    banners.append(
+      h(
+        "div",
+        { class: "banner warn", id: "settings-problem-banner", role: "note" },
+        h("span", {}, `Your settings could not be read, so the defaults are in use: ${state.settings_problem}`),
+      ),
+    );
+  }
 
   // --- The backup card -------------------------------------------------------------------
   const last = h("p", { id: "last-backup", class: "big" }, lastBackupLine(state.last_backup));
@@ -51,9 +116,10 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
   const progressText = h("p", { id: "progress-text", class: "small" }, "");
   const cancel = h("button", { type: "button", id: "cancel-backup", class: "secondary" }, "Cancel");
   const progress = h("div", { id: "backup-progress", class: "progress", hidden: true }, bar, h("div", { class: "row spread" }, progressText, cancel));
-  const outcome = h("div", { class: "slot", id: "backup-outcome", "aria-live": "polite" });
+  const outcome = h("div", { class: "slot", id: "backup-outcome", "aria-live": "polite" }, kept);
   const backupNow = h("button", { type: "button", id: "backup-now", class: "primary" }, "Back up");
   let jobId: string | null = null;
+  let following = false;
 
   const showProgress = (p: Progress | null) => {
     progress.hidden = false;
@@ -75,29 +141,52 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     progress.hidden = true;
     backupNow.disabled = false;
     jobId = null;
+    following = false;
   };
   const onEvent = (e: JobEvent) => {
-    if (e.event === "progress") return showProgress(e);
+    if (e.event === "progress") {
+      if (mine === drawing) showProgress(e);
+      return;
+    }
     endProgress();
     if (e.event === "finished") {
+      keepOutcome(null);
       toast("Backup complete.");
       void nav.refresh();
     } else if (e.event === "failed") {
-      outcome.replaceChildren(errorBox(e.error, "backup-error"));
+      keepOutcome(errorBox(e.error, "backup-error"));
     } else {
-      outcome.replaceChildren(h("p", { class: "muted", id: "backup-cancelled" }, "Backup cancelled. Nothing was kept of it."));
+      keepOutcome(h("p", { class: "muted", id: "backup-cancelled" }, "Backup cancelled. Nothing was kept of it."));
     }
   };
+  /** Starts a backup, or joins the one running (the backend attaches to it). */
   const start = async () => {
-    outcome.replaceChildren();
+    following = true;
+    keepOutcome(null);
     showProgress(null);
     try {
       const r = await api.backupNow(jobChannel(onEvent));
       jobId = r.job_id;
     } catch (e) {
       endProgress();
-      outcome.replaceChildren(errorBox(e, "backup-error"));
+      keepOutcome(errorBox(e, "backup-error"));
     }
+  };
+  /** Joins the running backup (never starts one): its progress and its end show here. */
+  const join = async (progress: Progress | null) => {
+    following = true;
+    showProgress(progress);
+    try {
+      const r = await api.followBackup(jobChannel(onEvent));
+      if (r) jobId = r.job_id;
+      else endProgress();
+    } catch {
+      endProgress();
+    }
+  };
+  const follow = (job: AppState["job"]) => {
+    if (job?.kind !== "backup") return;
+    void join(job.progress);
   };
   backupNow.addEventListener("click", () => void start());
   cancel.addEventListener("click", async () => {
@@ -105,7 +194,7 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     try {
       await api.cancelJob(jobId);
     } catch (e) {
-      showError(outcome, e);
+      keepOutcome(errorBox(e));
     }
   });
 
@@ -118,7 +207,7 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     h(
       "p",
       { class: "muted" },
-      `Back up ${state.mongo.database ?? "your database"} to your Google Drive. You can restore it if your data is ever lost or damaged. Backups are end-to-end encrypted with your passphrase.`,
+      `Back up ${state.mongo.database ?? "your database"}${backupTarget(state)}. You can restore it if your data is ever lost or damaged. Backups are end-to-end encrypted with your passphrase.`,
     ),
     h("div", { class: "row" }, backupNow),
     progress,
@@ -127,67 +216,60 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
 
   // --- Google Drive settings ----------------------------------------------------------------
   const settingsSlot = h("div", { class: "slot", "aria-live": "polite" });
-  const driveConnect = button("Connect", async () => {
-    try {
-      await api.connectDrive();
-    } catch (e) {
-      showError(settingsSlot, e);
-    }
-  }, { id: "drive-connect" });
-  const changeFolder = button("Change", () => folderDialog(state.destination.folder ?? "", nav), { id: "change-folder" });
-  const frequency = h(
-    "select",
-    { id: "frequency", "aria-describedby": "schedule-note" },
-    ...["Only when I tap “Back up”", "Daily", "Weekly", "Monthly"].map((label, i) =>
-      h("option", { value: ["manual", "daily", "weekly", "monthly"][i] }, label),
-    ),
+  const drive = state.drive;
+  const driveAction = drive.connected
+    ? button("Disconnect", () => disconnectDrive(showDrive), { id: "drive-disconnect" })
+    : button("Connect", () => void connectDrive(state, settingsSlot, connected), { id: "drive-connect" });
+  const changeFolder = button(
+    state.destination.kind === "folder" ? "Change folder" : "Use a folder",
+    () => folderDialog(state, nav),
+    { id: "change-folder" },
   );
-  const time = h("input", { id: "backup-time", type: "time", value: "02:00", "aria-describedby": "schedule-note" });
-  const scheduleNote = h("p", { id: "schedule-note", class: "muted small" }, "");
-  const saveSchedule = async () => {
-    try {
-      await api.saveSettings(frequency.value, time.value);
-    } catch (e) {
-      showError(settingsSlot, e);
-    }
+
+  const frequency = select({ id: "frequency", "aria-describedby": "schedule-note" }, FREQUENCIES, state.schedule.frequency);
+  const time = h("input", { id: "backup-time", type: "time", value: state.schedule.time, "aria-describedby": "schedule-note" });
+  time.disabled = frequency.value === "off";
+  const scheduleNote = h(
+    "p",
+    { id: "schedule-note", class: "muted small", "aria-live": "polite" },
+    scheduleLine(state.schedule.text, state.schedule.next_due),
+  );
+  // One save at a time, in the order of the changes.
+  let saving = Promise.resolve();
+  const saveSchedule = () => {
+    const f = frequency.value as Frequency;
+    const t = time.value;
+    time.disabled = f === "off";
+    saving = saving.then(async () => {
+      settingsSlot.replaceChildren();
+      try {
+        const v = await updateSettings((s) => {
+          s.schedule.frequency = f;
+          s.schedule.time = t;
+        });
+        const fresh = await api.appState().catch(() => null);
+        scheduleNote.textContent = scheduleLine(v.schedule_text, fresh?.schedule.next_due ?? null);
+      } catch (e) {
+        showError(settingsSlot, e);
+      }
+    });
   };
   frequency.addEventListener("change", saveSchedule);
   time.addEventListener("change", saveSchedule);
-  api.getSettings().catch((e) => {
-    // Until the scheduler lands, the controls stay visible but off, with the reason.
-    frequency.disabled = true;
-    time.disabled = true;
-    scheduleNote.textContent = asApiError(e).message;
-  });
-  const health = h("button", { type: "button", id: "health-badge", class: "badge unknown" }, "Health: checking…");
-  api
-    .health()
-    .then(() => undefined)
-    .catch((e) => {
-      const err = asApiError(e);
-      health.textContent = err.code === "not_available" ? "Health: not available yet" : "Health: unknown";
-      health.title = err.message;
-    });
-  health.addEventListener("click", async () => {
-    try {
-      await api.health();
-    } catch (e) {
-      showError(settingsSlot, e);
-    }
-  });
 
   const settings = h(
     "section",
     { class: "card", id: "settings-card", "aria-labelledby": "settings-title" },
     h("h2", { id: "settings-title" }, "Google Drive settings"),
-    settingRow("Google Drive account", state.drive.connected ? state.drive.account ?? "Connected" : "Not connected", driveConnect),
-    settingRow("Backups go to (for now)", state.destination.folder ?? "—", changeFolder, "destination-folder"),
+    settingRow("Google Drive account", drive.connected ? drive.account ?? "Connected" : "Not connected", driveAction, "drive-account"),
+    settingRow("Backups go to", state.destination.label || "Not chosen yet", changeFolder, "destination-folder"),
     state.destination.problem ? errorBox({ code: "destination_error", message: state.destination.problem }) : null,
     settingRow("Database", `${state.mongo.database ?? "—"} on ${state.mongo.host ?? "—"}`, button("Change", () => connectionDialog(nav), { id: "change-database" }), "database-name"),
-    h("div", { class: "setting" }, h("label", { for: "frequency" }, "Back up to Google Drive"), frequency),
+    h("div", { class: "setting" }, h("label", { for: "frequency" }, "Back up automatically"), frequency),
     h("div", { class: "setting" }, h("label", { for: "backup-time" }, "Time"), time),
     scheduleNote,
-    h("div", { class: "setting" }, h("span", {}, "Backup health"), health),
+    h("div", { class: "setting" }, h("span", {}, "Backup health"), healthBadge()),
+    h("div", { class: "setting" }, h("span", {}, "Old backups, notifications and email"), button("More settings", () => void settingsDialog(), { id: "more-settings" })),
     settingsSlot,
   );
 
@@ -218,19 +300,65 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     h("main", { id: "home" }, card, view, settings, security, h("p", { class: "muted small center" }, `Driveback ${state.version}`)),
   );
 
-  if (state.job?.kind === "backup") {
-    // A backup is running (e.g. the window was reopened): show it and join its progress.
-    showProgress(state.job.progress);
-    void start();
+  shown = {
+    main: root.querySelector<HTMLElement>("#home")!,
+    outcome,
+    jobStarted: async () => {
+      if (!following) await join(null);
+    },
+  };
+  // A backup is running (e.g. the window was reopened): show it and join its progress.
+  follow(state.job);
+}
+
+/** " to your Google Drive", " to /home/me/backups", or nothing while no place is chosen. */
+function backupTarget(state: AppState): string {
+  if (state.destination.kind === "drive") return " to your Google Drive";
+  return state.destination.kind && state.destination.label ? ` to ${state.destination.label}` : "";
+}
+
+let refreshing = false;
+let refreshAgain = false;
+
+/** Draws the home view again (when it is on screen), keeping the focus where it was. Changes
+ * that come while drawing are drawn once more after. */
+async function refreshHome(nav: Pick<HomeNav, "refresh">): Promise<void> {
+  if (refreshing) {
+    refreshAgain = true;
+    return;
   }
+  refreshing = true;
+  try {
+    do {
+      refreshAgain = false;
+      const focused = document.activeElement?.id;
+      await nav.refresh();
+      if (focused && document.activeElement === document.body) document.getElementById(focused)?.focus();
+    } while (refreshAgain);
+  } finally {
+    refreshing = false;
+  }
+}
+
+/** Listens to the backend's pushes for the home view: a backup started elsewhere (schedule,
+ * tray) is followed, a change of state is drawn. Answers the way to stop. */
+export function listenToBackend(nav: Pick<HomeNav, "refresh">): () => void {
+  const onScreen = () => (shown && document.contains(shown.main) ? shown : null);
+  const stops = [
+    onBackendEvent<{ job_id: string; trigger: string }>("job-started", () => void onScreen()?.jobStarted()),
+    onBackendEvent("state-changed", () => {
+      if (onScreen()) void refreshHome(nav);
+    }),
+  ];
+  return () => stops.forEach((stop) => stop());
 }
 
 function settingRow(label: string, value: string, action: HTMLElement, valueId?: string): HTMLElement {
   return h("div", { class: "setting" }, h("div", {}, h("div", {}, label), h("div", { class: "muted small", id: valueId }, value)), action);
 }
 
-function folderDialog(current: string, nav: HomeNav): void {
-  const input = h("input", { id: "folder-dialog-input", type: "text", value: current, spellcheck: "false" });
+function folderDialog(state: AppState, nav: HomeNav): void {
+  const input = h("input", { id: "folder-dialog-input", type: "text", value: state.destination.folder ?? "", spellcheck: "false" });
   const slot = h("div", { class: "slot" });
   const save = button("Use this folder", () =>
     busy(save, "Saving…", async () => {
@@ -248,7 +376,13 @@ function folderDialog(current: string, nav: HomeNav): void {
     id: "folder-dialog",
     title: "Where backups go",
     body: [
-      h("p", {}, "A folder on this computer, a USB disk or a network share. Backups already in the old folder stay there."),
+      h(
+        "p",
+        {},
+        state.destination.kind === "drive"
+          ? "Back up to a folder on this computer, a USB disk or a network share instead of Google Drive. Backups already on Drive stay there."
+          : "A folder on this computer, a USB disk or a network share. Backups already in the old folder stay there.",
+      ),
       h("label", { for: "folder-dialog-input" }, "Folder"),
       input,
       slot,
