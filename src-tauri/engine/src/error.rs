@@ -52,6 +52,10 @@ impl EngineError {
             EngineError::Container(_) => "corrupt_backup",
             EngineError::Key(KeyError::WrongPassphrase) => "wrong_passphrase",
             EngineError::Key(KeyError::NoKey) => "no_key",
+            // The key could not be read or written at the destination: the destination's problem.
+            EngineError::Key(KeyError::Store(StoreError::Auth(_))) => "reconnect_needed",
+            EngineError::Key(KeyError::Store(StoreError::Full(_))) => "destination_full",
+            EngineError::Key(KeyError::Store(_)) => "destination_error",
             EngineError::Key(_) => "key_error",
             EngineError::Store(StoreError::NotFound { .. }) => "not_found",
             EngineError::Store(StoreError::Auth(_)) => "reconnect_needed",

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use driveback_engine::auth::{
     Browser, ConnectEvent, ConnectOptions, DriveScope, Revocation, DEFAULT_CONNECT_TIMEOUT,
 };
-use driveback_engine::store::{self, Dest};
 use serde::Serialize;
 use tauri::State;
 
@@ -103,7 +102,7 @@ pub struct DriveDisconnected {
 }
 
 /// Revokes Driveback's access at Google and forgets the sign-in on this computer. Backups already
-/// on Drive stay there; new ones need a destination again (a folder, or Drive reconnected).
+/// on Drive stay there; new ones need Drive connected again, or a folder.
 #[tauri::command]
 pub async fn disconnect_drive(state: State<'_, Shared>) -> ApiResult<DriveDisconnected> {
     let google = state.google()?;
@@ -111,13 +110,8 @@ pub async fn disconnect_drive(state: State<'_, Shared>) -> ApiResult<DriveDiscon
     blocking(move || {
         let done = google.disconnect().map_err(ApiError::from)?;
         shared.forget_store();
-        let on_drive = matches!(
-            shared.settings().backup.dest.as_deref().map(store::parse_dest),
-            Some(Ok(Dest::Drive(_)))
-        );
-        if on_drive {
-            shared.update_settings(|s| s.backup.dest = None)?;
-        }
+        // Backups still go to Drive: the home screen says it is not connected, with Connect and
+        // "Use a folder" next to it, and the health says no backup can be made.
         let who = done.email.unwrap_or_else(|| "the Google account".into());
         let message = match done.revocation {
             None | Some(Revocation::Revoked) | Some(Revocation::AlreadyRevoked) => {

@@ -163,7 +163,12 @@ pub fn build(state: &Shared) -> AppStateView {
             database: database.clone(),
             source: uri.map(|(_, s)| s),
         },
-        ready: state.mongo_uri().is_some() && database.is_some() && dest.is_some() && has_key,
+        // A destination that cannot be read just now (offline, sign-in revoked) is a problem to
+        // show on the home screen, not a reason to start the first run again.
+        ready: state.mongo_uri().is_some()
+            && database.is_some()
+            && dest.is_some()
+            && (has_key || problem.is_some()),
         destination: DestinationView {
             kind: dest.as_ref().map(|d| match d {
                 Dest::Folder(_) => "folder",

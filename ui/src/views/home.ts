@@ -170,6 +170,8 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     } catch (e) {
       endProgress();
       keepOutcome(errorBox(e, "backup-error"));
+      // What stopped it (a revoked sign-in, a database that is down) shows in the health too.
+      void nav.refresh();
     }
   };
   /** Joins the running backup (never starts one): its progress and its end show here. */
