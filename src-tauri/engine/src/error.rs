@@ -118,3 +118,26 @@ impl From<ContainerError> for EngineError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_problem_inside_a_key_operation_keeps_the_destination_code() {
+        let auth = EngineError::Key(KeyError::Store(StoreError::Auth(
+            "Google Drive needs reconnecting: invalid_grant".into(),
+        )));
+        assert_eq!(auth.code(), "reconnect_needed");
+        let full = EngineError::Key(KeyError::Store(StoreError::Full("no space".into())));
+        assert_eq!(full.code(), "destination_full");
+        assert_eq!(
+            EngineError::Key(KeyError::WrongPassphrase).code(),
+            "wrong_passphrase"
+        );
+        assert_eq!(
+            EngineError::Key(KeyError::Corrupt("x".into())).code(),
+            "key_error"
+        );
+    }
+}

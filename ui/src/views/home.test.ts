@@ -267,6 +267,20 @@ describe("a backup's end", () => {
   });
 });
 
+describe("a backup that cannot start", () => {
+  it("says why and refreshes the view, so that the health and the banners show the cause", async () => {
+    fakeBackend({
+      health: () => sampleHealth(),
+      backup_now: () => Promise.reject({ code: "reconnect_needed", message: "Google Drive needs reconnecting: invalid_grant" }),
+    });
+    draw();
+    click("backup-now");
+    await vi.waitFor(() => expect($("backup-error").textContent).toContain("invalid_grant"));
+    expect(nav.refresh).toHaveBeenCalledOnce();
+    expect($("backup-progress").hidden).toBe(true);
+  });
+});
+
 describe("banners", () => {
   it("say when the settings could not be read", () => {
     fakeBackend({ health: () => sampleHealth() });
