@@ -4,12 +4,12 @@
 //! Each takes arbitrary bytes, must never panic, and returns what it found so that callers can
 //! count outcomes. Memory stays bounded whatever the input claims: length prefixes are checked
 //! against [`MAX_DOCUMENT_BYTES`] and [`MAX_MANIFEST_BYTES`] before anything is allocated, and
-//! the zstd window against [`container::MAX_WINDOW_LOG`].
+//! the zstd window against [`crate::container::MAX_WINDOW_LOG`].
 
 use std::io::{Read, Write};
 
 use crate::archive::{ArchiveReader, Item, MAX_DOCUMENT_BYTES};
-use crate::container::{self, BackupReader};
+use crate::container::BackupReader;
 use crate::manifest::{Manifest, MAX_COLLECTIONS, MAX_MANIFEST_BYTES};
 
 /// Whether an input was accepted or refused (refusals are the expected outcome for most).
@@ -99,8 +99,11 @@ pub fn encrypt(payload: &[u8], recipient: &age::x25519::Recipient) -> Vec<u8> {
     out
 }
 
+/// One fuzz target's entry point.
+pub type Target = fn(&[u8]) -> Outcome;
+
 /// The fuzz targets by name, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]) -> Outcome)] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("archive", archive),
     ("manifest", manifest),
     ("container", container_payload),
@@ -109,6 +112,7 @@ pub const TARGETS: &[(&str, fn(&[u8]) -> Outcome)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container;
 
     #[test]
     fn a_zstd_window_beyond_the_bound_is_refused_not_allocated() {

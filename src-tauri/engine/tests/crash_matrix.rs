@@ -469,7 +469,7 @@ async fn fill(client: &mongodb::Client, db: &str, tag: &str, sizes: [i32; 3]) {
 async fn restore_survives_a_kill_anywhere() {
     let client = mongo().client().await;
     let source = mongo().fresh_db("crash_restore_new");
-    fill(&client, &source, "new", [4000, 1500, 700]).await;
+    fill(&client, &source, "new", [2200, 800, 300]).await;
     let new = snapshot(&client, &source).await;
     let w = World::new();
     let dest = w.env.dest();
@@ -478,7 +478,7 @@ async fn restore_survives_a_kill_anywhere() {
     let points = [
         "restore.staging_created",
         "restore.batch:1",
-        "restore.batch:4",
+        "restore.batch:3",
         "restore.verified",
         "restore.indexed:1",
         "restore.before_swap",

@@ -79,7 +79,7 @@ fn the_sign_in_listener_is_reachable_on_127_0_0_1_only() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
     let service = format!("driveback-test-sec-{:08x}", rand::random::<u32>());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_driveback"))
+    let child = Command::new(env!("CARGO_BIN_EXE_driveback"))
         .args(["connect", "--timeout", "60"])
         .env("DRIVEBACK_GOOGLE_BASE_URL", emu.base_url())
         .env("DRIVEBACK_CONFIG_DIR", dir.path().join("config"))
