@@ -104,6 +104,26 @@ impl World {
         );
     }
 
+    /// A backup of `db` to `dest`, killed at `point`.
+    fn backup_killed_at(&self, point: &str, db: &str, dest: &str) {
+        self.killed_at(point, &backup_args(mongo().uri(), db, dest)[..7]);
+    }
+
+    /// Whether backup `id` verifies on a device that has never seen the key: it needs the
+    /// passphrase (`passphrase`, or the usual one).
+    fn verifies_on_a_new_device(&self, id: &str, dest: &str, passphrase: Option<&str>) -> bool {
+        let fresh = World::new();
+        let mut c = fresh.cmd(&["verify", "--backup", id, "--dest", dest], None);
+        if let Some(p) = passphrase {
+            c.env("DRIVEBACK_PASSPHRASE", p);
+        }
+        let out = c.output().unwrap();
+        if !out.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        out.status.success()
+    }
+
     fn list(&self, dest: &str) -> Vec<serde_json::Value> {
         let v: serde_json::Value =
             serde_json::from_str(&self.ok(&["list", "--dest", dest, "--json"])).unwrap();
@@ -118,16 +138,7 @@ impl World {
     }
 
     fn backup(&self, db: &str, dest: &str) -> String {
-        let out = self.ok(&[
-            "backup",
-            "--mongo-uri",
-            mongo().uri(),
-            "--db",
-            db,
-            "--dest",
-            dest,
-            "--json",
-        ]);
+        let out = self.ok(&backup_args(mongo().uri(), db, dest));
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         v["id"].as_str().unwrap().to_string()
     }
@@ -240,18 +251,7 @@ async fn backup_to_a_folder_survives_a_kill_anywhere() {
     for point in points {
         for _ in 0..repeat() {
             let before = w.ids(&dest);
-            w.killed_at(
-                point,
-                &[
-                    "backup",
-                    "--mongo-uri",
-                    mongo().uri(),
-                    "--db",
-                    &source,
-                    "--dest",
-                    &dest,
-                ],
-            );
+            w.backup_killed_at(point, &source, &dest);
             let listed = w.list(&dest);
             let now = w.ids(&dest);
             assert_no_unlisted_backup_file(&dir, &listed);
@@ -307,31 +307,11 @@ async fn key_creation_and_passphrase_change_survive_a_kill() {
         for _ in 0..repeat() {
             let w = World::new();
             let dest = w.env.dest();
-            w.killed_at(
-                point,
-                &[
-                    "backup",
-                    "--mongo-uri",
-                    mongo().uri(),
-                    "--db",
-                    &source,
-                    "--dest",
-                    &dest,
-                ],
-            );
+            w.backup_killed_at(point, &source, &dest);
             assert!(w.ids(&dest).is_empty());
             let id = w.backup(&source, &dest);
             // A new device, with only the passphrase, opens it.
-            let fresh = World::new();
-            let out = fresh
-                .cmd(&["verify", "--backup", &id, "--dest", &dest], None)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(w.verifies_on_a_new_device(&id, &dest, None));
             age_files(&w.env.dest_path());
             w.backup(&source, &dest);
             assert_folder_clean(&w.env.dest_path(), &w.list(&dest));
@@ -341,41 +321,19 @@ async fn key_creation_and_passphrase_change_survive_a_kill() {
 
     let point = "folder.side_file_temp";
     for _ in 0..repeat() {
-        let w = World::new();
+        let mut w = World::new();
         let dest = w.env.dest();
         let id = w.backup(&source, &dest);
         let new_pass = "a new passphrase for the crash test";
-        let mut c = w.cmd(&["key", "passwd", "--dest", &dest], Some(point));
-        c.env("DRIVEBACK_NEW_PASSPHRASE", new_pass);
-        let out = c.output().unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        w.extra = vec![("DRIVEBACK_NEW_PASSPHRASE".into(), new_pass.into())];
+        w.killed_at(point, &["key", "passwd", "--dest", &dest]);
         // The old passphrase still opens the key, on a device without it in its keyring.
-        let fresh = World::new();
-        let out = fresh
-            .cmd(&["verify", "--backup", &id, "--dest", &dest], None)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut c = w.cmd(&["key", "passwd", "--dest", &dest], None);
-        c.env("DRIVEBACK_NEW_PASSPHRASE", new_pass);
-        assert!(c.output().unwrap().status.success());
-        let mut c = fresh.cmd(&["verify", "--backup", &id, "--dest", &dest], None);
-        c.env("DRIVEBACK_PASSPHRASE", new_pass);
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(w.verifies_on_a_new_device(&id, &dest, None));
+        assert!(!w.verifies_on_a_new_device(&id, &dest, Some(new_pass)));
+        w.ok(&["key", "passwd", "--dest", &dest]);
+        w.extra.clear();
+        assert!(w.verifies_on_a_new_device(&id, &dest, Some(new_pass)));
+        assert!(!w.verifies_on_a_new_device(&id, &dest, None));
         age_files(&w.env.dest_path());
         w.backup(&source, &dest);
         assert_folder_clean(&w.env.dest_path(), &w.list(&dest));
@@ -547,8 +505,7 @@ async fn restore_survives_a_kill_anywhere() {
 /// Backups to Google Drive (the emulator), killed mid-upload and between upload and commit.
 #[tokio::test(flavor = "multi_thread")]
 async fn backup_to_google_drive_survives_a_kill_anywhere() {
-    if !driveback_testkit::require_keyring() {
-        eprintln!("skipping: no Secret Service (DRIVEBACK_REQUIRE_KEYRING=1 to fail instead)");
+    if !keyring_or_skip() {
         return;
     }
     let emu = Emulator::start(&["--auto-consent"]);
@@ -611,18 +568,7 @@ async fn backup_to_google_drive_survives_a_kill_anywhere() {
             // The killed run happens a quarter of an hour ago on Google's clock, so that what it
             // left is stale by the next run (cleanup leaves younger files to their owner).
             emu.control("advance-clock", Some(r#"{"seconds": -900}"#));
-            w.killed_at(
-                point,
-                &[
-                    "backup",
-                    "--mongo-uri",
-                    mongo().uri(),
-                    "--db",
-                    &source,
-                    "--dest",
-                    dest,
-                ],
-            );
+            w.backup_killed_at(point, &source, dest);
             emu.control("advance-clock", Some(r#"{"seconds": 900}"#));
             let now = w.ids(dest);
             if point == "backup.committed" {

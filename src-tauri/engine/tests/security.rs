@@ -10,34 +10,12 @@ mod common;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bson::doc;
 use common::*;
 use driveback_testkit::emulator::Emulator;
-
-fn keyring_or_skip() -> bool {
-    if driveback_testkit::require_keyring() {
-        return true;
-    }
-    eprintln!("skipping: no Secret Service (DRIVEBACK_REQUIRE_KEYRING=1 to fail instead)");
-    false
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
 
 /// The addresses of this machine other than 127.0.0.1: other loopback addresses always, and
 /// the network interfaces' addresses when `hostname -I` lists some.
