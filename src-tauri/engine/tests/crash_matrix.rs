@@ -270,14 +270,15 @@ async fn backup_to_a_folder_survives_a_kill_anywhere() {
             }
             // The next run works, and once the leftovers are stale it removes them.
             age_files(&dir);
-            let next = w.backup(&source, &dest);
-            w.verify(&next, &dest);
-            verified.insert(next);
+            w.backup(&source, &dest);
             assert_folder_clean(&dir, &w.list(&dest));
         }
         record("backup to a folder", point, repeat());
     }
-    // Whatever was killed, the newest backup restores to exactly the source.
+    // Whatever was killed, every backup verifies and the newest restores to exactly the source.
+    for id in w.ids(&dest).difference(&verified) {
+        w.verify(id, &dest);
+    }
     let client = mongo().client().await;
     let target = mongo().fresh_db("crash_backup_check");
     w.ok(&[
@@ -364,9 +365,10 @@ async fn retention_deletes_survive_a_kill() {
     ];
     for point in points {
         for _ in 0..repeat() {
-            // Enough backups today that the policy deletes some (it keeps the newest of the
-            // day and the first of the month).
-            for _ in 0..5 {
+            // Enough backups today that the policy deletes at least three (it keeps the newest
+            // of the day and the first of the month).
+            let kept = w.ids(&dest).len();
+            for _ in 0..(5 - kept.min(2)) {
                 w.backup(&source, &dest);
             }
             let plan: serde_json::Value =
@@ -526,10 +528,10 @@ async fn backup_to_google_drive_survives_a_kill_anywhere() {
     ];
     w.ok(&["connect", "--timeout", "60"]);
 
-    // Random bytes do not compress: a backup of a little over two 8 MiB upload chunks.
+    // Random bytes do not compress: a backup of a little over one 8 MiB upload chunk.
     let client = mongo().client().await;
     let source = mongo().fresh_db("crash_drive");
-    let docs: Vec<Document> = (0..72)
+    let docs: Vec<Document> = (0..40)
         .map(|i| {
             let bytes: Vec<u8> = (0..256 * 1024).map(|_| rand::random::<u8>()).collect();
             doc! { "_id": i, "blob": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes } }
@@ -557,7 +559,6 @@ async fn backup_to_google_drive_survives_a_kill_anywhere() {
     let points = [
         "drive.session_started",
         "drive.chunk:1",
-        "drive.chunk:2",
         "drive.before_mark",
         "backup.before_commit",
         "backup.committed",
