@@ -121,9 +121,7 @@ impl FolderStore {
             sha256: sidecar.sha256,
         })
     }
-}
 
-impl FolderStore {
     /// A Driveback sidecar whose backup file is not there: left by a commit or a delete that
     /// was interrupted. (Cleaned up only once stale, like partial files: another process may be
     /// between writing a sidecar and renaming its file into place.)
