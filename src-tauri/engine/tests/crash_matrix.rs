@@ -592,3 +592,50 @@ async fn backup_to_google_drive_survives_a_kill_anywhere() {
         record("backup to Google Drive", point, repeat());
     }
 }
+
+/// The destination's disk fills up mid-backup (a file-size limit on the process stands in for
+/// it: writes fail with an error, as on a full disk): one clear error, nothing listed, nothing
+/// left behind, and the next run, with room again, succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_fails_cleanly_and_the_next_run_succeeds() {
+    let source = seed_source("full_disk").await;
+    let w = World::new();
+    let dest = w.env.dest();
+    let dir = w.env.dest_path();
+    let first = w.backup(&source, &dest);
+    let mut tried = 0;
+    for limit in [0u64, 4 << 10, 64 << 10, 256 << 10] {
+        let mut c = w.cmd(&backup_args(mongo().uri(), &source, &dest), None);
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            c.pre_exec(move || {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = c.output().unwrap();
+        let line = one_error_line(&out);
+        assert!(
+            line.contains("File too large") || line.contains("writing"),
+            "{line}"
+        );
+        let listed = w.list(&dest);
+        assert_eq!(
+            w.ids(&dest),
+            [first.clone()].into(),
+            "{limit}: nothing new listed"
+        );
+        assert_folder_clean(&dir, &listed);
+        tried += 1;
+    }
+    let next = w.backup(&source, &dest);
+    w.verify(&next, &dest);
+    println!("RELIABILITY fault | the destination's disk full mid-backup (at 0 B, 4 KiB, 64 KiB, 256 KiB) | {tried} | 0");
+}
