@@ -281,18 +281,7 @@ async fn backup_to_a_folder_survives_a_kill_anywhere() {
     }
     let client = mongo().client().await;
     let target = mongo().fresh_db("crash_backup_check");
-    w.ok(&[
-        "restore",
-        "--backup",
-        "latest",
-        "--dest",
-        &dest,
-        "--mongo-uri",
-        mongo().uri(),
-        "--db",
-        &target,
-        "--yes",
-    ]);
+    w.ok(&restore_args("latest", &dest, &target));
     assert_eq!(
         snapshot(&client, &target).await,
         snapshot(&client, &source).await
@@ -347,12 +336,7 @@ async fn key_creation_and_passphrase_change_survive_a_kill() {
 async fn retention_deletes_survive_a_kill() {
     let client = mongo().client().await;
     let source = mongo().fresh_db("crash_prune");
-    client
-        .database(&source)
-        .collection("c")
-        .insert_many((0..10).map(|i| doc! { "_id": i }))
-        .await
-        .unwrap();
+    seed_ids(&client, &source, "c", 10).await;
     let w = World::new();
     let dest = w.env.dest();
     let dir = w.env.dest_path();
@@ -446,15 +430,6 @@ async fn restore_survives_a_kill_anywhere() {
         "restore.swapped:2",
         "restore.swapped:3",
     ];
-    let restore: [&str; 7] = [
-        "restore",
-        "--backup",
-        &id,
-        "--dest",
-        &dest,
-        "--mongo-uri",
-        mongo().uri(),
-    ];
     for point in points {
         for _ in 0..repeat() {
             fill(&client, &target, "old", [100, 200, 300]).await;
@@ -462,11 +437,7 @@ async fn restore_survives_a_kill_anywhere() {
             untouched.drop().await.unwrap();
             untouched.insert_one(doc! { "_id": 1 }).await.unwrap();
             let old = snapshot(&client, &target).await;
-            let args: Vec<&str> = restore
-                .iter()
-                .copied()
-                .chain(["--db", target.as_str(), "--yes"])
-                .collect();
+            let args = restore_args(&id, &dest, &target);
             w.killed_at(point, &args);
             let after = snapshot(&client, &target).await;
             let live: Vec<_> = after

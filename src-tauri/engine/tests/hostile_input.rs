@@ -29,21 +29,6 @@ fn tally(case: &str, inputs: usize) {
     println!("RELIABILITY hostile-input | {case} | {inputs} | 0");
 }
 
-fn restore_args<'a>(backup: &'a str, dest: &'a str, db: &'a str) -> Vec<&'a str> {
-    vec![
-        "restore",
-        "--backup",
-        backup,
-        "--dest",
-        dest,
-        "--mongo-uri",
-        mongo().uri(),
-        "--db",
-        db,
-        "--yes",
-    ]
-}
-
 /// Every file under `dir`, recursively, relative to it.
 fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -13,7 +13,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bson::doc;
 use common::*;
 use driveback_testkit::emulator::Emulator;
 
@@ -129,12 +128,7 @@ async fn no_secret_is_printed_logged_or_written_by_backups_restores_and_email() 
     let server = mongo();
     let client = server.client().await;
     let db = server.fresh_db("secrets");
-    client
-        .database(&db)
-        .collection("c")
-        .insert_many((0..100).map(|i| doc! { "_id": i }))
-        .await
-        .unwrap();
+    seed_ids(&client, &db, "c", 100).await;
     let env = Env::new();
     let config = env.dir.path().join("config");
     let data = env.dir.path().join("data");
@@ -199,37 +193,9 @@ async fn no_secret_is_printed_logged_or_written_by_backups_restores_and_email() 
     );
     printed += &run(&["test-email"], &[], None);
     // Backups, a restore, a key shown, a passphrase change.
-    printed += &run(
-        &[
-            "backup",
-            "--mongo-uri",
-            server.uri(),
-            "--db",
-            &db,
-            "--dest",
-            &dest,
-            "--json",
-        ],
-        &[],
-        None,
-    );
+    printed += &run(&backup_args(server.uri(), &db, &dest), &[], None);
     let target = server.fresh_db("secrets_dst");
-    printed += &run(
-        &[
-            "restore",
-            "--backup",
-            "latest",
-            "--dest",
-            &dest,
-            "--mongo-uri",
-            server.uri(),
-            "--db",
-            &target,
-            "--yes",
-        ],
-        &[],
-        None,
-    );
+    printed += &run(&restore_args("latest", &dest, &target), &[], None);
     // A connection string with a password (given the safe way, in the environment).
     let with_password =
         server

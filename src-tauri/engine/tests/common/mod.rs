@@ -222,3 +222,29 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `driveback restore --yes` of `backup` from `dest` into `db` on the test server.
+pub fn restore_args<'a>(backup: &'a str, dest: &'a str, db: &'a str) -> [&'a str; 10] {
+    [
+        "restore",
+        "--backup",
+        backup,
+        "--dest",
+        dest,
+        "--mongo-uri",
+        mongo().uri(),
+        "--db",
+        db,
+        "--yes",
+    ]
+}
+
+/// Inserts `n` documents `{_id: 0..n}` into `db.coll`.
+pub async fn seed_ids(client: &Client, db: &str, coll: &str, n: i32) {
+    client
+        .database(db)
+        .collection::<Document>(coll)
+        .insert_many((0..n).map(|i| doc! { "_id": i }))
+        .await
+        .unwrap();
+}
