@@ -24,6 +24,9 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 10;
 /// for skippable frames).
 pub const MANIFEST_FRAME_MAGIC: u32 = 0x184D_2A5D;
 
+/// Largest zstd window a backup may use, as log2 of its size: 16 MiB, twice what level 19 uses.
+pub const MAX_WINDOW_LOG: u32 = 24;
+
 /// First bytes of the manifest frame's payload.
 pub const MANIFEST_PREFIX: &[u8] = b"DRIVEBACK-MANIFEST\n";
 
@@ -236,9 +239,14 @@ impl<R: Read> BackupReader<R> {
         let stream = decryptor
             .decrypt(std::iter::once(identity as &dyn age::Identity))
             .map_err(|e| header_error(e, &state))?;
-        let decoder = zstd::stream::read::Decoder::with_buffer(BufReader::new(stream))
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(BufReader::new(stream))
             .map_err(ContainerError::Io)?
             .single_frame();
+        // The frame header names the window the decoder allocates: bound it (level 19, the
+        // highest Driveback writes, uses 8 MiB), so a crafted file cannot claim 128 MiB or more.
+        decoder
+            .window_log_max(MAX_WINDOW_LOG)
+            .map_err(ContainerError::Io)?;
         Ok(Self { decoder, state })
     }
 

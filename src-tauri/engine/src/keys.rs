@@ -266,6 +266,7 @@ impl KeyRing<'_> {
         // The wrapped half first: the public half is what makes backups use the key, and no
         // backup may be made to a key that cannot be recovered with the passphrase.
         self.store.write_file(WRAPPED_KEY_FILE, &wrapped)?;
+        crate::crash::crash_point("key.wrapped_written");
         self.store
             .write_file(PUBLIC_KEY_FILE, format!("{}\n", key.recipient()).as_bytes())?;
         let notices = self.cache(&key, None).into_iter().collect();

@@ -3,7 +3,10 @@
 pub mod archive;
 pub mod auth;
 pub mod container;
+pub mod crash;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod history;
 pub mod jobs;

@@ -89,12 +89,18 @@ struct VersionProbe {
 }
 
 impl Manifest {
+    /// Saturating: a manifest read from a file may claim anything.
     pub fn total_documents(&self) -> u64 {
-        self.collections.iter().map(|c| c.documents).sum()
+        self.collections
+            .iter()
+            .fold(0u64, |n, c| n.saturating_add(c.documents))
     }
 
+    /// Saturating: a manifest read from a file may claim anything.
     pub fn total_bytes(&self) -> u64 {
-        self.collections.iter().map(|c| c.bytes).sum()
+        self.collections
+            .iter()
+            .fold(0u64, |n, c| n.saturating_add(c.bytes))
     }
 
     pub fn to_json(&self) -> Vec<u8> {

@@ -140,7 +140,9 @@ async fn backup_on(
                     warnings.push(w);
                 }
             }
-            Ok((store.create(&name)?, warnings))
+            let sink = store.create(&name)?;
+            crate::crash::crash_point("backup.upload_created");
+            Ok((sink, warnings))
         })
         .await??
     };
@@ -176,6 +178,7 @@ async fn backup_on(
     // The writer's error explains a stopped export better than the export's own.
     let (encrypted, summaries) = written?;
     let report = read?;
+    crate::crash::crash_point("backup.archive_written");
 
     let failures: std::collections::HashMap<usize, String> =
         report.failures.iter().cloned().collect();
@@ -222,7 +225,10 @@ async fn backup_on(
     let m = manifest.clone();
     let stored = blocking(move || -> Result<StoredBackup, EngineError> {
         let sink = encrypted.finish(&m)?;
-        Ok(sink.commit(&summary)?)
+        crate::crash::crash_point("backup.before_commit");
+        let stored = sink.commit(&summary)?;
+        crate::crash::crash_point("backup.committed");
+        Ok(stored)
     })
     .await??;
     progress.report(Progress::phase(Phase::Done));
@@ -457,6 +463,7 @@ async fn restore_on(
             "the backup ends before collection {name} is complete"
         )));
     }
+    crate::crash::crash_point("restore.verified");
     let mut report = staged.finalize(progress.as_ref()).await?;
     report.warnings.splice(0..0, warnings);
     progress.report(Progress::phase(Phase::Done));
@@ -692,9 +699,12 @@ pub fn export_to(
 }
 
 /// A collection's file name inside an export folder: path separators and dots that could escape
-/// the folder are replaced.
+/// the folder are replaced, and a long name is shortened to fit a file name. A name that had to
+/// change ends with `~` and 8 hex digits of its SHA-256, so two collections never share a file
+/// (`a/b` and `a_b`).
 pub fn safe_file_stem(collection: &str) -> String {
-    let s: String = collection
+    const MAX_STEM_BYTES: usize = 200;
+    let mut s: String = collection
         .chars()
         .map(|c| {
             if c == '/' || c == '\\' || c == '\0' {
@@ -705,10 +715,19 @@ pub fn safe_file_stem(collection: &str) -> String {
         })
         .collect();
     if s.starts_with('.') {
-        format!("_{s}")
-    } else {
-        s
+        s.insert(0, '_');
     }
+    if s == collection && s.len() <= MAX_STEM_BYTES {
+        return s;
+    }
+    let mut cut = MAX_STEM_BYTES.min(s.len());
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(collection.as_bytes()));
+    format!("{s}~{}", &digest[..8])
 }
 
 fn open_ejson(dir: &Path, collection: &str) -> Result<BufWriter<File>, EngineError> {

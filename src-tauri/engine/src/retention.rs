@@ -312,7 +312,10 @@ pub fn apply(
                 .skipped
                 .push((b.clone(), "no longer at the destination".into()));
         } else {
-            match store.delete(b) {
+            crate::crash::crash_point("retention.delete");
+            let deleted = store.delete(b);
+            crate::crash::crash_point("retention.deleted");
+            match deleted {
                 Ok(()) => {
                     tracing::info!(id = %b.id, file = %b.file, "deleted an old backup");
                     report.deleted.push(b.clone());

@@ -6,7 +6,7 @@
 //! Tests that need the OS keyring skip without one unless `DRIVEBACK_REQUIRE_KEYRING=1`.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ use driveback_engine::auth::{
 };
 use driveback_engine::secrets::{self, KeyringSecretStore, MemorySecretStore, SecretStore};
 use driveback_testkit::emulator::Emulator;
+
+mod common;
+use common::{files_under, keyring_or_skip};
 use secrecy::{ExposeSecret, SecretString};
 
 const EMAIL: &str = "demo.user@example.com";
@@ -265,14 +268,6 @@ fn query(url: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-fn keyring_or_skip() -> bool {
-    if driveback_testkit::require_keyring() {
-        return true;
-    }
-    eprintln!("skipping: no Secret Service on the session bus (set DRIVEBACK_REQUIRE_KEYRING=1 to fail instead)");
-    false
-}
-
 /// The value `secret-tool` finds for the refresh token: proof it is in the Secret Service.
 fn secret_tool_lookup(service: &str) -> Option<String> {
     let out = Command::new("secret-tool")
@@ -287,22 +282,6 @@ fn secret_tool_lookup(service: &str) -> Option<String> {
         .expect("run secret-tool");
     let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !v.is_empty()).then_some(v)
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -7,6 +7,9 @@ use super::crc::Crc64;
 use super::meta::{raw_document, Header, Namespace, NamespaceHeader, NamespaceSummary};
 use super::{ArchiveError, ARCHIVE_MAGIC, ARCHIVE_VERSION, MAX_DOCUMENT_BYTES, TERMINATOR};
 
+/// Largest piece of a document read (and allocated) at once.
+const READ_STEP: usize = 1 << 20;
+
 /// What [`ArchiveReader::next_item`] yields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item {
@@ -289,10 +292,16 @@ impl<R: Read> ArchiveReader<R> {
             ));
         }
         let len = len as usize;
-        let mut raw = vec![0u8; len];
-        raw[..4].copy_from_slice(&word);
-        if self.fill(&mut raw[4..])? < len - 4 {
-            return Err(self.truncated());
+        // Grown as bytes arrive, so a length prefix that lies costs at most one step more than
+        // the bytes that are really there.
+        let mut raw = Vec::with_capacity(len.min(READ_STEP));
+        raw.extend_from_slice(&word);
+        while raw.len() < len {
+            let at = raw.len();
+            raw.resize(at + (len - at).min(READ_STEP), 0);
+            if self.fill(&mut raw[at..])? < raw.len() - at {
+                return Err(self.truncated());
+            }
         }
         if raw[len - 1] != 0 {
             return Err(malformed(

@@ -229,6 +229,7 @@ pub async fn read_data(
         tx.send(ExportMsg::End { ns })
             .await
             .map_err(|_| writer_gone())?;
+        crate::crash::crash_point("export.collection_end");
     }
     if txn_open {
         // Read-only: committing only releases the snapshot.
@@ -313,6 +314,7 @@ async fn copy_collection(
                 buf.extend_from_slice(raw);
                 state.docs += 1;
                 state.bytes += raw.len() as u64;
+                crate::crash::crash_point("export.document");
                 if buf.len() >= FLUSH_BYTES {
                     flush(tx, ns, &mut buf, last_start, state, info.resumable()).await?;
                     on_progress(state.docs, state.bytes);

@@ -41,7 +41,7 @@ pub fn select(namespaces: &[Namespace], only: Option<&[String]>) -> Result<Vec<u
             }
         }
     }
-    Ok(namespaces
+    let selected: Vec<usize> = namespaces
         .iter()
         .enumerate()
         .filter(|(_, ns)| !ns.collection.starts_with("system."))
@@ -50,7 +50,25 @@ pub fn select(namespaces: &[Namespace], only: Option<&[String]>) -> Result<Vec<u
                 .unwrap_or(true)
         })
         .map(|(i, _)| i)
-        .collect())
+        .collect();
+    // A name the server would refuse would only fail at its swap, after others were swapped in:
+    // refuse the backup before anything is loaded.
+    if let Some(ns) = selected
+        .iter()
+        .map(|&i| &namespaces[i])
+        .find(|ns| !is_valid_collection_name(&ns.collection))
+    {
+        return Err(MongoError::Mismatch(format!(
+            "the backup holds a collection named {:?}, which MongoDB does not allow; nothing was restored",
+            ns.collection
+        )));
+    }
+    Ok(selected)
+}
+
+/// What MongoDB accepts as a collection name: not empty, no `$` or NUL, not starting with `.`.
+fn is_valid_collection_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['$', '\0'])
 }
 
 struct StagedCollection {
@@ -83,6 +101,17 @@ pub struct RestoreReport {
 pub struct RestoredCollection {
     pub name: String,
     pub documents: u64,
+}
+
+/// The staging collection of namespace `i`: named after the collection when the name is short,
+/// by its index otherwise, so that the staging name fits wherever the live one does (MongoDB
+/// limits `db.collection` to 255 bytes, and the prefix adds 27).
+fn staging_name(run: &str, i: usize, collection: &str) -> String {
+    if collection.len() <= 64 {
+        format!("{STAGING_PREFIX}{run}_{collection}")
+    } else {
+        format!("{STAGING_PREFIX}{run}_{i}")
+    }
 }
 
 /// Drops staging collections left behind by an interrupted restore.
@@ -129,7 +158,7 @@ pub async fn stage(
                     .push((ns.collection.clone(), ns.metadata.options.clone()));
                 continue;
             }
-            let staging = format!("{STAGING_PREFIX}{run}_{}", ns.collection);
+            let staging = staging_name(&run, i, &ns.collection);
             let mut create = doc! { "create": &staging };
             for (k, v) in ns.metadata.options.iter() {
                 create.insert(k.clone(), v.clone());
@@ -149,6 +178,7 @@ pub async fn stage(
                 summary: None,
             });
         }
+        crate::crash::crash_point("restore.staging_created");
         let (mut done_docs, mut done_bytes) = (0u64, 0u64);
         let mut in_flight = tokio::task::JoinSet::new();
         while let Some(msg) = rx.recv().await {
@@ -179,6 +209,7 @@ pub async fn stage(
                             .map(|_| ())
                             .map_err(|e| MongoError::server(format!("loading {name}"), e))
                     });
+                    crate::crash::crash_point("restore.batch");
                     done_docs += n;
                     done_bytes += bytes;
                     progress.report(Progress {
@@ -253,6 +284,7 @@ impl Staged {
             return Err(e);
         }
         progress.report(Progress::phase(Phase::Swapping));
+        crate::crash::crash_point("restore.before_swap");
         let admin = self.client.database("admin");
         let dbn = self.db.name().to_string();
         for (i, c) in self.collections.iter().enumerate() {
@@ -285,6 +317,7 @@ impl Staged {
                     e,
                 ));
             }
+            crate::crash::crash_point("restore.swapped");
             report.warnings.extend(self.restore_options(c).await?);
             report.collections.push(RestoredCollection {
                 name: c.name.clone(),
@@ -352,6 +385,7 @@ impl Staged {
                 .map_err(|e| {
                     MongoError::server(format!("building the indexes of {}", c.name), e)
                 })?;
+            crate::crash::crash_point("restore.indexed");
         }
         Ok(())
     }

@@ -121,6 +121,25 @@ impl FolderStore {
             sha256: sidecar.sha256,
         })
     }
+
+    /// A Driveback sidecar whose backup file is not there: left by a commit or a delete that
+    /// was interrupted. (Cleaned up only once stale, like partial files: another process may be
+    /// between writing a sidecar and renaming its file into place.)
+    fn is_orphan_sidecar(&self, name: &str) -> bool {
+        let Some(file) = name.strip_suffix(SIDECAR_SUFFIX) else {
+            return false;
+        };
+        let Ok(Some(bytes)) = read_small(&self.root.join(name)) else {
+            return false;
+        };
+        let Ok(sidecar) = serde_json::from_slice::<Sidecar>(&bytes) else {
+            return false;
+        };
+        sidecar.driveback_sidecar == SIDECAR_VERSION
+            && sidecar.file == file
+            && check_name(file).is_ok()
+            && !self.root.join(file).exists()
+    }
 }
 
 impl RemoteStore for FolderStore {
@@ -217,11 +236,24 @@ impl RemoteStore for FolderStore {
 
     fn delete(&self, backup: &StoredBackup) -> Result<(), StoreError> {
         check_name(&backup.file)?;
-        // The sidecar first: once it is gone the file is no longer a backup, whatever happens
-        // next.
+        // The file first, renamed to a hidden partial name: once it is gone from its name the
+        // backup is no longer listed, whatever happens next; an interruption leaves only
+        // leftovers that `cleanup_incomplete` removes.
         let sidecar = self.root.join(format!("{}{SIDECAR_SUFFIX}", backup.file));
         let file = self.root.join(&backup.file);
-        for path in [&sidecar, &file] {
+        let doomed = self.root.join(format!(".{}{PARTIAL_SUFFIX}", backup.file));
+        match fs::rename(&file, &doomed) {
+            Ok(()) => sync_dir(&self.root),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::io(
+                    format!("could not delete {}", file.display()),
+                    e,
+                ))
+            }
+        }
+        crate::crash::crash_point("folder.delete_unlisted");
+        for path in [&sidecar, &doomed] {
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -266,9 +298,12 @@ impl RemoteStore for FolderStore {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if !name.starts_with('.')
-                || !(name.ends_with(PARTIAL_SUFFIX) || name.ends_with(TEMP_SUFFIX))
-            {
+            let leftover = if name.starts_with('.') {
+                name.ends_with(PARTIAL_SUFFIX) || name.ends_with(TEMP_SUFFIX)
+            } else {
+                self.is_orphan_sidecar(&name)
+            };
+            if !leftover {
                 continue;
             }
             let path = entry.path();
@@ -325,7 +360,9 @@ impl FolderUpload {
             .ok_or_else(|| io::Error::other("the upload is already finished"))
     }
 
-    fn finish_partial(&mut self) -> Result<(), StoreError> {
+    /// Writes out and syncs the partial file; refuses to go on if a file of the final name
+    /// exists (a committed backup is never replaced).
+    fn sync_partial(&mut self) -> Result<(), StoreError> {
         let ctx = |what: &str, p: &Path| format!("could not {what} {}", p.display());
         let writer = self.file.take().expect("commit runs once");
         let file = writer
@@ -334,15 +371,13 @@ impl FolderUpload {
         file.sync_all()
             .map_err(|e| StoreError::io(ctx("write", &self.partial), e))?;
         drop(file);
+        crate::crash::crash_point("folder.synced");
         if self.final_path.exists() {
             return Err(StoreError::io(
                 ctx("save", &self.final_path),
                 io::Error::new(io::ErrorKind::AlreadyExists, "a file of that name exists"),
             ));
         }
-        fs::rename(&self.partial, &self.final_path)
-            .map_err(|e| StoreError::io(ctx("save", &self.final_path), e))?;
-        sync_dir(&self.root);
         Ok(())
     }
 }
@@ -369,6 +404,7 @@ impl Write for FolderUpload {
         let n = self.writer()?.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
+        crate::crash::crash_point("folder.write");
         Ok(n)
     }
 
@@ -378,8 +414,11 @@ impl Write for FolderUpload {
 }
 
 impl UploadSink for FolderUpload {
+    /// The sidecar first, then the rename: a backup file appears under its name only once its
+    /// commit mark is there, so an interruption leaves nothing that looks like a backup, only
+    /// leftovers that `cleanup_incomplete` removes (the partial file, a sidecar without a file).
     fn commit(mut self: Box<Self>, summary: &BackupSummary) -> Result<StoredBackup, StoreError> {
-        self.finish_partial()?;
+        self.sync_partial()?;
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
         // Read the file back from the disk before it is marked committed: what is stored must be
         // what was written (a failing disk or a full network share can lose bytes silently).
@@ -406,11 +445,23 @@ impl UploadSink for FolderUpload {
         };
         let json = serde_json::to_vec_pretty(&sidecar).expect("a sidecar always serialises");
         let sidecar_name = format!("{}{SIDECAR_SUFFIX}", self.name);
-        if let Err(e) = write_atomic(&self.root, &sidecar_name, &json) {
-            // Without its commit mark the file is not a backup: do not leave it taking space.
-            let _ = fs::remove_file(&self.final_path);
-            return Err(e);
+        let sidecar_path = self.root.join(&sidecar_name);
+        if sidecar_path.exists() {
+            return Err(StoreError::io(
+                format!("could not save {}", sidecar_path.display()),
+                io::Error::new(io::ErrorKind::AlreadyExists, "a file of that name exists"),
+            ));
         }
+        write_atomic(&self.root, &sidecar_name, &json)?;
+        crate::crash::crash_point("folder.sidecar_written");
+        if let Err(e) = fs::rename(&self.partial, &self.final_path) {
+            let _ = fs::remove_file(&sidecar_path);
+            return Err(StoreError::io(
+                format!("could not save {}", self.final_path.display()),
+                e,
+            ));
+        }
+        sync_dir(&self.root);
         self.finished = true;
         active_uploads().remove(&self.partial);
         Ok(StoredBackup {
@@ -564,6 +615,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> 
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
+        crate::crash::crash_point("folder.side_file_temp");
         fs::rename(&temp, &target)
     })();
     if let Err(e) = result {

@@ -1,6 +1,6 @@
 //! Helpers for the engine's end-to-end tests: run the real `driveback` CLI against the real test
 //! server, seed data, compare databases byte for byte.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -72,18 +72,23 @@ impl Env {
     }
 
     pub fn backup(&self, uri: &str, db: &str) -> serde_json::Value {
-        let out = self.ok(&[
-            "backup",
-            "--mongo-uri",
-            uri,
-            "--db",
-            db,
-            "--dest",
-            &self.dest(),
-            "--json",
-        ]);
+        let out = self.ok(&backup_args(uri, db, &self.dest()));
         serde_json::from_str(&out).expect("backup --json output")
     }
+}
+
+/// `driveback backup` of `db` to `dest`, with `--json` last.
+pub fn backup_args<'a>(uri: &'a str, db: &'a str, dest: &'a str) -> [&'a str; 8] {
+    [
+        "backup",
+        "--mongo-uri",
+        uri,
+        "--db",
+        db,
+        "--dest",
+        dest,
+        "--json",
+    ]
 }
 
 /// The stderr of a failed run: exactly one line, which is returned.
@@ -199,4 +204,54 @@ pub fn backup_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Whether the real Secret Service is there; without it a test that needs it skips, unless
+/// `DRIVEBACK_REQUIRE_KEYRING=1` (then `require_keyring` fails the test).
+pub fn keyring_or_skip() -> bool {
+    if driveback_testkit::require_keyring() {
+        return true;
+    }
+    eprintln!("skipping: no Secret Service (DRIVEBACK_REQUIRE_KEYRING=1 to fail instead)");
+    false
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `driveback restore --yes` of `backup` from `dest` into `db` on the test server.
+pub fn restore_args<'a>(backup: &'a str, dest: &'a str, db: &'a str) -> [&'a str; 10] {
+    [
+        "restore",
+        "--backup",
+        backup,
+        "--dest",
+        dest,
+        "--mongo-uri",
+        mongo().uri(),
+        "--db",
+        db,
+        "--yes",
+    ]
+}
+
+/// Inserts `n` documents `{_id: 0..n}` into `db.coll`.
+pub async fn seed_ids(client: &Client, db: &str, coll: &str, n: i32) {
+    client
+        .database(db)
+        .collection::<Document>(coll)
+        .insert_many((0..n).map(|i| doc! { "_id": i }))
+        .await
+        .unwrap();
 }

@@ -364,6 +364,7 @@ impl DriveUpload {
             acked_sha256: hex::encode(Sha256::new().finalize()),
         });
         self.save_record();
+        crate::crash::crash_point("drive.session_started");
         Ok(())
     }
 
@@ -407,6 +408,7 @@ impl DriveUpload {
                 Reply::Incomplete(n) => {
                     let before = self.offset;
                     self.ack(n)?;
+                    crate::crash::crash_point("drive.chunk");
                     if self.offset > before {
                         tries = 0;
                         self.stalls = 0;
@@ -654,6 +656,7 @@ impl DriveUpload {
                 io::Error::new(io::ErrorKind::AlreadyExists, "a backup of that name exists"),
             ));
         }
+        crate::crash::crash_point("drive.before_mark");
         let url = s
             .api()
             .drive_url(&format!("files/{}", super::path_escape(&meta.id)));

@@ -1,0 +1,5 @@
+#![no_main]
+//! See `driveback_engine::fuzzing::container_payload`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = driveback_engine::fuzzing::container_payload(data);
+});
