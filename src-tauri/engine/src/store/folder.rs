@@ -422,14 +422,10 @@ impl UploadSink for FolderUpload {
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
         // Read the file back from the disk before it is marked committed: what is stored must be
         // what was written (a failing disk or a full network share can lose bytes silently).
-        let (stored_bytes, stored_sha) = hash_file(&self.final_path).map_err(|e| {
-            StoreError::io(
-                format!("could not read back {}", self.final_path.display()),
-                e,
-            )
+        let (stored_bytes, stored_sha) = hash_file(&self.partial).map_err(|e| {
+            StoreError::io(format!("could not read back {}", self.partial.display()), e)
         })?;
         if stored_bytes != self.bytes || stored_sha != sha256 {
-            let _ = fs::remove_file(&self.final_path);
             return Err(StoreError::Corrupt(format!(
                 "{} does not read back as written ({stored_bytes} of {} bytes, or other bytes): the disk may be failing; nothing was kept",
                 self.final_path.display(),
