@@ -436,6 +436,10 @@ fn run(env: &Env) -> Result<(), String> {
     // The home screen may still be redrawing after the failed backup: let it settle.
     std::thread::sleep(Duration::from_secs(2));
     s.wait_for(critical, LONG)?;
+    s.execute(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+        vec![serde_json::json!(critical)],
+    )?;
     s.shot("health-critical")?;
     s.send_keys(&s.active_element()?, keys::ESCAPE)?;
     s.wait_gone("#health-dialog", SHORT)?;
