@@ -169,6 +169,26 @@ impl BackupKey {
     }
 }
 
+/// Fewer characters than this make a weak passphrase.
+pub const MIN_PASSPHRASE_CHARS: usize = 8;
+
+/// Why `p` is too weak to protect backups that may sit on a cloud drive for years (anyone who
+/// gets a file can try passphrases against it offline), or `None`. The app refuses a weak
+/// passphrase; the CLI warns.
+pub fn passphrase_weakness(p: &str) -> Option<String> {
+    let chars: Vec<char> = p.chars().collect();
+    if chars.len() < MIN_PASSPHRASE_CHARS {
+        return Some(format!("use at least {MIN_PASSPHRASE_CHARS} characters"));
+    }
+    if !chars.iter().any(|c| c.is_alphabetic()) {
+        return Some("use at least one letter in the passphrase".into());
+    }
+    if chars.iter().all(|c| *c == chars[0]) {
+        return Some("use more than one repeated character".into());
+    }
+    None
+}
+
 /// Why a passphrase is asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PassphrasePurpose {
@@ -391,6 +411,25 @@ impl KeyRing<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn weak_passphrases_are_named() {
+        for (p, weak) in [
+            ("short", true),
+            ("12345678901", true),
+            ("aaaaaaaaaaaa", true),
+            ("        ", true),
+            ("correct horse battery staple", false),
+            ("pässwörter-2026", false),
+        ] {
+            assert_eq!(passphrase_weakness(p).is_some(), weak, "{p:?}");
+        }
+        assert_eq!(
+            passphrase_weakness("short").unwrap(),
+            "use at least 8 characters"
+        );
+    }
+
     use super::*;
     use crate::container::{read_manifest, BackupWriter};
     use crate::manifest::tests::sample_manifest;

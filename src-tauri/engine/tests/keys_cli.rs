@@ -169,3 +169,31 @@ async fn keyring_caches_the_key_and_life_goes_on_without_one() {
     );
     assert!(one_error_line(&out).contains("DRIVEBACK_PASSPHRASE"));
 }
+
+/// A weak new passphrase is allowed from a script but said, once, on stderr; a good one is not.
+#[test]
+fn a_weak_new_passphrase_is_warned_about() {
+    let env = Env::new();
+    let out = env.cli_with(
+        &["key", "init", "--dest", &env.dest()],
+        &[("DRIVEBACK_PASSPHRASE", "hunter2")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("driveback: warning: a weak passphrase (use at least 8 characters)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2"),
+        "the passphrase itself is never printed: {err}"
+    );
+    let strong = Env::new();
+    let out = strong.cli(&["key", "init", "--dest", &strong.dest()]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("weak passphrase"));
+}

@@ -16,23 +16,12 @@ use super::blocking;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Shared};
 
-/// Fewer characters than this are refused.
-pub const MIN_PASSPHRASE_CHARS: usize = 8;
-
+/// Refuses a weak passphrase, saying why.
 pub fn check_strength(p: &str) -> ApiResult<()> {
-    if p.chars().count() < MIN_PASSPHRASE_CHARS {
-        return Err(ApiError::new(
-            "weak_passphrase",
-            format!("use at least {MIN_PASSPHRASE_CHARS} characters"),
-        ));
+    match driveback_engine::keys::passphrase_weakness(p) {
+        Some(why) => Err(ApiError::new("weak_passphrase", why)),
+        None => Ok(()),
     }
-    if p.trim().is_empty() || !p.chars().any(|c| c.is_alphabetic()) {
-        return Err(ApiError::new(
-            "weak_passphrase",
-            "use at least one letter in the passphrase",
-        ));
-    }
-    Ok(())
 }
 
 /// A passphrase the UI gave, or none: then the engine's request for one becomes

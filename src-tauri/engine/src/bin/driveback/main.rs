@@ -190,12 +190,21 @@ impl PassphraseSource for CliPassphrase {
             PassphrasePurpose::New => "DRIVEBACK_NEW_PASSPHRASE",
             _ => "DRIVEBACK_PASSPHRASE",
         };
+        // A new passphrase that is weak is allowed (scripts may have their reasons) but said.
+        let checked = |p: String| {
+            if matches!(purpose, PassphrasePurpose::New) {
+                if let Some(why) = driveback_engine::keys::passphrase_weakness(&p) {
+                    eprintln!("driveback: warning: a weak passphrase ({why}): anyone who gets a backup file can try to guess it");
+                }
+            }
+            Ok(SecretString::from(p))
+        };
         if let Ok(p) = std::env::var(env_name) {
-            return Ok(SecretString::from(p));
+            return checked(p);
         }
         if matches!(purpose, PassphrasePurpose::New) {
             if let Ok(p) = std::env::var("DRIVEBACK_PASSPHRASE") {
-                return Ok(SecretString::from(p));
+                return checked(p);
             }
         }
         if !std::io::stdin().is_terminal() {
@@ -214,7 +223,7 @@ impl PassphraseSource for CliPassphrase {
                 if a != b {
                     return Err(KeyError::NoPassphrase("the two passphrases differ".into()));
                 }
-                Ok(SecretString::from(a))
+                checked(a)
             }
             PassphrasePurpose::Current => Ok(SecretString::from(prompt("Current passphrase: ")?)),
             PassphrasePurpose::Unlock => Ok(SecretString::from(prompt(
