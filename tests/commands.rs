@@ -830,3 +830,58 @@ fn capability_grants_exactly_the_commands() {
         "build.rs lists other commands"
     );
 }
+
+/// The webview's capability, as the app is built with it (the real `tauri.conf.json` and
+/// `capabilities/`): the app's commands and listening to events answer; anything else a page
+/// could try (closing windows, emitting events, other plugins) is refused before it runs.
+#[test]
+fn the_webview_may_call_only_what_its_capability_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let state: Shared = Arc::new(AppState::new(
+        Ok(Arc::new(MemorySecretStore::new())),
+        &dir.path().join("config"),
+        &dir.path().join("data"),
+        EnvDefaults::default(),
+    ));
+    let mut context = tauri::generate_context!();
+    context.set_assets(Box::new(noop_assets()));
+    let app = driveback_app::builder(mock_builder())
+        .manage(state)
+        .build(context)
+        .unwrap();
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    let call = |cmd: &str, args: Value| {
+        get_ipc_response(
+            &window,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().unwrap())
+    };
+    assert!(call("app_state", json!({})).is_ok(), "granted");
+    for (cmd, args) in [
+        ("plugin:window|close", json!({"label": "main"})),
+        (
+            "plugin:event|emit",
+            json!({"event": "state-changed", "payload": null}),
+        ),
+        ("plugin:webview|create_webview_window", json!({})),
+        (
+            "plugin:notification|notify",
+            json!({"options": {"title": "x"}}),
+        ),
+    ] {
+        let refused = call(cmd, args).expect_err(cmd);
+        let text = refused.to_string();
+        assert!(text.contains("not allowed"), "{cmd}: {text}");
+    }
+}
