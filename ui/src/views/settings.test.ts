@@ -61,6 +61,22 @@ describe("More settings", () => {
     expect($("toast").textContent).toBe("Saved.");
   });
 
+  it("saves the day of weekly and monthly backups, and refuses a day 32", async () => {
+    const { saved } = await open();
+    choose("schedule-weekday", "wed");
+    $("schedule-day-of-month").value = "15";
+    $("schedule-day-save").click();
+    await vi.waitFor(() => expect(saved()).toHaveLength(1));
+    const expected = sampleSettings().settings;
+    expected.schedule.weekday = "wed";
+    expected.schedule.day_of_month = 15;
+    expect(saved()).toEqual([expected]);
+    $("schedule-day-of-month").value = "32";
+    $("schedule-day-save").click();
+    await vi.waitFor(() => expect($("schedule-day-result").textContent).toContain("Day of the month"));
+    expect(saved()).toHaveLength(1);
+  });
+
   it("refuses a count that is not a whole number, without saving", async () => {
     const { backend } = await open();
     $("ret-weekly").value = "2.5";

@@ -1,4 +1,5 @@
-// More settings: how many old backups to keep, notifications, and the email server. Each section
+// More settings: the day of weekly and monthly backups, how many old backups to keep,
+// notifications, and the email server. Each section
 // saves on its own; every save sends the whole settings as the backend has them, with the
 // section's changes applied.
 import { api, type Settings, type SettingsView, type SmtpSecurity } from "../api";
@@ -117,6 +118,48 @@ function section(
     ...body,
     slot,
     h("div", { class: "row" }, save, ...more),
+  );
+}
+
+const WEEKDAYS: [string, string][] = [
+  ["mon", "Monday"],
+  ["tue", "Tuesday"],
+  ["wed", "Wednesday"],
+  ["thu", "Thursday"],
+  ["fri", "Friday"],
+  ["sat", "Saturday"],
+  ["sun", "Sunday"],
+];
+
+/** Which day weekly and monthly backups run (frequency and time are on the home screen). */
+function scheduleDaySection(v: SettingsView): HTMLElement {
+  const sc = v.settings.schedule;
+  const weekday = select({ id: "schedule-weekday" }, WEEKDAYS, sc.weekday);
+  const dayOfMonth = numberInput("schedule-day-of-month", sc.day_of_month, 1, 31);
+  const sentence = h("p", { id: "schedule-text", class: "muted small", "aria-live": "polite" }, v.schedule_text);
+  return section(
+    "schedule-day",
+    "Backup day",
+    [
+      h(
+        "div",
+        { class: "fields" },
+        field("schedule-weekday", "Weekly backups on", weekday),
+        field("schedule-day-of-month", "Monthly backups on day", dayOfMonth, "In shorter months, the month's last day."),
+      ),
+      sentence,
+    ],
+    () => {
+      const day = wholeNumber(dayOfMonth, "Day of the month", 1, 31);
+      const wd = weekday.value as Settings["schedule"]["weekday"];
+      return (s) => {
+        s.schedule.weekday = wd;
+        s.schedule.day_of_month = day;
+      };
+    },
+    (saved) => {
+      sentence.textContent = saved.schedule_text;
+    },
   );
 }
 
@@ -320,6 +363,7 @@ export function settingsDialog(): Promise<void> {
     const v = await api.getSettings();
     return [
       v.problem ? h("p", { class: "warning small", role: "note" }, `Your settings could not all be read, so some are the defaults: ${v.problem}`) : null,
+      scheduleDaySection(v),
       retentionSection(v),
       notifySection(v),
       smtpSection(v),
