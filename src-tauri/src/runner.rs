@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{Local, Utc};
 use driveback_engine::container::DEFAULT_ZSTD_LEVEL;
 use driveback_engine::health::DestinationProblem;
-use driveback_engine::history::Outcome;
+use driveback_engine::history::{Outcome, RunRecord};
 use driveback_engine::jobs::{self, BackupRequest, JobContext, JobEvent, JobOutcome, SystemClock};
 use driveback_engine::notify::email::EmailNotifier;
 use driveback_engine::notify::mail::smtp_password;
@@ -301,7 +301,8 @@ async fn app_backup(state: Shared, ctx: JobContext) -> JobOutcome {
 fn spawn_watch(state: &Shared, memory: &Arc<AlertMemory>) {
     let (state, memory) = (state.clone(), memory.clone());
     tauri::async_runtime::spawn_blocking(move || {
-        let (seen, report) = match health_report(&state, None) {
+        let report = load_history(&state).and_then(|records| health_report(&state, &records, None));
+        let (seen, report) = match report {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "the health watch could not look");
@@ -318,16 +319,21 @@ fn spawn_watch(state: &Shared, memory: &Arc<AlertMemory>) {
     });
 }
 
+/// The run history, oldest first. Blocking.
+pub fn load_history(state: &AppState) -> Result<Vec<RunRecord>, ApiError> {
+    state
+        .history
+        .load()
+        .map_err(|e| ApiError::new("io_error", e.to_string()))
+}
+
 /// The health report now: history, settings, the destination (listed, with its quota) and the
 /// scheduler's heartbeat. Blocking.
 pub fn health_report(
     state: &AppState,
+    records: &[RunRecord],
     database: Option<Result<(), String>>,
 ) -> Result<(DestinationSeen, Report), ApiError> {
-    let records = state
-        .history
-        .load()
-        .map_err(|e| ApiError::new("io_error", e.to_string()))?;
     let settings = state.settings();
     // A destination that cannot be opened is a finding of the health, not an error here.
     let seen = match state.dest().map(|_| state.store()) {
@@ -344,7 +350,7 @@ pub fn health_report(
     };
     let heartbeat = SchedulerStatus::read(&state.data_dir().join(HEARTBEAT_FILE));
     let report = status::report(
-        &records,
+        records,
         &settings,
         &seen,
         database,

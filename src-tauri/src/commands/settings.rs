@@ -175,11 +175,8 @@ pub async fn health(state: State<'_, Shared>) -> ApiResult<HealthView> {
     };
     let state = state.inner().clone();
     blocking(move || {
-        let (_, report) = crate::runner::health_report(&state, database)?;
-        let mut recent_runs = state
-            .history
-            .load()
-            .map_err(|e| ApiError::new("io_error", e.to_string()))?;
+        let mut recent_runs = crate::runner::load_history(&state)?;
+        let (_, report) = crate::runner::health_report(&state, &recent_runs, database)?;
         recent_runs.reverse();
         recent_runs.truncate(RECENT_RUNS);
         Ok(HealthView {

@@ -110,6 +110,7 @@ pub fn dest_label(dest: Option<&Dest>) -> String {
 /// The app state. Blocking: it reads the destination (Google Drive over the network).
 pub fn build(state: &Shared) -> AppStateView {
     let uri = state.mongo_uri();
+    let configured = uri.is_some();
     let database = state.database();
     let dest = state.parsed_dest();
     let (mut has_key, mut last_backup, mut problem) = (false, None, None);
@@ -158,17 +159,14 @@ pub fn build(state: &Shared) -> AppStateView {
     AppStateView {
         version: driveback_engine::VERSION.to_string(),
         mongo: MongoView {
-            configured: uri.is_some(),
+            configured,
             host: state.uri_host(),
             database: database.clone(),
             source: uri.map(|(_, s)| s),
         },
         // A destination that cannot be read just now (offline, sign-in revoked) is a problem to
         // show on the home screen, not a reason to start the first run again.
-        ready: state.mongo_uri().is_some()
-            && database.is_some()
-            && dest.is_some()
-            && (has_key || problem.is_some()),
+        ready: configured && database.is_some() && dest.is_some() && (has_key || problem.is_some()),
         destination: DestinationView {
             kind: dest.as_ref().map(|d| match d {
                 Dest::Folder(_) => "folder",
