@@ -119,21 +119,26 @@ fn harness(env: impl FnOnce(&Path) -> EnvDefaults) -> Harness {
     }
 }
 
+/// Calls `cmd` as the page in `window` would.
+fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        window,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().unwrap())
+}
+
 impl Harness {
     fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
-        get_ipc_response(
-            &self.window,
-            InvokeRequest {
-                cmd: cmd.into(),
-                callback: CallbackFn(0),
-                error: CallbackFn(1),
-                url: "tauri://localhost".parse().unwrap(),
-                body: InvokeBody::Json(args),
-                headers: Default::default(),
-                invoke_key: INVOKE_KEY.to_string(),
-            },
-        )
-        .map(|b| b.deserialize::<Value>().unwrap())
+        invoke(&self.window, cmd, args)
     }
 
     fn ok(&self, cmd: &str, args: Value) -> Value {
@@ -852,21 +857,7 @@ fn the_webview_may_call_only_what_its_capability_grants() {
     let window = WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .unwrap();
-    let call = |cmd: &str, args: Value| {
-        get_ipc_response(
-            &window,
-            InvokeRequest {
-                cmd: cmd.into(),
-                callback: CallbackFn(0),
-                error: CallbackFn(1),
-                url: "tauri://localhost".parse().unwrap(),
-                body: InvokeBody::Json(args),
-                headers: Default::default(),
-                invoke_key: INVOKE_KEY.to_string(),
-            },
-        )
-        .map(|b| b.deserialize::<Value>().unwrap())
-    };
+    let call = |cmd: &str, args: Value| invoke(&window, cmd, args);
     assert!(call("app_state", json!({})).is_ok(), "granted");
     for (cmd, args) in [
         ("plugin:window|close", json!({"label": "main"})),

@@ -7,33 +7,18 @@
 
 mod support_drive;
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
-
-use bson::doc;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
 use driveback_engine::health::{self, Observations};
-use driveback_engine::history::{self, History, Outcome, Trigger};
-use driveback_engine::jobs::{self, BackupRequest, Clock, JobContext, Jobs};
-use driveback_engine::keys::BackupKey;
+use driveback_engine::history::{self, Outcome, Trigger};
+use driveback_engine::jobs::Clock;
 use driveback_engine::manifest::BackupStatus;
 use driveback_engine::retention::{self, Reason};
 use driveback_engine::schedule::{self, ScheduleState};
 use driveback_engine::settings::{
     Frequency, RetentionPolicy, ScheduleSettings, Settings, TimeOfDay,
 };
-use driveback_engine::store::drive::DriveLocation;
-use driveback_engine::store::RemoteStore;
-use secrecy::SecretString;
-use support_drive::{Emu, SCOPE_APPDATA};
-
-struct SimClock(Mutex<DateTime<Utc>>);
-
-impl Clock for SimClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
+use std::collections::BTreeSet;
+use support_drive::scheduled_drive;
 
 /// The days (UTC) whose backups the default policy keeps after the backup of `today`, when
 /// there was one backup every day since `first`: the last 7 days, and the first backup of this
@@ -59,63 +44,16 @@ fn expected_days(first: NaiveDate, today: NaiveDate) -> BTreeSet<NaiveDate> {
     days
 }
 
-// A plain test with its own runtime: the blocking HTTP clients of the store and the emulator
-// helpers are made and dropped outside it.
 #[test]
 fn a_daily_schedule_for_45_days_leaves_7_dailies_and_the_monthly_on_drive() {
-    // A small database on the real test server.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = driveback_testkit::mongo();
-    let db = server.fresh_db("days45");
-    rt.block_on(async {
-        server
-            .client()
-            .await
-            .database(&db)
-            .collection("entries")
-            .insert_many((0..50).map(|i| doc! { "_id": i, "text": format!("entry {i}") }))
-            .await
-            .unwrap();
-    });
-
-    // Google Drive (the emulator), signed in as the product would be, with fast retries.
-    let emu = Emu::start(&[]);
-    let state_dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn RemoteStore> = Arc::new(emu.store(
-        emu.login(SCOPE_APPDATA),
-        DriveLocation::AppData,
-        state_dir.path(),
-    ));
-
     let first = NaiveDate::from_ymd_opt(2026, 1, 20).unwrap();
-    let clock = Arc::new(SimClock(Mutex::new(
+    let w = scheduled_drive(
+        "days45",
         Utc.from_utc_datetime(&first.and_hms_opt(2, 0, 0).unwrap()),
-    )));
-    let key = BackupKey::generate();
+    );
+    let (rt, emu, store, clock, history, jobs) =
+        (&w.rt, &w.emu, &w.store, &w.clock, &w.history, &w.jobs);
     let policy = RetentionPolicy::default();
-    let runner = {
-        let (store, db, recipient) = (store.clone(), db.clone(), key.recipient());
-        let uri = server.uri().to_string();
-        move |ctx: JobContext| {
-            let req = BackupRequest {
-                mongo_uri: SecretString::from(uri.clone()),
-                database: db.clone(),
-                zstd_level: 3,
-                store: store.clone(),
-                recipient: recipient.clone(),
-                retention: Some(RetentionPolicy::default()),
-                tz: Utc,
-            };
-            jobs::run_backup(req, ctx)
-        }
-    };
-    let hist_dir = tempfile::tempdir().unwrap();
-    let history = Arc::new(History::new(hist_dir.path().join(history::HISTORY_FILE)));
-    let jobs = Jobs::new(runner, clock.clone(), Some(history.clone()));
     let schedule_settings = ScheduleSettings {
         frequency: Frequency::Daily,
         time: TimeOfDay::new(2, 0).unwrap(),
@@ -142,7 +80,7 @@ fn a_daily_schedule_for_45_days_leaves_7_dailies_and_the_monthly_on_drive() {
             due,
             Utc.from_utc_datetime(&today.and_hms_opt(2, 0, 0).unwrap())
         );
-        *clock.0.lock().unwrap() = due;
+        clock.set(due);
 
         let run = rt.block_on(async { jobs.start(Trigger::Scheduled).wait().await });
         assert_eq!(
@@ -172,7 +110,7 @@ fn a_daily_schedule_for_45_days_leaves_7_dailies_and_the_monthly_on_drive() {
         assert_eq!(days.len(), backups.len(), "day {today}: one backup per day");
         assert_eq!(days, expected_days(first, today), "day {today}");
         // Each day's backup runs "an hour" and the clock moves on to the next morning.
-        *clock.0.lock().unwrap() = due + Duration::hours(1);
+        clock.set(due + Duration::hours(1));
     }
 
     // 45 days from 20 January: the last backup is of 5 March.

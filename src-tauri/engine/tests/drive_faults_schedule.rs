@@ -6,80 +6,24 @@
 
 mod support_drive;
 
-use std::sync::{Arc, Mutex};
-
-use bson::doc;
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use driveback_engine::health::{self, Observations, Status};
-use driveback_engine::history::{self, History, Outcome, Trigger};
-use driveback_engine::jobs::{self, BackupRequest, Clock, JobContext, Jobs};
-use driveback_engine::keys::BackupKey;
+use driveback_engine::history::{self, Outcome, Trigger};
+use driveback_engine::jobs::Clock;
 use driveback_engine::schedule::{self, ScheduleState};
-use driveback_engine::settings::{RetentionPolicy, ScheduleSettings, Settings};
-use driveback_engine::store::drive::DriveLocation;
-use driveback_engine::store::RemoteStore;
-use secrecy::SecretString;
+use driveback_engine::settings::{ScheduleSettings, Settings};
 use serde_json::json;
-use support_drive::{Emu, SCOPE_APPDATA};
-
-struct SimClock(Mutex<DateTime<Utc>>);
-
-impl Clock for SimClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
+use support_drive::scheduled_drive;
 
 #[test]
 fn drive_faults_fail_one_slot_and_the_next_slot_runs() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = driveback_testkit::mongo();
-    let db = server.fresh_db("faults_sched");
-    rt.block_on(async {
-        server
-            .client()
-            .await
-            .database(&db)
-            .collection("entries")
-            .insert_many((0..50).map(|i| doc! { "_id": i, "text": format!("entry {i}") }))
-            .await
-            .unwrap();
-    });
-    let emu = Emu::start(&[]);
-    let state_dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn RemoteStore> = Arc::new(emu.store(
-        emu.login(SCOPE_APPDATA),
-        DriveLocation::AppData,
-        state_dir.path(),
-    ));
     let first = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
-    let clock = Arc::new(SimClock(Mutex::new(
+    let w = scheduled_drive(
+        "faults_sched",
         Utc.from_utc_datetime(&first.and_hms_opt(2, 0, 0).unwrap()),
-    )));
-    let key = BackupKey::generate();
-    let runner = {
-        let (store, db, recipient) = (store.clone(), db.clone(), key.recipient());
-        let uri = server.uri().to_string();
-        move |ctx: JobContext| {
-            let req = BackupRequest {
-                mongo_uri: SecretString::from(uri.clone()),
-                database: db.clone(),
-                zstd_level: 3,
-                store: store.clone(),
-                recipient: recipient.clone(),
-                retention: Some(RetentionPolicy::default()),
-                tz: Utc,
-            };
-            jobs::run_backup(req, ctx)
-        }
-    };
-    let hist_dir = tempfile::tempdir().unwrap();
-    let history = Arc::new(History::new(hist_dir.path().join(history::HISTORY_FILE)));
-    let jobs = Jobs::new(runner, clock.clone(), Some(history.clone()));
+    );
+    let (rt, emu, store, clock, history, jobs) =
+        (&w.rt, &w.emu, &w.store, &w.clock, &w.history, &w.jobs);
     let schedule_settings = ScheduleSettings::default();
 
     // (day, what Drive does that day, the outcome, its error code)
@@ -115,7 +59,7 @@ fn drive_faults_fail_one_slot_and_the_next_slot_runs() {
             &Utc,
         );
         assert_eq!(due, Some(slot), "day {today}");
-        *clock.0.lock().unwrap() = slot;
+        clock.set(slot);
         for f in &faults {
             emu.fault(f.clone());
         }
@@ -158,7 +102,7 @@ fn drive_faults_fail_one_slot_and_the_next_slot_runs() {
                 "day {today}: {last_run:?}"
             );
         }
-        *clock.0.lock().unwrap() = slot + Duration::hours(1);
+        clock.set(slot + Duration::hours(1));
     }
     let outcomes: Vec<Outcome> = history.load().unwrap().iter().map(|r| r.outcome).collect();
     assert_eq!(

@@ -476,3 +476,93 @@ pub fn blob(len: usize, seed: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A clock the test moves.
+pub struct SimClock(pub Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl driveback_engine::jobs::Clock for SimClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl SimClock {
+    pub fn set(&self, t: chrono::DateTime<chrono::Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+/// The product's backup job (`jobs::run_backup` through `Jobs`, default retention, UTC days) on
+/// a simulated clock, against a small database on the real test server and the emulator's Drive
+/// (hidden app folder, fast retries): what the schedule tests run one slot at a time.
+pub struct ScheduledDrive {
+    /// Its own runtime, in a plain test: the blocking HTTP clients of the store and the emulator
+    /// helpers are made and dropped outside it.
+    pub rt: tokio::runtime::Runtime,
+    pub emu: Emu,
+    pub store: Arc<dyn driveback_engine::store::RemoteStore>,
+    pub clock: Arc<SimClock>,
+    pub history: Arc<driveback_engine::history::History>,
+    pub jobs: driveback_engine::jobs::Jobs,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> ScheduledDrive {
+    use driveback_engine::history::{History, HISTORY_FILE};
+    use driveback_engine::jobs::{self, BackupRequest, JobContext, Jobs};
+    use driveback_engine::settings::RetentionPolicy;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = driveback_testkit::mongo();
+    let db = server.fresh_db(prefix);
+    rt.block_on(async {
+        server
+            .client()
+            .await
+            .database(&db)
+            .collection("entries")
+            .insert_many((0..50).map(|i| bson::doc! { "_id": i, "text": format!("entry {i}") }))
+            .await
+            .unwrap();
+    });
+    let emu = Emu::start(&[]);
+    let state_dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn driveback_engine::store::RemoteStore> = Arc::new(emu.store(
+        emu.login(SCOPE_APPDATA),
+        DriveLocation::AppData,
+        state_dir.path(),
+    ));
+    let clock = Arc::new(SimClock(Mutex::new(start)));
+    let recipient = driveback_engine::keys::BackupKey::generate().recipient();
+    let runner = {
+        let (store, uri) = (store.clone(), server.uri().to_string());
+        move |ctx: JobContext| {
+            let req = BackupRequest {
+                mongo_uri: SecretString::from(uri.clone()),
+                database: db.clone(),
+                zstd_level: 3,
+                store: store.clone(),
+                recipient: recipient.clone(),
+                retention: Some(RetentionPolicy::default()),
+                tz: chrono::Utc,
+            };
+            jobs::run_backup(req, ctx)
+        }
+    };
+    let hist_dir = tempfile::tempdir().unwrap();
+    let history = Arc::new(History::new(hist_dir.path().join(HISTORY_FILE)));
+    let jobs = Jobs::new(runner, clock.clone(), Some(history.clone()));
+    ScheduledDrive {
+        rt,
+        emu,
+        store,
+        clock,
+        history,
+        jobs,
+        _dirs: (state_dir, hist_dir),
+    }
+}
