@@ -64,10 +64,12 @@ pub struct Ticket {
     pub issued: Instant,
 }
 
+/// Sends a Tauri event to the window (name, payload).
+pub type Emit = dyn Fn(&str, serde_json::Value) + Send + Sync;
+
 /// How the app tells the webview and the desktop about things that happen without a click.
 pub struct Hooks {
-    /// A Tauri event to the window (name, payload).
-    pub emit: Box<dyn Fn(&str, serde_json::Value) + Send + Sync>,
+    pub emit: Box<Emit>,
     /// A desktop notification.
     pub toaster: Arc<dyn Toaster>,
 }
