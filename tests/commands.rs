@@ -726,7 +726,7 @@ fn a_missed_slot_runs_once_after_launch() {
         pruned: None,
         error: None,
     };
-    state.history.append(&old).unwrap();
+    state.history().append(&old).unwrap();
     driveback_app::start(
         h._app.handle(),
         &state,
@@ -742,7 +742,7 @@ fn a_missed_slot_runs_once_after_launch() {
         if let Some(j) = h.ok("app_state", json!({}))["job"]["id"].as_str() {
             break j.to_string();
         }
-        let records = state.history.load().unwrap();
+        let records = state.history().load().unwrap();
         if records.len() > 1 {
             break records[1].job_id.clone();
         }
@@ -751,11 +751,11 @@ fn a_missed_slot_runs_once_after_launch() {
     };
     let followed = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:1"}));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while state.history.load().unwrap().len() < 2 {
+    while state.history().load().unwrap().len() < 2 {
         assert!(Instant::now() < deadline, "the catch-up run did not end");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let records = state.history.load().unwrap();
+    let records = state.history().load().unwrap();
     assert_eq!(
         records[1].trigger,
         driveback_engine::history::Trigger::Scheduled
@@ -771,7 +771,7 @@ fn a_missed_slot_runs_once_after_launch() {
     }
     // One catch-up run for the three missed slots, not three.
     std::thread::sleep(Duration::from_millis(1500));
-    let runs = state.history.load().unwrap();
+    let runs = state.history().load().unwrap();
     let extra = runs.len() - 2;
     assert!(
         extra == 0 || (followed["attached"] == false && extra == 1),

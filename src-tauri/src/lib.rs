@@ -1,20 +1,15 @@
-//! The Driveback desktop app: a thin Tauri shell over `driveback-engine`.
+//! The Driveback desktop app: a thin Tauri shell over the engine's `Service`.
 //!
-//! - `commands/`: what the UI may call (each a few lines over the engine);
-//! - `bridge.rs`: job progress to the UI through `tauri::ipc::Channel`;
-//! - `jobs.rs`: the one job the UI follows (backup, verify or restore);
-//! - `runner.rs`: backups through the engine's jobs and scheduler, the health watch;
-//! - `notify.rs`: desktop notifications;
-//! - `state.rs`: the engine objects the app holds; `config.rs`: what the UI remembers;
+//! - `commands/`: what the UI may call (each a few lines over one service operation);
+//! - `bridge.rs`: engine job events to the UI's `tauri::ipc::Channel`s and window events;
+//! - `notify.rs`: the words of desktop notifications;
+//! - `state.rs`: the service, and how to reach the window and the desktop;
 //! - `tray.rs`: closing the window keeps Driveback running in the tray.
 
 pub mod bridge;
 pub mod commands;
-pub mod config;
 pub mod error;
-pub mod jobs;
 pub mod notify;
-pub mod runner;
 pub mod state;
 mod tray;
 
@@ -22,8 +17,8 @@ use std::sync::Arc;
 
 use tauri::{Emitter, Manager, Runtime};
 
-pub use runner::StartOptions;
-pub use state::{AppState, EnvDefaults, Hooks, Shared};
+pub use driveback_engine::service::{BackgroundOptions as StartOptions, EnvDefaults};
+pub use state::{AppState, Hooks, Shared};
 
 /// Builds the app on any runtime, so command tests can use `tauri::test::mock_builder`. The
 /// caller manages a [`Shared`] state.
@@ -83,7 +78,7 @@ impl<R: Runtime> notify::Toaster for PluginToaster<R> {
     }
 }
 
-/// Starts the app's background work (backup jobs, scheduler, health watch) for `state`, with
+/// Starts the app's background work (scheduler, health watch) for `state`, with
 /// events to the app's windows and desktop notifications through `toaster` (the plugin's when
 /// `None`).
 pub fn start<R: Runtime>(
@@ -99,16 +94,23 @@ pub fn start<R: Runtime>(
             asked: std::sync::Once::new(),
         })
     });
-    runner::start(
-        state,
-        Hooks {
-            emit: Box::new(move |name, payload| {
-                let _ = emitter.emit(name, payload);
-            }),
-            toaster,
-        },
-        opts,
-    );
+    state.set_hooks(Hooks {
+        emit: Box::new(move |name, payload| {
+            let _ = emitter.emit(name, payload);
+        }),
+        toaster: toaster.clone(),
+    });
+    state.add_notifier(Arc::new(notify::DesktopNotifier {
+        service: state.service.clone(),
+        toaster,
+    }));
+    bridge::forward_to_window(state);
+    // The same background work as `driveback daemon`: scheduler, health watch, settings reload.
+    let shared = state.clone();
+    tauri::async_runtime::spawn(async move {
+        let background = shared.spawn_background(opts);
+        *shared.background.lock().unwrap() = Some(background);
+    });
 }
 
 pub fn run() {
@@ -132,7 +134,7 @@ pub fn run() {
             let config_dir = driveback_engine::settings::config_dir()?;
             let data_dir = driveback_engine::settings::data_dir()?;
             let mut state = AppState::new(
-                AppState::os_keyring(),
+                driveback_engine::service::Service::os_keyring(),
                 &config_dir,
                 &data_dir,
                 EnvDefaults::from_env(),

@@ -2,21 +2,18 @@
 //! what the app's health watch notices (Google Drive needs reconnecting, Drive almost full, no
 //! good backup for too long), in a few plain words with what to do.
 //!
-//! The words are chosen by pure functions ([`desktop_text`], [`alerts`]); a [`Toaster`] shows
-//! them (the notification plugin in the app, a recorder in tests).
+//! The words are chosen by a pure function ([`desktop_text`]); the engine decides when (after a
+//! run, a restore, or when its health watch raises an alert); a [`Toaster`] shows them (the
+//! notification plugin in the app, a recorder in tests).
 
-use std::collections::BTreeSet;
-use std::sync::{Mutex, Weak};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use driveback_engine::health::DestinationProblem;
-use driveback_engine::health::{human_bytes, human_duration, Status};
+use driveback_engine::health::{human_bytes, human_duration};
 use driveback_engine::history::Outcome;
 use driveback_engine::notify::{Event, Notifier};
+use driveback_engine::service::Service;
 use driveback_engine::settings::NotifySettings;
-use driveback_engine::status::{DestinationSeen, Report};
-
-use crate::state::AppState;
 
 /// Shows a desktop notification. Must not block for long or panic.
 pub trait Toaster: Send + Sync {
@@ -135,71 +132,17 @@ fn capitalise(s: &str) -> String {
     }
 }
 
-/// The alerts the health watch raises from what it saw: Google Drive needs reconnecting, the
-/// destination is almost full, no good backup for longer than the threshold.
-pub fn alerts(seen: &DestinationSeen, report: &Report) -> Vec<Event> {
-    let mut out = Vec::new();
-    if let Some(Err(DestinationProblem::ReconnectNeeded(why))) = &seen.listed {
-        out.push(Event::ReconnectNeeded {
-            message: why.clone(),
-        });
-    }
-    let check = |name: &str| report.health.checks.iter().find(|c| c.name == name);
-    if let (Some(c), Some(q)) = (check("free_space"), &seen.quota) {
-        if c.status != Status::Healthy {
-            if let (Some(free), Some(total)) = (q.free(), q.limit) {
-                out.push(Event::DestinationAlmostFull {
-                    free_bytes: free,
-                    total_bytes: total,
-                });
-            }
-        }
-    }
-    if check("last_backup").is_some_and(|c| c.status == Status::Critical) {
-        out.push(Event::NoRecentBackup {
-            last_good: report.health.metrics.last_good_backup,
-        });
-    }
-    out
-}
-
-/// Which alerts were shown, so that each is shown once while its cause lasts (and again if it
-/// comes back after it cleared).
-#[derive(Default)]
-pub struct AlertMemory(Mutex<BTreeSet<&'static str>>);
-
-impl AlertMemory {
-    /// The alerts of `now_raised` that were not raised last time.
-    pub fn fresh(&self, now_raised: Vec<Event>) -> Vec<Event> {
-        let mut shown = self.0.lock().unwrap();
-        let names: BTreeSet<&'static str> = now_raised.iter().map(Event::name).collect();
-        let fresh = now_raised
-            .into_iter()
-            .filter(|e| !shown.contains(e.name()))
-            .collect();
-        *shown = names;
-        fresh
-    }
-}
-
-/// Shows the desktop notification for `event`, if the settings want one.
-pub fn tell(state: &AppState, event: &Event) {
-    if let Some(toaster) = state.toaster() {
-        if let Some((title, body)) = desktop_text(event, &state.settings().notify, Utc::now()) {
-            toaster.show(&title, &body);
-        }
-    }
-}
-
 /// The engine's notifier for the desktop: settings are read at each event.
 pub struct DesktopNotifier {
-    pub state: Weak<AppState>,
+    pub service: Service,
+    pub toaster: Arc<dyn Toaster>,
 }
 
 impl Notifier for DesktopNotifier {
     fn notify(&self, event: &Event) {
-        if let Some(state) = self.state.upgrade() {
-            tell(&state, event);
+        let notify = self.service.settings().notify;
+        if let Some((title, body)) = desktop_text(event, &notify, self.service.now()) {
+            self.toaster.show(&title, &body);
         }
     }
 }
@@ -309,19 +252,5 @@ mod tests {
             .unwrap()
             .1
             .starts_with("500.0 MB free of 15.0 GB"));
-    }
-
-    #[test]
-    fn an_alert_is_shown_once_while_it_lasts() {
-        let m = AlertMemory::default();
-        let reconnect = || Event::ReconnectNeeded {
-            message: "revoked".into(),
-        };
-        let stale = || Event::NoRecentBackup { last_good: None };
-        assert_eq!(m.fresh(vec![reconnect()]).len(), 1);
-        assert_eq!(m.fresh(vec![reconnect()]).len(), 0);
-        assert_eq!(m.fresh(vec![reconnect(), stale()]), vec![stale()]);
-        assert_eq!(m.fresh(vec![]).len(), 0);
-        assert_eq!(m.fresh(vec![reconnect()]).len(), 1, "it came back");
     }
 }

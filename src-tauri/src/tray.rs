@@ -52,7 +52,7 @@ pub fn on_window_event<R: Runtime>(window: &Window<R>, event: &WindowEvent) {
     let Some(state) = app.try_state::<Shared>() else {
         return;
     };
-    if !state.config().tray_notice_shown {
+    if !state.memory().tray_notice_shown {
         if let Err(e) = app
             .notification()
             .builder()
@@ -62,6 +62,6 @@ pub fn on_window_event<R: Runtime>(window: &Window<R>, event: &WindowEvent) {
         {
             tracing::info!("could not show a notification: {e}");
         }
-        let _ = state.update_config(|c| c.tray_notice_shown = true);
+        let _ = state.update_memory(|c| c.tray_notice_shown = true);
     }
 }

@@ -22,7 +22,9 @@ use crate::history::{History, Outcome, RunError, RunKind, RunRecord, Trigger};
 use crate::manifest::{BackupStatus, CollectionStatus};
 use crate::notify::{Event, Notifier};
 use crate::pipeline::{self, BackupOptions};
-use crate::progress::{Progress, ProgressSink};
+use crate::error::{ApiError, ErrorCode};
+use crate::progress::{ProgressSink, ProgressTracker, ProgressView};
+pub use crate::progress::JobKind;
 use crate::retention;
 use crate::settings::RetentionPolicy;
 use crate::store::{RemoteStore, StoredBackup};
@@ -161,9 +163,21 @@ where
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JobInfo {
     pub id: String,
+    pub kind: JobKind,
     pub trigger: Trigger,
     pub started: DateTime<Utc>,
     pub cancelling: bool,
+    /// The latest progress, when there is some.
+    pub progress: Option<ProgressView>,
+}
+
+/// How a job ended, as a front door shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JobResult {
+    Finished { result: serde_json::Value },
+    Failed { error: ApiError },
+    Cancelled,
 }
 
 /// What subscribers hear.
@@ -171,8 +185,11 @@ pub struct JobInfo {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum JobEvent {
     Started { job: JobInfo },
-    Progress { id: String, progress: Progress },
+    Progress { id: String, progress: ProgressView },
+    /// A backup run ended and is recorded.
     Finished { record: RunRecord },
+    /// Any job ended (after `Finished` for a backup).
+    Ended { id: String, kind: JobKind, result: JobResult },
 }
 
 /// The answer to [`Jobs::start`].
@@ -204,12 +221,25 @@ impl JobHandle {
 struct Running {
     info: JobInfo,
     cancel: CancelToken,
+    tracker: Arc<ProgressTracker>,
     done: watch::Receiver<Option<RunRecord>>,
+}
+
+impl Running {
+    fn info(&self) -> JobInfo {
+        JobInfo {
+            progress: self.tracker.last(),
+            ..self.info.clone()
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
+    /// The running backup (Backup Now or scheduled).
     current: Option<Running>,
+    /// The running verify or restore.
+    exclusive: Option<Running>,
     last_finished: Option<RunRecord>,
 }
 
@@ -219,28 +249,93 @@ struct Inner {
     history: Option<Arc<History>>,
     events: broadcast::Sender<JobEvent>,
     state: Mutex<State>,
+    /// Told when a verify or a restore ends (a backup waiting for it starts then).
+    exclusive_done: Notify,
     counter: AtomicU64,
     /// Told about every finished run, after it is recorded (desktop notifications, email).
     notifiers: Mutex<Vec<Arc<dyn Notifier>>>,
+    /// Runs whose notifiers have not all been told yet.
+    telling: watch::Sender<usize>,
 }
 
-/// The one-job-at-a-time manager. Cheap to clone.
+/// The one job manager: one backup, verify or restore at a time. Cheap to clone.
 #[derive(Clone)]
 pub struct Jobs {
     inner: Arc<Inner>,
 }
 
-struct EventProgress {
-    id: String,
-    events: broadcast::Sender<JobEvent>,
+/// A verify or a restore holding the job slot. Ending it (or dropping it) frees the slot and
+/// tells subscribers how it ended.
+pub struct ExclusiveJob {
+    jobs: Jobs,
+    pub id: String,
+    pub kind: JobKind,
+    pub tracker: Arc<ProgressTracker>,
+    pub cancel: CancelToken,
+    ended: bool,
 }
 
-impl ProgressSink for EventProgress {
-    fn report(&self, progress: Progress) {
-        let _ = self.events.send(JobEvent::Progress {
+impl ExclusiveJob {
+    /// Progress goes to subscribers.
+    pub fn progress(&self) -> Arc<dyn ProgressSink> {
+        self.tracker.clone()
+    }
+
+    /// Frees the slot and announces `result`.
+    pub fn end(mut self, result: JobResult) {
+        self.finish(result);
+    }
+
+    fn finish(&mut self, result: JobResult) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        {
+            let mut state = self.jobs.state();
+            if state.exclusive.as_ref().is_some_and(|r| r.info.id == self.id) {
+                state.exclusive = None;
+            }
+        }
+        self.jobs.inner.exclusive_done.notify_waiters();
+        let _ = self.jobs.inner.events.send(JobEvent::Ended {
             id: self.id.clone(),
-            progress,
+            kind: self.kind,
+            result,
         });
+    }
+}
+
+impl Drop for ExclusiveJob {
+    fn drop(&mut self) {
+        self.finish(JobResult::Failed {
+            error: ApiError::internal("the job stopped without a result"),
+        });
+    }
+}
+
+/// What the followers of a backup hear when it ends.
+pub fn backup_result(record: &RunRecord) -> JobResult {
+    match record.outcome {
+        Outcome::Success => JobResult::Finished {
+            result: serde_json::json!({
+                "id": record.backup_id,
+                "bytes": record.bytes,
+                "documents": record.documents,
+                "database": record.database,
+                "created": record.started,
+                "status": "complete",
+                "latest": true,
+                "pruned": record.pruned,
+            }),
+        },
+        Outcome::Partial | Outcome::Failed => JobResult::Failed {
+            error: match &record.error {
+                Some(e) => ApiError::new(ErrorCode::parse(&e.code), e.message.clone()),
+                None => ApiError::internal("the backup did not finish"),
+            },
+        },
+        Outcome::Cancelled => JobResult::Cancelled,
     }
 }
 
@@ -271,10 +366,13 @@ impl Jobs {
                 events,
                 state: Mutex::new(State {
                     current: None,
+                    exclusive: None,
                     last_finished,
                 }),
+                exclusive_done: Notify::new(),
                 counter: AtomicU64::new(0),
                 notifiers: Mutex::new(Vec::new()),
+                telling: watch::channel(0).0,
             }),
         }
     }
@@ -297,9 +395,14 @@ impl Jobs {
         self.inner.events.subscribe()
     }
 
-    /// The running job, if any.
+    /// The running job, if any (a backup, a verify or a restore).
     pub fn current(&self) -> Option<JobInfo> {
-        self.state().current.as_ref().map(|r| r.info.clone())
+        let state = self.state();
+        state
+            .exclusive
+            .as_ref()
+            .or(state.current.as_ref())
+            .map(Running::info)
     }
 
     /// The last finished backup run (from this process, or the history at start).
@@ -307,7 +410,8 @@ impl Jobs {
         self.state().last_finished.clone()
     }
 
-    /// Starts a job, or attaches to the running one. Returns at once. Needs a tokio runtime.
+    /// Starts a backup, or attaches to the running one. Returns at once. Needs a tokio runtime.
+    /// While a verify or a restore runs, the backup waits for it to end.
     pub fn start(&self, trigger: Trigger) -> JobHandle {
         let state = self.state();
         if let Some(running) = &state.current {
@@ -320,18 +424,82 @@ impl Jobs {
         self.start_locked(state, trigger)
     }
 
-    /// Starts a job only if none is running and `wanted` (given the last finished run) agrees,
-    /// both judged at once: a run that ends meanwhile cannot make the decision stale.
+    /// Backup Now: starts a backup or attaches to the running one; refused while a verify or a
+    /// restore runs.
+    pub fn try_start(&self, trigger: Trigger) -> Result<JobHandle, ApiError> {
+        let state = self.state();
+        if let Some(other) = &state.exclusive {
+            return Err(ApiError::busy(other.info.kind.with_article()));
+        }
+        drop(state);
+        Ok(self.start(trigger))
+    }
+
+    /// Starts a backup only if no job is running and `wanted` (given the last finished run)
+    /// agrees, both judged at once: a run that ends meanwhile cannot make the decision stale.
     pub fn start_if(
         &self,
         trigger: Trigger,
         wanted: impl FnOnce(Option<&RunRecord>) -> bool,
     ) -> Option<JobHandle> {
         let state = self.state();
-        if state.current.is_some() || !wanted(state.last_finished.as_ref()) {
+        if state.current.is_some()
+            || state.exclusive.is_some()
+            || !wanted(state.last_finished.as_ref())
+        {
             return None;
         }
         Some(self.start_locked(state, trigger))
+    }
+
+    /// Takes the slot for a verify or a restore: refused (`busy`) while any job runs.
+    pub fn begin(&self, kind: JobKind) -> Result<ExclusiveJob, ApiError> {
+        let mut state = self.state();
+        if let Some(r) = state.exclusive.as_ref().or(state.current.as_ref()) {
+            return Err(ApiError::busy(r.info.kind.with_article()));
+        }
+        let started = self.inner.clock.now();
+        let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{}-{n}", kind_word(kind), started.format("%Y%m%dT%H%M%S"));
+        let tracker = self.tracker(&id, kind);
+        let cancel = CancelToken::new();
+        let info = JobInfo {
+            id: id.clone(),
+            kind,
+            trigger: Trigger::Manual,
+            started,
+            cancelling: false,
+            progress: None,
+        };
+        // Nobody waits on an exclusive job's record: the sender goes with this receiver.
+        let (_tx, done) = watch::channel(None);
+        state.exclusive = Some(Running {
+            info: info.clone(),
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            done,
+        });
+        drop(state);
+        let _ = self.inner.events.send(JobEvent::Started { job: info });
+        Ok(ExclusiveJob {
+            jobs: self.clone(),
+            id,
+            kind,
+            tracker,
+            cancel,
+            ended: false,
+        })
+    }
+
+    fn tracker(&self, id: &str, kind: JobKind) -> Arc<ProgressTracker> {
+        let events = self.inner.events.clone();
+        let job = id.to_string();
+        Arc::new(ProgressTracker::new(id.to_string(), kind, move |view| {
+            let _ = events.send(JobEvent::Progress {
+                id: job.clone(),
+                progress: view,
+            });
+        }))
     }
 
     fn start_locked(
@@ -344,15 +512,19 @@ impl Jobs {
         let id = format!("{}-{n}", started.format("%Y%m%dT%H%M%S"));
         let info = JobInfo {
             id: id.clone(),
+            kind: JobKind::Backup,
             trigger,
             started,
             cancelling: false,
+            progress: None,
         };
         let cancel = CancelToken::new();
+        let tracker = self.tracker(&id, JobKind::Backup);
         let (done_tx, done_rx) = watch::channel(None);
         state.current = Some(Running {
             info: info.clone(),
             cancel: cancel.clone(),
+            tracker: tracker.clone(),
             done: done_rx.clone(),
         });
         drop(state);
@@ -362,20 +534,36 @@ impl Jobs {
             id: id.clone(),
             trigger,
             cancel: cancel.clone(),
-            progress: Arc::new(EventProgress {
-                id: id.clone(),
-                events: self.inner.events.clone(),
-            }),
+            progress: tracker,
             clock: self.inner.clock.clone(),
         };
         let jobs = self.clone();
         let job_id = id.clone();
         tokio::spawn(async move {
             let id = job_id;
-            let work = tokio::spawn(jobs.inner.runner.run(ctx));
-            let outcome = match work.await {
-                Ok(o) => o,
-                Err(e) => JobOutcome::failed("internal", format!("the backup job crashed: {e}")),
+            // A verify or a restore that runs goes first.
+            loop {
+                let freed = jobs.inner.exclusive_done.notified();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                if jobs.state().exclusive.is_none() {
+                    break;
+                }
+                tokio::select! {
+                    _ = &mut freed => {}
+                    _ = cancel.cancelled() => break,
+                }
+            }
+            let outcome = if cancel.is_cancelled() {
+                JobOutcome::cancelled()
+            } else {
+                let work = tokio::spawn(jobs.inner.runner.run(ctx));
+                match work.await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        JobOutcome::failed("internal", format!("the backup job crashed: {e}"))
+                    }
+                }
             };
             let stored = outcome.backup.clone();
             let record = RunRecord {
@@ -410,10 +598,6 @@ impl Jobs {
                 state.current = None;
                 state.last_finished = Some(record.clone());
             }
-            let _ = done_tx.send(Some(record.clone()));
-            let _ = jobs.inner.events.send(JobEvent::Finished {
-                record: record.clone(),
-            });
             let notifiers = jobs
                 .inner
                 .notifiers
@@ -421,6 +605,20 @@ impl Jobs {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
             if !notifiers.is_empty() {
+                // Counted before the waiters are released: a waiter can then wait for them.
+                jobs.inner.telling.send_modify(|n| *n += 1);
+            }
+            let _ = done_tx.send(Some(record.clone()));
+            let _ = jobs.inner.events.send(JobEvent::Finished {
+                record: record.clone(),
+            });
+            let _ = jobs.inner.events.send(JobEvent::Ended {
+                id: id.clone(),
+                kind: JobKind::Backup,
+                result: backup_result(&record),
+            });
+            if !notifiers.is_empty() {
+                let telling = jobs.inner.telling.clone();
                 let history = jobs.inner.history.clone();
                 // Off the async workers: reading the history and the notifiers' own work.
                 tokio::task::spawn_blocking(move || {
@@ -432,6 +630,7 @@ impl Jobs {
                             n.notify(&event);
                         }
                     }
+                    telling.send_modify(|n| *n -= 1);
                 });
             }
         });
@@ -442,7 +641,8 @@ impl Jobs {
         }
     }
 
-    /// Cancels the running job (only if its id is `id`, when given). Whether one was cancelled.
+    /// Cancels the running backup (only if its id is `id`, when given). Whether one was
+    /// cancelled.
     pub fn cancel(&self, id: Option<&str>) -> bool {
         let mut state = self.state();
         match &mut state.current {
@@ -455,7 +655,14 @@ impl Jobs {
         }
     }
 
-    /// Follows the running job, if any.
+    /// Waits until every notifier has been told of the runs that ended (a one-shot command waits
+    /// for its email before it exits).
+    pub async fn notified(&self) {
+        let mut rx = self.inner.telling.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// Follows the running backup, if any.
     pub fn attach(&self) -> Option<JobHandle> {
         self.state().current.as_ref().map(|r| JobHandle {
             id: r.info.id.clone(),
@@ -465,8 +672,18 @@ impl Jobs {
     }
 }
 
+fn kind_word(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Backup => "backup",
+        JobKind::Verify => "verify",
+        JobKind::Restore => "restore",
+    }
+}
+
 /// Everything the product's backup job needs, resolved by the caller (settings, keyring).
 pub struct BackupRequest<Tz: TimeZone> {
+    /// The database server (the official driver in the product).
+    pub server: Arc<dyn crate::service::DatabaseServer>,
     pub mongo_uri: SecretString,
     pub database: String,
     pub zstd_level: i32,
@@ -477,6 +694,8 @@ pub struct BackupRequest<Tz: TimeZone> {
     pub retention: Option<RetentionPolicy>,
     /// Local time zone of retention's days and months.
     pub tz: Tz,
+    /// Hears the pipeline's full result (the one-shot CLI prints the manifest from it).
+    pub on_result: Option<Box<dyn FnOnce(&pipeline::BackupResult) + Send>>,
 }
 
 /// The product's job: back up, then (only after a complete backup) apply the retention policy.
@@ -495,13 +714,20 @@ where
         o.dest = Some(dest.clone());
         o
     };
-    let expected_documents = {
-        let (store, db) = (req.store.clone(), req.database.clone());
-        tokio::task::spawn_blocking(move || pipeline::previous_documents(store.as_ref(), &db))
+    // One listing of the destination serves the progress total (the previous backup's size) and
+    // retention afterwards (with the new backup added): each listing is a round trip on Drive.
+    let listed = {
+        let store = req.store.clone();
+        tokio::task::spawn_blocking(move || store.list())
             .await
             .ok()
-            .flatten()
+            .and_then(|r| r.ok())
     };
+    let expected_documents = listed.as_ref().and_then(|l| {
+        l.iter()
+            .find(|b| b.database == req.database)
+            .map(|b| b.documents)
+    });
     let opts = BackupOptions {
         database: req.database.clone(),
         zstd_level: req.zstd_level,
@@ -512,7 +738,7 @@ where
     let result = tokio::select! {
         biased;
         _ = ctx.cancel.cancelled() => return with_context(JobOutcome::cancelled()),
-        r = pipeline::backup(
+        r = req.server.backup(
             req.mongo_uri.expose_secret(),
             &opts,
             req.store.clone(),
@@ -524,6 +750,9 @@ where
         Ok(r) => r,
         Err(e) => return with_context(JobOutcome::failed(e.code(), e.to_string())),
     };
+    if let Some(tell) = req.on_result {
+        tell(&result);
+    }
     // Set only when the destination checked the stored bytes while committing; a failed check
     // fails the commit, so it never reaches here as `false`.
     let verified = result.verified.then_some(true);
@@ -554,8 +783,17 @@ where
         let store = req.store.clone();
         let now = ctx.clock.now();
         let tz = req.tz.clone();
+        let made = outcome.backup.clone();
         let pruned = tokio::task::spawn_blocking(move || {
-            let backups = store.list()?;
+            let backups = match (listed, made) {
+                (Some(mut before), Some(made)) => {
+                    before.retain(|b| b.id != made.id);
+                    before.push(made);
+                    before.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.file.cmp(&a.file)));
+                    before
+                }
+                _ => store.list()?,
+            };
             let plan = retention::plan(&backups, &policy, now, &tz);
             retention::apply(store.as_ref(), &plan)
         })

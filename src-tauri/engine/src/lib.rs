@@ -20,6 +20,7 @@ pub mod retention;
 pub mod schedule;
 pub mod scheduler;
 pub mod secrets;
+pub mod service;
 pub mod settings;
 pub mod status;
 pub mod store;

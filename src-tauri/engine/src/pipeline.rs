@@ -610,7 +610,7 @@ fn read_all(
     })
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportFormat {
     /// The decrypted mongodump archive (`mongorestore --archive=PATH` reads it).
     Archive,

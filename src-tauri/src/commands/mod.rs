@@ -1,5 +1,5 @@
-//! The commands the UI calls. Each parses its input, calls the engine (through `ops` where a
-//! command does more than one thing) and maps errors to `{ code, message }`.
+//! The commands the UI calls: each parses its input, calls one operation of the engine's
+//! `Service` and hands on its `{ code, message }` error. Nothing else happens here.
 
 pub mod backups;
 pub mod connection;
@@ -9,22 +9,16 @@ pub mod restore;
 pub mod settings;
 pub mod status;
 
-use crate::error::{ApiError, ApiResult};
+pub(crate) use driveback_engine::service::blocking;
 
-/// Runs blocking engine work (files, scrypt) off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
-}
+use crate::state::Shared;
 
-/// The destination backups go to, opened off the async runtime (Google Drive may refresh its
-/// sign-in first).
-pub(crate) async fn store_of(
-    state: &crate::state::Shared,
-) -> ApiResult<std::sync::Arc<dyn driveback_engine::store::RemoteStore>> {
-    let state = state.clone();
-    blocking(move || state.store()).await
+/// Runs `f` on the service off the async runtime (files, the keyring, Google Drive's blocking
+/// client, scrypt).
+pub(crate) async fn on_service<T: Send + 'static>(
+    state: &Shared,
+    f: impl FnOnce(&driveback_engine::service::Service) -> crate::error::ApiResult<T> + Send + 'static,
+) -> crate::error::ApiResult<T> {
+    let service = state.service.clone();
+    blocking(move || f(&service)).await
 }

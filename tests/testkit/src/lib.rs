@@ -25,7 +25,7 @@ pub fn repo_root() -> PathBuf {
         .expect("repo root")
 }
 
-/// The `driveback` CLI built by this test run (`cargo test` builds it for the engine's tests).
+/// The `driveback` CLI built by this test run (`cargo test` builds it for the CLI crate's tests).
 pub fn driveback_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CARGO_BIN_EXE_driveback") {
         return PathBuf::from(p);

@@ -120,24 +120,25 @@ pub enum AuthError {
 
 impl AuthError {
     /// A short, stable code the UI switches on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
         match self {
-            AuthError::NotConfigured(_) => "not_configured",
+            AuthError::NotConfigured(_) => ErrorCode::NotConfigured,
             AuthError::Keyring(_) | AuthError::Token(TokenError::Keyring(_)) => {
-                "keyring_unavailable"
+                ErrorCode::KeyringUnavailable
             }
-            AuthError::NotConnected => "not_connected",
-            AuthError::Declined => "access_denied",
-            AuthError::ScopeNotGranted(_) => "scope_not_granted",
-            AuthError::Authorization(_) => "authorization_failed",
-            AuthError::TimedOut => "timed_out",
-            AuthError::Cancelled => "cancelled",
-            AuthError::Listener(_) => "listener_failed",
-            AuthError::Token(TokenError::ReconnectNeeded(_)) => "reconnect_needed",
+            AuthError::NotConnected => ErrorCode::NotConnected,
+            AuthError::Declined => ErrorCode::AccessDenied,
+            AuthError::ScopeNotGranted(_) => ErrorCode::ScopeNotGranted,
+            AuthError::Authorization(_) => ErrorCode::AuthorizationFailed,
+            AuthError::TimedOut => ErrorCode::TimedOut,
+            AuthError::Cancelled => ErrorCode::Cancelled,
+            AuthError::Listener(_) => ErrorCode::ListenerFailed,
+            AuthError::Token(TokenError::ReconnectNeeded(_)) => ErrorCode::ReconnectNeeded,
             AuthError::Token(TokenError::Unavailable(_)) | AuthError::Unavailable(_) => {
-                "google_unavailable"
+                ErrorCode::GoogleUnavailable
             }
-            AuthError::Io(_) => "io_error",
+            AuthError::Io(_) => ErrorCode::IoError,
         }
     }
 }

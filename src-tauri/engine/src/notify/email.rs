@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Local, Utc, Weekday};
 use secrecy::SecretString;
 
-use super::mail::{MailError, Mailer, Outgoing};
+use super::mail::{MailError, MailTransport, Outgoing, Smtp};
 use super::templates::{self, CopyNote, Mail, WeeklySummary};
 use super::{Event, Notifier};
 use crate::health::{human_bytes, Health};
@@ -27,7 +27,8 @@ pub struct EmailNotifier {
     history: Option<Arc<History>>,
     /// Where backups are read from for an emailed copy.
     store: Mutex<Option<Arc<dyn RemoteStore>>>,
-    retry: Vec<Duration>,
+    retry: Mutex<Vec<Duration>>,
+    transport: Arc<dyn MailTransport>,
     pending: Arc<(Mutex<usize>, Condvar)>,
 }
 
@@ -49,7 +50,8 @@ impl EmailNotifier {
             password: Mutex::new(password),
             history,
             store: Mutex::new(None),
-            retry: DEFAULT_RETRY.to_vec(),
+            retry: Mutex::new(DEFAULT_RETRY.to_vec()),
+            transport: Arc::new(Smtp),
             pending: Arc::new((Mutex::new(0), Condvar::new())),
         }
     }
@@ -65,10 +67,21 @@ impl EmailNotifier {
         *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
     }
 
-    /// Waits between attempts (tests shorten them).
-    pub fn with_retry(mut self, delays: Vec<Duration>) -> Self {
-        self.retry = delays;
+    /// Sends through `transport` instead of SMTP.
+    pub fn with_transport(mut self, transport: Arc<dyn MailTransport>) -> Self {
+        self.transport = transport;
         self
+    }
+
+    /// Waits between attempts (tests shorten them).
+    pub fn with_retry(self, delays: Vec<Duration>) -> Self {
+        self.set_retry(delays);
+        self
+    }
+
+    /// Waits between attempts from now on (a one-shot command waits less than a daemon).
+    pub fn set_retry(&self, delays: Vec<Duration>) {
+        *self.retry.lock().unwrap_or_else(|p| p.into_inner()) = delays;
     }
 
     /// New settings (the user changed them).
@@ -148,7 +161,7 @@ impl EmailNotifier {
             (Err(e), _) => (
                 Outcome::Failed,
                 Some(RunError {
-                    code: e.code().into(),
+                    code: e.code().as_str().into(),
                     message: format!("the email report could not be sent: {e}"),
                 }),
             ),
@@ -190,18 +203,18 @@ impl EmailNotifier {
         mail: &Mail,
         attachment: Option<(String, Vec<u8>)>,
     ) -> Result<(), MailError> {
-        let mailer = Mailer::new(
-            &s.smtp,
-            self.password
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        )?;
+        let password = self
+            .password
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let out = Outgoing {
             mail,
             attachment: attachment.as_ref().map(|(n, b)| (n.as_str(), b.clone())),
         };
-        mailer.send_with_retry(&out, &self.retry)
+        self.transport
+            .send(&s.smtp, password, &out, &self.retry.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .map(|_| ())
     }
 
     fn record(&self, rec: &RunRecord) {
@@ -318,7 +331,7 @@ impl EmailNotifier {
             verified: None,
             pruned: None,
             error: result.err().map(|e| RunError {
-                code: e.code().into(),
+                code: e.code().as_str().into(),
                 message: format!("the weekly summary could not be sent: {e}"),
             }),
         };

@@ -60,15 +60,16 @@ pub enum MailError {
 
 impl MailError {
     /// A short stable code for the UI.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
         match self {
-            MailError::NotConfigured(_) => "email_not_configured",
-            MailError::BadAddress { .. } | MailError::CaFile { .. } => "bad_input",
-            MailError::Login { .. } => "email_login_failed",
-            MailError::Connect { .. } | MailError::Tls { .. } => "email_unreachable",
-            MailError::Transient { .. } | MailError::Rejected { .. } => "email_rejected",
-            MailError::Build(_) => "internal",
-            MailError::Secret(_) => "key_error",
+            MailError::NotConfigured(_) => ErrorCode::EmailNotConfigured,
+            MailError::BadAddress { .. } | MailError::CaFile { .. } => ErrorCode::BadInput,
+            MailError::Login { .. } => ErrorCode::EmailLoginFailed,
+            MailError::Connect { .. } | MailError::Tls { .. } => ErrorCode::EmailUnreachable,
+            MailError::Transient { .. } | MailError::Rejected { .. } => ErrorCode::EmailRejected,
+            MailError::Build(_) => ErrorCode::Internal,
+            MailError::Secret(_) => ErrorCode::KeyError,
         }
     }
 
@@ -104,6 +105,35 @@ fn mailbox(key: &'static str, value: &str) -> Result<Mailbox, MailError> {
     };
     let addr: lettre::Address = value.trim().parse().map_err(|_| bad())?;
     Ok(Mailbox::new(Some("Driveback".into()), addr))
+}
+
+/// The SMTP seam: sends one email with the settings' server, trying again after `retry` while
+/// the error is transient. Returns where it went (server, recipients). [`Smtp`] is the product's.
+pub trait MailTransport: Send + Sync {
+    fn send(
+        &self,
+        smtp: &SmtpSettings,
+        password: Option<SecretString>,
+        out: &Outgoing,
+        retry: &[Duration],
+    ) -> Result<(String, Vec<String>), MailError>;
+}
+
+/// Real SMTP (lettre, rustls; certificates always verified).
+pub struct Smtp;
+
+impl MailTransport for Smtp {
+    fn send(
+        &self,
+        smtp: &SmtpSettings,
+        password: Option<SecretString>,
+        out: &Outgoing,
+        retry: &[Duration],
+    ) -> Result<(String, Vec<String>), MailError> {
+        let mailer = Mailer::new(smtp, password)?;
+        mailer.send_with_retry(out, retry)?;
+        Ok((mailer.server(), mailer.recipients()))
+    }
 }
 
 /// Sends email through one SMTP server.

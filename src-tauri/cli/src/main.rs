@@ -1,5 +1,8 @@
-//! `driveback`: the headless command line of Driveback, for servers and scripts. It drives the
-//! same engine as the desktop app.
+//! `driveback`: the headless command line of Driveback, for servers and scripts. It is wiring over
+//! the engine's [`Service`], the same one the desktop app runs: a one-shot backup is the same job
+//! as a scheduled one (recorded, pruned, mailed), and `driveback daemon` is the service's
+//! background work. What only a command line does (restore from a file path, export, the key
+//! commands) uses the engine's modules directly.
 
 mod google;
 mod notify;
@@ -8,18 +11,21 @@ mod policy;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use driveback_engine::container::{InputKind, DEFAULT_ZSTD_LEVEL};
-use driveback_engine::error::EngineError;
-use driveback_engine::history::{Outcome, RunError, RunKind, RunRecord, Trigger};
+use driveback_engine::error::{one_line, ApiError, EngineError, ErrorCode};
+use driveback_engine::history::{Outcome, RunKind, RunRecord};
+use driveback_engine::jobs::JobEvent;
 use driveback_engine::keys::{KeyError, KeyRing, PassphrasePurpose, PassphraseSource};
-use driveback_engine::manifest::BackupStatus;
-use driveback_engine::pipeline::{self, BackupOptions, ExportFormat, RestoreOptions, Source};
-use driveback_engine::progress::{NoProgress, Progress, ProgressSink};
-use driveback_engine::secrets::{self, KeyringSecretStore, SecretStore};
-use driveback_engine::store::RemoteStore;
+use driveback_engine::manifest::{BackupStatus, CollectionStatus};
+use driveback_engine::pipeline::{self, ExportFormat, RestoreOptions, Source};
+use driveback_engine::progress::{NoProgress, Progress, ProgressSink, ProgressView};
+use driveback_engine::service::{EnvDefaults, OneShot, Service};
+use driveback_engine::settings::Settings;
+use driveback_engine::store::{self, RemoteStore};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Parser)]
@@ -95,7 +101,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         #[arg(long, value_enum, default_value = "archive")]
-        format: ExportFormat,
+        format: FormatArg,
     },
     /// Manage the destination's backup key.
     Key {
@@ -121,6 +127,24 @@ enum Command {
         #[command(subcommand)]
         command: policy::ConfigCommand,
     },
+}
+
+/// `export --format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FormatArg {
+    /// The decrypted mongodump archive (`mongorestore --archive=PATH` reads it).
+    Archive,
+    /// One canonical Extended JSON v2 file per collection, one document per line.
+    Ejson,
+}
+
+impl From<FormatArg> for ExportFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Archive => ExportFormat::Archive,
+            FormatArg::Ejson => ExportFormat::Ejson,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -177,12 +201,71 @@ fn main() -> ExitCode {
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Why a command failed: the one line printed after `driveback: error: `.
+#[derive(Debug)]
+pub(crate) struct CliError(String);
+
+impl CliError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        CliError(message.into())
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<EngineError> for CliError {
+    fn from(e: EngineError) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+impl From<ApiError> for CliError {
+    fn from(e: ApiError) -> Self {
+        // The service words a missing passphrase for the app ("enter the passphrase"); here the
+        // reason the command line could not get one says what to do (set the variable, use a
+        // terminal).
+        if e.code == ErrorCode::PassphraseRequired {
+            if let Some(why) = lock(&REFUSED).clone() {
+                return CliError(why);
+            }
+        }
+        CliError(e.message)
+    }
+}
+
+impl From<KeyError> for CliError {
+    fn from(e: KeyError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+impl From<store::StoreError> for CliError {
+    fn from(e: store::StoreError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+pub(crate) type CliResult<T> = Result<T, CliError>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Why [`CliPassphrase`] last gave no passphrase.
+static REFUSED: Mutex<Option<String>> = Mutex::new(None);
+
+fn refuse(why: impl Into<String>) -> KeyError {
+    let why = why.into();
+    *lock(&REFUSED) = Some(why.clone());
+    KeyError::NoPassphrase(why)
 }
 
 /// Passphrases come from DRIVEBACK_PASSPHRASE, else a prompt on the terminal; never from a flag.
-struct CliPassphrase;
+pub(crate) struct CliPassphrase;
 
 impl PassphraseSource for CliPassphrase {
     fn passphrase(&self, purpose: PassphrasePurpose) -> Result<SecretString, KeyError> {
@@ -196,6 +279,9 @@ impl PassphraseSource for CliPassphrase {
                 if let Some(why) = driveback_engine::keys::passphrase_weakness(&p) {
                     eprintln!("driveback: warning: a weak passphrase ({why}): anyone who gets a backup file can try to guess it");
                 }
+                if p.is_empty() {
+                    return Err(refuse("an empty passphrase cannot protect the backup key"));
+                }
             }
             Ok(SecretString::from(p))
         };
@@ -208,20 +294,19 @@ impl PassphraseSource for CliPassphrase {
             }
         }
         if !std::io::stdin().is_terminal() {
-            return Err(KeyError::NoPassphrase(format!(
+            return Err(refuse(format!(
                 "no passphrase: set {env_name} or run in a terminal"
             )));
         }
-        let prompt = |text: &str| {
-            rpassword::prompt_password(text).map_err(|e| KeyError::NoPassphrase(e.to_string()))
-        };
+        let prompt =
+            |text: &str| rpassword::prompt_password(text).map_err(|e| refuse(e.to_string()));
         match purpose {
             PassphrasePurpose::New => {
                 eprintln!("Choose a passphrase for your backups. Without it (or the key shown by `driveback key show --secret`), your backups cannot be restored: nobody can recover it for you.");
                 let a = prompt("New passphrase: ")?;
                 let b = prompt("Repeat the passphrase: ")?;
                 if a != b {
-                    return Err(KeyError::NoPassphrase("the two passphrases differ".into()));
+                    return Err(refuse("the two passphrases differ"));
                 }
                 checked(a)
             }
@@ -233,158 +318,163 @@ impl PassphraseSource for CliPassphrase {
     }
 }
 
-/// The OS keyring when it answers; otherwise None (the CLI then works from the passphrase).
-fn secret_store() -> Option<KeyringSecretStore> {
-    // Tests and side-by-side installs can keep their entries apart.
-    let service =
-        std::env::var("DRIVEBACK_KEYRING_SERVICE").unwrap_or_else(|_| secrets::SERVICE.to_string());
-    let store = KeyringSecretStore::with_service(&service);
-    match store.check_available() {
-        Ok(()) => Some(store),
-        Err(e) => {
-            tracing::info!(error = %e, "no OS keyring");
-            None
-        }
+/// The engine's service, as the command line uses it: the OS folders and keyring (none when it
+/// does not answer: the CLI then works from the passphrase), and `DRIVEBACK_MONGO_URI`.
+/// Blocking: it asks the keyring, and the Google sign-in's HTTP client is a blocking one.
+fn service() -> CliResult<Service> {
+    let env = EnvDefaults {
+        mongo_uri: std::env::var("DRIVEBACK_MONGO_URI")
+            .ok()
+            .filter(|u| !u.is_empty()),
+        ..EnvDefaults::default()
+    };
+    let svc = Service::open_default(env)?;
+    if let Some(why) = svc.keyring_problem() {
+        tracing::info!(error = %why, "no OS keyring");
     }
+    Ok(svc)
 }
 
-fn mongo_uri(
-    flag: Option<String>,
-    secrets: Option<&dyn SecretStore>,
-) -> Result<String, EngineError> {
+/// The connection string: the flag, else the environment or the keyring (through the service).
+pub(crate) fn mongo_uri(svc: &Service, flag: Option<String>) -> CliResult<SecretString> {
     if let Some(u) = flag {
-        return Ok(u);
+        return Ok(SecretString::from(u));
     }
-    if let Ok(u) = std::env::var("DRIVEBACK_MONGO_URI") {
-        if !u.is_empty() {
-            return Ok(u);
-        }
-    }
-    if let Some(s) = secrets {
-        if let Ok(Some(u)) = s.get(secrets::MONGO_URI) {
-            return Ok(u.expose_secret().to_string());
-        }
-    }
-    Err(EngineError::Input("no MongoDB connection string: pass --mongo-uri, set DRIVEBACK_MONGO_URI, or save one in the app".into()))
+    svc.mongo_uri().map(|(u, _)| u).ok_or_else(|| {
+        CliError::new("no MongoDB connection string: pass --mongo-uri, set DRIVEBACK_MONGO_URI, or save one in the app")
+    })
 }
 
 /// Runs blocking work (destinations, the keyring, key unwrapping) from async code: Google Drive's
 /// blocking HTTP client must not run on an async worker.
-/// The history record of a one-shot `driveback backup`.
-fn one_shot_record(
-    database: &str,
-    dest: &str,
-    started: chrono::DateTime<chrono::Utc>,
-    result: &Result<pipeline::BackupResult, EngineError>,
-) -> RunRecord {
-    let ended = chrono::Utc::now();
-    let (outcome, backup, verified, error) = match result {
-        Ok(r) if r.manifest.status == BackupStatus::Complete => (
-            Outcome::Success,
-            Some(&r.backup),
-            r.verified.then_some(true),
-            None,
-        ),
-        Ok(r) => (
-            Outcome::Partial,
-            Some(&r.backup),
-            r.verified.then_some(true),
-            Some(RunError {
-                code: "partial_backup".into(),
-                message: "some collections could not be backed up".into(),
-            }),
-        ),
-        Err(e) => (
-            Outcome::Failed,
-            None,
-            None,
-            Some(RunError {
-                code: e.code().into(),
-                message: e.to_string(),
-            }),
-        ),
-    };
-    RunRecord {
-        job_id: format!("cli-{}", started.format("%Y%m%dT%H%M%S%.3f")),
-        kind: RunKind::Backup,
-        trigger: Trigger::Manual,
-        started,
-        ended,
-        outcome,
-        database: Some(database.to_string()),
-        dest: Some(dest.to_string()),
-        backup_id: backup.map(|b| b.id.clone()),
-        bytes: backup.map(|b| b.bytes),
-        documents: backup.map(|b| b.documents),
-        verified,
-        pruned: None,
-        error,
-    }
-}
-
 pub(crate) fn sync<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-fn open_dest(dest: &str) -> Result<Arc<dyn RemoteStore>, EngineError> {
-    sync(|| pipeline::open_destination(dest))
+/// Opens a destination by name through the service.
+pub(crate) fn open_dest(svc: &Service, dest: &str) -> CliResult<Arc<dyn RemoteStore>> {
+    Ok(sync(|| svc.open_dest(dest))?)
 }
 
-/// A progress bar on a terminal; nothing otherwise.
+/// How a destination is named in messages (`folder:/path`, `drive`).
+fn location_of(dest: &str) -> String {
+    store::parse_dest(dest)
+        .map(|d| d.location())
+        .unwrap_or_else(|_| dest.to_string())
+}
+
+/// A progress bar on a terminal.
 struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    /// Whether to show one: on a terminal, and not with JSON output.
+    fn wanted(json: bool) -> bool {
+        !json && std::io::stderr().is_terminal()
+    }
+
+    fn new(json: bool) -> Option<Bar> {
+        if !Bar::wanted(json) {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {pos}/{len} docs ({eta})",
+            )
+            .unwrap()
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Some(Bar(bar))
+    }
+
+    fn show(
+        &self,
+        label: &str,
+        collection: Option<&str>,
+        done_docs: u64,
+        total_docs: u64,
+        done_bytes: u64,
+    ) {
+        let coll = collection.map(|c| format!(" {c}")).unwrap_or_default();
+        if total_docs > 0 {
+            self.0.set_length(total_docs);
+            self.0.set_position(done_docs.min(total_docs));
+        }
+        self.0
+            .set_message(format!("{label}{coll} · {:.1} MB", done_bytes as f64 / 1e6));
+    }
+
+    fn show_view(&self, v: &ProgressView) {
+        self.show(
+            v.label,
+            v.collection.as_deref(),
+            v.done_docs,
+            v.total_docs,
+            v.done_bytes,
+        );
+    }
+}
 
 impl ProgressSink for Bar {
     fn report(&self, p: Progress) {
-        let coll = p
-            .collection
-            .as_deref()
-            .map(|c| format!(" {c}"))
-            .unwrap_or_default();
-        if p.total_docs > 0 {
-            self.0.set_length(p.total_docs);
-            self.0.set_position(p.done_docs.min(p.total_docs));
-        }
-        self.0.set_message(format!(
-            "{}{coll} · {:.1} MB",
+        self.show(
             p.phase.label(),
-            p.done_bytes as f64 / 1e6
-        ));
+            p.collection.as_deref(),
+            p.done_docs,
+            p.total_docs,
+            p.done_bytes,
+        );
     }
 }
 
+/// Progress of a pipeline run directly (restore, verify, export).
 fn progress(json: bool) -> Arc<dyn ProgressSink> {
-    if json || !std::io::stderr().is_terminal() {
-        return Arc::new(NoProgress);
+    match Bar::new(json) {
+        Some(bar) => Arc::new(bar),
+        None => Arc::new(NoProgress),
     }
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:30}] {pos}/{len} docs ({eta})",
-        )
-        .unwrap()
-        .progress_chars("=> "),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    Arc::new(Bar(bar))
 }
 
-fn print_json(v: &serde_json::Value) {
+/// Shows the progress the service's jobs report. The bar appears when the backup starts, after
+/// any passphrase prompt for a new backup key.
+fn follow_backup(svc: &Service, json: bool) -> Option<tokio::task::JoinHandle<()>> {
+    if !Bar::wanted(json) {
+        return None;
+    }
+    let mut events = svc.jobs().subscribe();
+    Some(tokio::spawn(async move {
+        let mut bar = None;
+        loop {
+            match events.recv().await {
+                Ok(JobEvent::Started { .. }) => bar = Bar::new(false),
+                Ok(JobEvent::Progress { progress, .. }) => {
+                    if let Some(b) = &bar {
+                        b.show_view(&progress)
+                    }
+                }
+                Ok(JobEvent::Finished { .. }) => break,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+    }))
+}
+
+pub(crate) fn print_json(v: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
 }
 
 /// Resolves `--backup`: a backup at the destination, or a local file.
-fn source(
-    backup: &str,
-    dest: Option<&str>,
-    secrets: Option<&dyn SecretStore>,
-) -> Result<(Source, Vec<String>), EngineError> {
-    let store = dest.map(open_dest).transpose()?;
+fn source(svc: &Service, backup: &str, dest: Option<&str>) -> CliResult<(Source, Vec<String>)> {
+    let store = dest.map(|d| svc.open_dest(d)).transpose()?;
     let path = PathBuf::from(backup);
     if let Some(store) = &store {
         match store.find(backup) {
             Ok(found) => {
-                let ring = KeyRing::new(store.as_ref(), secrets, &CliPassphrase);
+                let ring = KeyRing::new(store.as_ref(), svc.secrets(), &CliPassphrase);
                 let (key, notices) = ring.identity()?;
                 return Ok((
                     Source::Stored {
@@ -400,18 +490,17 @@ fn source(
         }
     }
     if !path.is_file() {
-        return Err(EngineError::Input(format!(
+        return Err(CliError::new(format!(
             "no backup {backup:?}: give --dest with a backup id, or the path of a backup file"
         )));
     }
     let (key, notices) = match (pipeline::file_kind(&path)?, &store) {
         (InputKind::Backup, Some(store)) => {
-            let (k, n) = KeyRing::new(store.as_ref(), secrets, &CliPassphrase).identity()?;
+            let (k, n) = KeyRing::new(store.as_ref(), svc.secrets(), &CliPassphrase).identity()?;
             (Some(k), n)
         }
-        (InputKind::Backup, None) => return Err(EngineError::Input(
-            "this file is a Driveback backup: give --dest of the destination whose key opens it"
-                .into(),
+        (InputKind::Backup, None) => return Err(CliError::new(
+            "this file is a Driveback backup: give --dest of the destination whose key opens it",
         )),
         _ => (None, Vec::new()),
     };
@@ -424,9 +513,154 @@ fn notify(notices: &[String]) {
     }
 }
 
-async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
-    let keyring = secret_store();
-    let secrets: Option<&dyn SecretStore> = keyring.as_ref().map(|k| k as &dyn SecretStore);
+fn joined(e: tokio::task::JoinError) -> CliError {
+    CliError::from(EngineError::Internal(e.to_string()))
+}
+
+/// `driveback backup`: the service's one-shot backup, printed as the command line always has.
+async fn backup(
+    svc: &Service,
+    uri: Option<String>,
+    db: String,
+    dest: String,
+    level: i32,
+    json: bool,
+) -> CliResult<ExitCode> {
+    let uri = mongo_uri(svc, uri)?;
+    if let Some(why) = svc.settings_problem() {
+        eprintln!("driveback: warning: no email report: {why}");
+    }
+    // A one-shot command waits for its email report: one quick retry, not the daemon's patience.
+    svc.email().set_retry(vec![Duration::from_secs(2)]);
+    let bar = follow_backup(svc, json);
+    let request = OneShot {
+        uri: Some(uri),
+        database: Some(db),
+        dest: Some(dest.clone()),
+        zstd_level: Some(level),
+    };
+    let done = svc.backup_once(request, &CliPassphrase).await;
+    if let Some(bar) = bar {
+        // It ends with the backup; without one (no key could be made) it is stopped.
+        bar.abort();
+        let _ = bar.await;
+    }
+    let (record, result, init) = done?;
+    if let Some(init) = &init {
+        eprintln!(
+            "driveback: created a new backup key for {} ({}); keep your passphrase safe",
+            location_of(&dest),
+            init.recipient
+        );
+        notify(&init.notices);
+    }
+    email_warning(svc, &record);
+    match record.outcome {
+        Outcome::Success | Outcome::Partial => {}
+        Outcome::Failed | Outcome::Cancelled => {
+            return Err(CliError::new(
+                record
+                    .error
+                    .map(|e| e.message)
+                    .unwrap_or_else(|| "the backup did not finish".into()),
+            ))
+        }
+    }
+    let result = result.ok_or_else(|| {
+        CliError::from(EngineError::Internal(
+            "the backup finished without its result".into(),
+        ))
+    })?;
+    let location = record.dest.clone().unwrap_or_else(|| location_of(&dest));
+    let m = &result.manifest;
+    if json {
+        print_json(&serde_json::json!({
+            "id": result.backup.id,
+            "file": result.backup.file,
+            "bytes": result.backup.bytes,
+            "database": m.database,
+            "documents": m.total_documents(),
+            "snapshot": m.point_in_time,
+            "consistency": m.consistency,
+            "status": m.status,
+            "collections": m.collections.iter().map(|c| serde_json::json!({
+                "name": c.name, "kind": c.kind, "documents": c.documents, "bytes": c.bytes, "status": c.status,
+            })).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!(
+            "Backed up {} ({} collections, {} documents) to {} as {} ({:.1} MB)",
+            m.database,
+            m.collections.len(),
+            m.total_documents(),
+            location,
+            result.backup.file,
+            result.backup.bytes as f64 / 1e6
+        );
+    }
+    for w in &result.warnings {
+        eprintln!("driveback: warning: {w}");
+    }
+    if !m.point_in_time {
+        eprintln!("driveback: warning: this backup is {}", m.consistency);
+    }
+    if m.status == BackupStatus::Partial {
+        for c in &m.collections {
+            if let CollectionStatus::Failed { error } = &c.status {
+                eprintln!(
+                    "driveback: error: collection {} could not be backed up: {}",
+                    c.name,
+                    one_line(error)
+                );
+            }
+        }
+        eprintln!("driveback: error: the backup is partial: some collections are missing from it");
+        return Ok(ExitCode::from(EXIT_PARTIAL));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The email report of a backup run cannot change the command's outcome, but a problem with it
+/// is said.
+fn email_warning(svc: &Service, backup: &RunRecord) {
+    let records = match sync(|| svc.load_history()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("driveback: warning: {}", e.message);
+            return;
+        }
+    };
+    let emailed = records
+        .iter()
+        .rev()
+        .find(|r| r.kind == RunKind::Email && r.job_id == backup.job_id);
+    if let Some(e) = emailed.and_then(|r| r.error.as_ref()) {
+        eprintln!("driveback: warning: {}", one_line(&e.message));
+    }
+}
+
+async fn run(cli: Cli) -> CliResult<ExitCode> {
+    match cli.command {
+        // `config` works on the settings file itself, and the Google sign-in commands on the
+        // account and the keyring: no service for them (`set-secret` keeps the password through it).
+        Command::Config {
+            command: policy::ConfigCommand::SetSecret { key },
+        } => return notify::set_secret(&sync(service)?, &key),
+        Command::Config { command } => return policy::config(command),
+        Command::Connect(args) => return Ok(google::run_connect(args).await),
+        Command::Whoami(args) => return Ok(google::run_whoami(args).await),
+        Command::Disconnect => return Ok(google::run_disconnect().await),
+        _ => {}
+    }
+    if matches!(
+        cli.command,
+        Command::Status(_) | Command::Prune(_) | Command::Daemon(_) | Command::TestEmail
+    ) {
+        // These work from the settings: a settings file that does not read is their error (the
+        // service would say it goes on with the defaults).
+        Settings::load().map_err(|e| CliError::new(e.to_string()))?;
+    }
+    let svc = sync(service)?;
     match cli.command {
         Command::Backup {
             mongo_uri: uri,
@@ -434,103 +668,12 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             dest,
             level,
             json,
-        } => {
-            let uri = mongo_uri(uri, secrets)?;
-            let store = open_dest(&dest)?;
-            let ring = KeyRing::new(store.as_ref(), secrets, &CliPassphrase);
-            let (recipient, init) = sync(|| ring.recipient_or_init())?;
-            if let Some(init) = init {
-                eprintln!(
-                    "driveback: created a new backup key for {} ({}); keep your passphrase safe",
-                    store.location(),
-                    init.recipient
-                );
-                notify(&init.notices);
-            }
-            // The previous backup's size is the progress bar's total.
-            let expected_documents = {
-                let store = store.clone();
-                let db = db.clone();
-                tokio::task::spawn_blocking(move || {
-                    pipeline::previous_documents(store.as_ref(), &db)
-                })
-                .await
-                .ok()
-                .flatten()
-            };
-            let opts = BackupOptions {
-                database: db,
-                zstd_level: level,
-                expected_documents,
-                started_at: None,
-            };
-            let started = chrono::Utc::now();
-            let result =
-                pipeline::backup(&uri, &opts, store.clone(), recipient, progress(json)).await;
-            notify::after_backup(
-                secrets,
-                one_shot_record(&opts.database, &store.location(), started, &result),
-                result.as_ref().ok().map(|r| r.backup.clone()),
-                store.clone(),
-            )
-            .await;
-            let result = result?;
-            let m = &result.manifest;
-            if json {
-                print_json(&serde_json::json!({
-                    "id": result.backup.id,
-                    "file": result.backup.file,
-                    "bytes": result.backup.bytes,
-                    "database": m.database,
-                    "documents": m.total_documents(),
-                    "snapshot": m.point_in_time,
-                    "consistency": m.consistency,
-                    "status": m.status,
-                    "collections": m.collections.iter().map(|c| serde_json::json!({
-                        "name": c.name, "kind": c.kind, "documents": c.documents, "bytes": c.bytes, "status": c.status,
-                    })).collect::<Vec<_>>(),
-                }));
-            } else {
-                println!(
-                    "Backed up {} ({} collections, {} documents) to {} as {} ({:.1} MB)",
-                    m.database,
-                    m.collections.len(),
-                    m.total_documents(),
-                    store.location(),
-                    result.backup.file,
-                    result.backup.bytes as f64 / 1e6
-                );
-            }
-            for w in &result.warnings {
-                eprintln!("driveback: warning: {w}");
-            }
-            if !m.point_in_time {
-                eprintln!("driveback: warning: this backup is {}", m.consistency);
-            }
-            if m.status == BackupStatus::Partial {
-                for c in &m.collections {
-                    if let driveback_engine::manifest::CollectionStatus::Failed { error } =
-                        &c.status
-                    {
-                        eprintln!(
-                            "driveback: error: collection {} could not be backed up: {}",
-                            c.name,
-                            one_line(error)
-                        );
-                    }
-                }
-                eprintln!(
-                    "driveback: error: the backup is partial: some collections are missing from it"
-                );
-                return Ok(ExitCode::from(EXIT_PARTIAL));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => backup(&svc, uri, db, dest, level, json).await,
         Command::List { dest, json } => {
-            let store = open_dest(&dest)?;
+            let store = open_dest(&svc, &dest)?;
             let backups = tokio::task::spawn_blocking(move || store.list())
                 .await
-                .map_err(|e| EngineError::Internal(e.to_string()))??;
+                .map_err(joined)??;
             if json {
                 print_json(
                     &serde_json::json!({ "backups": backups.iter().map(|b| serde_json::json!({
@@ -569,10 +712,10 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             yes,
             json,
         } => {
-            let uri = mongo_uri(uri, secrets)?;
+            let uri = mongo_uri(&svc, uri)?;
             if !yes {
                 if !std::io::stdin().is_terminal() {
-                    return Err(EngineError::Input(format!("restore replaces the collections of database {db:?}: pass --yes to confirm")));
+                    return Err(CliError::new(format!("restore replaces the collections of database {db:?}: pass --yes to confirm")));
                 }
                 eprint!("Replace current data in database {db:?} with backup {backup}? [y/N] ");
                 let mut answer = String::new();
@@ -583,17 +726,17 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                 }
             }
             // Fail fast on an unreachable database, before downloading or asking for a passphrase.
-            driveback_engine::mongo::connect(&uri)
-                .await?
-                .shutdown()
-                .await;
-            let (src, notices) = sync(|| source(&backup, dest.as_deref(), secrets))?;
+            svc.mongo().ping(uri.expose_secret()).await?;
+            let (src, notices) = sync(|| source(&svc, &backup, dest.as_deref()))?;
             notify(&notices);
             let opts = RestoreOptions {
                 target_db: db,
                 collections,
             };
-            let result = pipeline::restore(&uri, src, &opts, progress(json)).await?;
+            let result = svc
+                .mongo()
+                .restore(uri.expose_secret(), src, &opts, progress(json))
+                .await?;
             let r = &result.report;
             if json {
                 print_json(&serde_json::json!({
@@ -618,12 +761,12 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { backup, dest, json } => {
-            let (src, notices) = sync(|| source(&backup, dest.as_deref(), secrets))?;
+            let (src, notices) = sync(|| source(&svc, &backup, dest.as_deref()))?;
             notify(&notices);
             let p = progress(json);
             let result = tokio::task::spawn_blocking(move || pipeline::verify(src, p.as_ref()))
                 .await
-                .map_err(|e| EngineError::Internal(e.to_string()))??;
+                .map_err(joined)??;
             let docs: u64 = result.collections.iter().map(|(_, s)| s.documents).sum();
             if json {
                 print_json(&serde_json::json!({
@@ -647,30 +790,27 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             out,
             format,
         } => {
-            let (src, notices) = sync(|| source(&backup, dest.as_deref(), secrets))?;
+            let (src, notices) = sync(|| source(&svc, &backup, dest.as_deref()))?;
             notify(&notices);
             let p = progress(false);
             let out2 = out.clone();
             tokio::task::spawn_blocking(move || {
-                pipeline::export_to(src, &out2, format, p.as_ref())
+                pipeline::export_to(src, &out2, format.into(), p.as_ref())
             })
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
+            .map_err(joined)??;
             println!("Wrote {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Prune(args) => policy::prune(args).await,
-        Command::Daemon(args) => policy::daemon(args, secrets).await,
-        Command::Status(args) => policy::status(args).await,
-        Command::Config {
-            command: policy::ConfigCommand::SetSecret { key },
-        } => notify::set_secret(&key, secrets),
-        Command::Config { command } => policy::config(command),
-        Command::TestEmail => notify::test_email(secrets).await,
+        Command::Prune(args) => policy::prune(&svc, args).await,
+        Command::Daemon(args) => policy::daemon(&svc, args).await,
+        Command::Status(args) => policy::status(&svc, args).await,
+        Command::TestEmail => notify::test_email(&svc).await,
         Command::Key { command } => {
+            let secrets = svc.secrets();
             match command {
                 KeyCommand::Init { dest } => {
-                    let store = open_dest(&dest)?;
+                    let store = open_dest(&svc, &dest)?;
                     let init =
                         sync(|| KeyRing::new(store.as_ref(), secrets, &CliPassphrase).init())?;
                     notify(&init.notices);
@@ -681,7 +821,7 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     );
                 }
                 KeyCommand::Passwd { dest } => {
-                    let store = open_dest(&dest)?;
+                    let store = open_dest(&svc, &dest)?;
                     sync(|| {
                         KeyRing::new(store.as_ref(), secrets, &CliPassphrase).change_passphrase()
                     })?;
@@ -691,7 +831,7 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
                     );
                 }
                 KeyCommand::Show { dest, secret } => {
-                    let store = open_dest(&dest)?;
+                    let store = open_dest(&svc, &dest)?;
                     let ring = KeyRing::new(store.as_ref(), secrets, &CliPassphrase);
                     if secret {
                         let (key, notices) = sync(|| ring.identity())?;
@@ -708,8 +848,8 @@ async fn run(cli: Cli) -> Result<ExitCode, EngineError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Connect(args) => Ok(google::run_connect(args).await),
-        Command::Whoami(args) => Ok(google::run_whoami(args).await),
-        Command::Disconnect => Ok(google::run_disconnect().await),
+        Command::Config { .. } | Command::Connect(_) | Command::Whoami(_) | Command::Disconnect => {
+            unreachable!("handled above")
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Helpers for the engine's end-to-end tests: run the real `driveback` CLI against the real test
+//! Helpers for the end-to-end tests: run the real `driveback` CLI against the real test
 //! server, seed data, compare databases byte for byte.
 #![allow(dead_code, unused_imports)]
 

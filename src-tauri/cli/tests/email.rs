@@ -302,6 +302,7 @@ fn jobs_for(w: &World, uri: String) -> Jobs {
     Jobs::new(
         move |ctx: JobContext| {
             let req = BackupRequest {
+                server: Arc::new(driveback_engine::service::MongoDriver),
                 mongo_uri: SecretString::from(uri.clone()),
                 database: db.clone(),
                 zstd_level: 3,
@@ -309,6 +310,7 @@ fn jobs_for(w: &World, uri: String) -> Jobs {
                 recipient: recipient.clone(),
                 retention: None,
                 tz: chrono::Utc,
+                on_result: None,
             };
             driveback_engine::jobs::run_backup(req, ctx)
         },

@@ -542,6 +542,7 @@ pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> Sc
         let (store, uri) = (store.clone(), server.uri().to_string());
         move |ctx: JobContext| {
             let req = BackupRequest {
+                server: Arc::new(driveback_engine::service::MongoDriver),
                 mongo_uri: SecretString::from(uri.clone()),
                 database: db.clone(),
                 zstd_level: 3,
@@ -549,6 +550,7 @@ pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> Sc
                 recipient: recipient.clone(),
                 retention: Some(RetentionPolicy::default()),
                 tz: chrono::Utc,
+                on_result: None,
             };
             jobs::run_backup(req, ctx)
         }

@@ -9,27 +9,27 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Config {
+pub struct UiMemory {
     /// "Closing keeps Driveback running in the tray" was said.
     pub tray_notice_shown: bool,
     /// When the user last showed they still know the passphrase.
     pub passphrase_checked_at: Option<DateTime<Utc>>,
 }
 
-impl Config {
-    /// Reads the settings; a missing or unreadable file gives the defaults (a broken file is
-    /// logged and then replaced on the next save).
-    pub fn load(path: &Path) -> Config {
+impl UiMemory {
+    /// Reads the file; a missing or unreadable file gives the defaults (a broken file is logged
+    /// and then replaced on the next save).
+    pub fn load(path: &Path) -> UiMemory {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable settings");
-                Config::default()
+                UiMemory::default()
             }),
-            Err(_) => Config::default(),
+            Err(_) => UiMemory::default(),
         }
     }
 
-    /// Writes the settings atomically.
+    /// Writes the file atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -46,17 +46,16 @@ mod tests {
 
     #[test]
     fn round_trips_and_tolerates_garbage() {
-        let dir = std::env::temp_dir().join(format!("driveback-config-{}", std::process::id()));
-        let path = dir.join("app-ui.json");
-        assert_eq!(Config::load(&path), Config::default());
-        let c = Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app-ui.json");
+        assert_eq!(UiMemory::load(&path), UiMemory::default());
+        let c = UiMemory {
             tray_notice_shown: true,
             passphrase_checked_at: None,
         };
         c.save(&path).unwrap();
-        assert_eq!(Config::load(&path), c);
+        assert_eq!(UiMemory::load(&path), c);
         std::fs::write(&path, b"{not json").unwrap();
-        assert_eq!(Config::load(&path), Config::default());
-        let _ = std::fs::remove_dir_all(dir);
+        assert_eq!(UiMemory::load(&path), UiMemory::default());
     }
 }

@@ -3,30 +3,21 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Local, Utc};
 use clap::{Args, Subcommand};
-use driveback_engine::container::DEFAULT_ZSTD_LEVEL;
 use driveback_engine::error::EngineError;
 use driveback_engine::health::Status;
-use driveback_engine::history::{History, Outcome};
-use driveback_engine::jobs::{
-    self, BackupRequest, JobContext, JobEvent, JobOutcome, Jobs, SystemClock,
-};
-use driveback_engine::keys::{KeyError, KeyRing, PassphrasePurpose, PassphraseSource};
-use driveback_engine::notify::email::EmailNotifier;
+use driveback_engine::history::Outcome;
+use driveback_engine::jobs::{JobEvent, JobKind};
 use driveback_engine::retention::{self, Decision};
 use driveback_engine::schedule;
-use driveback_engine::scheduler::{self, SchedulerConfig, SchedulerStatus};
-use driveback_engine::secrets::SecretStore;
+use driveback_engine::service::{blocking, BackgroundOptions, Service};
 use driveback_engine::settings::{self, Settings, SettingsError};
-use driveback_engine::status::{self, DestinationSeen};
 use driveback_engine::store::StoredBackup;
-use secrecy::SecretString;
 
-use super::{mongo_uri, one_line, open_dest, print_json, CliPassphrase};
+use super::{mongo_uri, one_line, open_dest, print_json, CliError, CliPassphrase, CliResult};
 
 #[derive(Args)]
 pub struct PruneArgs {
@@ -69,23 +60,27 @@ pub enum ConfigCommand {
     SetSecret { key: String },
 }
 
-fn settings_error(e: SettingsError) -> EngineError {
-    EngineError::Input(e.to_string())
+fn settings_error(e: SettingsError) -> CliError {
+    CliError::new(e.to_string())
 }
 
-fn blocking_error(e: tokio::task::JoinError) -> EngineError {
-    EngineError::Internal(e.to_string())
+fn blocking_error(e: tokio::task::JoinError) -> CliError {
+    EngineError::Internal(e.to_string()).into()
 }
 
-fn load_settings() -> Result<Settings, EngineError> {
-    Settings::load().map_err(settings_error)
+/// The settings the service read; a settings file that does not read is an error here (the
+/// service would go on with the defaults).
+fn load_settings(svc: &Service) -> CliResult<Settings> {
+    match svc.settings_problem() {
+        Some(why) => Err(CliError::new(why)),
+        None => Ok(svc.settings()),
+    }
 }
 
-fn dest_of(flag: Option<String>, settings: &Settings) -> Result<String, EngineError> {
+fn dest_of(flag: Option<String>, settings: &Settings) -> CliResult<String> {
     flag.or_else(|| settings.backup.dest.clone()).ok_or_else(|| {
-        EngineError::Input(
-            "no destination: pass --dest, or set one with `driveback config set backup.dest folder:/path`"
-                .into(),
+        CliError::new(
+            "no destination: pass --dest, or set one with `driveback config set backup.dest folder:/path`",
         )
     })
 }
@@ -121,12 +116,12 @@ fn decision_json(d: &Decision) -> serde_json::Value {
     })
 }
 
-pub async fn prune(args: PruneArgs) -> Result<ExitCode, EngineError> {
-    let settings = load_settings()?;
+pub async fn prune(svc: &Service, args: PruneArgs) -> CliResult<ExitCode> {
+    let settings = load_settings(svc)?;
     let dest = dest_of(args.dest, &settings)?;
-    let store = open_dest(&dest)?;
+    let store = open_dest(svc, &dest)?;
     let policy = settings.retention;
-    let now = Utc::now();
+    let now = svc.now();
     let plan = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || {
@@ -147,8 +142,8 @@ pub async fn prune(args: PruneArgs) -> Result<ExitCode, EngineError> {
                 .await
                 .map_err(blocking_error)?
                 .map_err(|e| match e {
-                    retention::RetentionError::Store(s) => EngineError::Store(s),
-                    other => EngineError::Verification(other.to_string()),
+                    retention::RetentionError::Store(s) => CliError::from(s),
+                    other => EngineError::Verification(other.to_string()).into(),
                 })?,
         )
     };
@@ -228,7 +223,7 @@ pub async fn prune(args: PruneArgs) -> Result<ExitCode, EngineError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn config(command: ConfigCommand) -> Result<ExitCode, EngineError> {
+pub fn config(command: ConfigCommand) -> CliResult<ExitCode> {
     let path = settings::settings_path().map_err(settings_error)?;
     let text = |v: serde_json::Value| match v {
         serde_json::Value::String(s) => s,
@@ -259,7 +254,7 @@ pub fn config(command: ConfigCommand) -> Result<ExitCode, EngineError> {
             settings
                 .smtp
                 .apply_preset(&value)
-                .map_err(|m| EngineError::Input(format!("smtp.preset: {m}")))?;
+                .map_err(|m| CliError::new(format!("smtp.preset: {m}")))?;
             settings.save_to(&path).map_err(settings_error)?;
             for k in ["smtp.host", "smtp.port", "smtp.security"] {
                 println!(
@@ -271,7 +266,8 @@ pub fn config(command: ConfigCommand) -> Result<ExitCode, EngineError> {
         ConfigCommand::SetSecret { key } => {
             return Err(EngineError::Internal(format!(
                 "config set-secret {key} is handled with the keyring"
-            )))
+            ))
+            .into())
         }
         ConfigCommand::Set { key, value } => {
             let mut settings = Settings::load_from(&path).map_err(settings_error)?;
@@ -289,40 +285,25 @@ pub fn config(command: ConfigCommand) -> Result<ExitCode, EngineError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn heartbeat_path() -> Result<std::path::PathBuf, EngineError> {
-    Ok(settings::data_dir()
-        .map_err(settings_error)?
-        .join(scheduler::HEARTBEAT_FILE))
-}
-
-fn open_history() -> Result<History, EngineError> {
-    History::open_default().map_err(settings_error)
-}
-
-pub async fn status(args: StatusArgs) -> Result<ExitCode, EngineError> {
-    let settings = load_settings()?;
-    let history = open_history()?;
-    let records = tokio::task::spawn_blocking(move || history.load())
-        .await
-        .map_err(blocking_error)?
-        .map_err(|e| EngineError::Input(e.to_string()))?;
-    let dest = args.dest.or_else(|| settings.backup.dest.clone());
-    // The backups there and, for a destination with a quota (Google Drive), its free space.
-    let opened = dest.as_deref().map(open_dest);
-    let seen = tokio::task::spawn_blocking(move || status::observe_destination(opened))
-        .await
-        .map_err(blocking_error)??;
-    let heartbeat = SchedulerStatus::read(&heartbeat_path()?);
-    let now = Utc::now();
-    let report = status::report(
-        &records,
-        &settings,
-        &seen,
-        None,
-        heartbeat.as_ref(),
-        now,
-        &Local,
-    );
+pub async fn status(svc: &Service, args: StatusArgs) -> CliResult<ExitCode> {
+    let settings = load_settings(svc)?;
+    if let Some(d) = &args.dest {
+        // A destination named on the command line must at least be a destination's name.
+        driveback_engine::store::parse_dest(d)?;
+    }
+    let dest = args.dest.clone().or_else(|| settings.backup.dest.clone());
+    // The history, and the health: the backups at the destination and, for one with a quota
+    // (Google Drive), its free space; the scheduler's heartbeat.
+    let (records, report) = {
+        let svc = svc.clone();
+        blocking(move || {
+            let records = svc.load_history()?;
+            let (_, report) = svc.health_report(&records, args.dest.as_deref(), None)?;
+            Ok((records, report))
+        })
+        .await?
+    };
+    let now = svc.now();
     let (h, next_due, scheduler_running) =
         (&report.health, report.next_due, report.scheduler_running);
     let newest = report.latest_backup.clone();
@@ -394,71 +375,12 @@ pub async fn status(args: StatusArgs) -> Result<ExitCode, EngineError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The daemon never prompts: a destination without a backup key is an error for the run.
-struct NoPrompt;
-
-impl PassphraseSource for NoPrompt {
-    fn passphrase(&self, _purpose: PassphrasePurpose) -> Result<SecretString, KeyError> {
-        Err(KeyError::NoPassphrase(
-            "the daemon does not ask for passphrases".into(),
-        ))
-    }
-}
-
-/// One scheduled (or attached manual) run, with the settings as they are now.
-async fn daemon_run(settings: Settings, uri: SecretString, ctx: JobContext) -> JobOutcome {
-    let (Some(database), Some(dest)) = (settings.backup.database, settings.backup.dest) else {
-        return JobOutcome::failed(
-            "bad_input",
-            "no database or destination in the settings (driveback config set backup.database / backup.dest)",
-        );
-    };
-    let store = match open_dest(&dest) {
-        Ok(s) => s,
-        Err(e) => return JobOutcome::failed(e.code(), e.to_string()),
-    };
-    let recipient = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || {
-            KeyRing::new(store.as_ref(), None, &NoPrompt).recipient()
-        })
-        .await
-    };
-    let recipient = match recipient {
-        Ok(Ok(Some(r))) => r,
-        Ok(Ok(None)) => {
-            return JobOutcome::failed(
-                "no_key",
-                format!("{dest} has no backup key: run `driveback key init --dest {dest}`"),
-            )
-        }
-        Ok(Err(e)) => {
-            let e = EngineError::from(e);
-            return JobOutcome::failed(e.code(), e.to_string());
-        }
-        Err(e) => return JobOutcome::failed("internal", e.to_string()),
-    };
-    jobs::run_backup(
-        BackupRequest {
-            mongo_uri: uri,
-            database,
-            zstd_level: DEFAULT_ZSTD_LEVEL,
-            store,
-            recipient,
-            retention: Some(settings.retention),
-            tz: Local,
-        },
-        ctx,
-    )
-    .await
-}
-
 fn log_event(event: &JobEvent) {
     match event {
-        JobEvent::Started { job } => {
+        JobEvent::Started { job } if job.kind == JobKind::Backup => {
             tracing::info!(job = %job.id, trigger = ?job.trigger, "backup started")
         }
-        JobEvent::Progress { .. } => {}
+        JobEvent::Started { .. } | JobEvent::Progress { .. } | JobEvent::Ended { .. } => {}
         JobEvent::Finished { record: r } => {
             let error = r.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
             match r.outcome {
@@ -481,53 +403,26 @@ fn log_event(event: &JobEvent) {
 /// How long a running backup gets to stop after SIGINT/SIGTERM.
 const STOP_GRACE: StdDuration = StdDuration::from_secs(60);
 
-pub async fn daemon(
-    args: DaemonArgs,
-    secrets: Option<&dyn SecretStore>,
-) -> Result<ExitCode, EngineError> {
-    let settings = load_settings()?;
+/// `driveback daemon`: the service's background work (the scheduler, settings reload, the health
+/// watch and weekly summary) until SIGINT/SIGTERM.
+pub async fn daemon(svc: &Service, args: DaemonArgs) -> CliResult<ExitCode> {
+    let settings = load_settings(svc)?;
     let (Some(database), Some(dest)) = (&settings.backup.database, &settings.backup.dest) else {
-        return Err(EngineError::Input(
-            "set what to back up and where first: `driveback config set backup.database NAME` and `driveback config set backup.dest folder:/path`".into(),
+        return Err(CliError::new(
+            "set what to back up and where first: `driveback config set backup.database NAME` and `driveback config set backup.dest folder:/path`",
         ));
     };
-    let uri = SecretString::from(mongo_uri(None, secrets)?);
+    mongo_uri(svc, None)?;
     // The destination and its key, checked (or made) now rather than at 02:00.
-    let store = open_dest(dest)?;
-    let (_, init) =
-        super::sync(|| KeyRing::new(store.as_ref(), secrets, &CliPassphrase).recipient_or_init())?;
+    let init = super::sync(|| svc.ensure_key(None, &CliPassphrase))?;
     if let Some(init) = init {
         eprintln!(
             "driveback: created a new backup key for {} ({}); keep your passphrase safe",
-            store.location(),
+            super::location_of(dest),
             init.recipient
         );
     }
-    let shared = Arc::new(Mutex::new(settings.clone()));
-    let runner = {
-        let shared = shared.clone();
-        move |ctx: JobContext| {
-            let settings = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            daemon_run(settings, uri.clone(), ctx)
-        }
-    };
-    let history = Arc::new(open_history()?);
-    let jobs = Jobs::new(runner, Arc::new(SystemClock), Some(history.clone()));
-    // Email reports, sent in the background; a missing password is reported when one is due.
-    let mailer = settings.smtp.is_configured().then(|| {
-        let password = driveback_engine::notify::mail::smtp_password(secrets).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "email reports: no SMTP password");
-            None
-        });
-        Arc::new(
-            EmailNotifier::new(settings.clone(), password, Some(history.clone()))
-                .with_store(store.clone()),
-        )
-    });
-    if let Some(m) = &mailer {
-        jobs.add_notifier(Arc::new(m.clone()));
-    }
-    let mut events = jobs.subscribe();
+    let mut events = svc.jobs().subscribe();
     tokio::spawn(async move {
         loop {
             match events.recv().await {
@@ -538,94 +433,41 @@ pub async fn daemon(
         }
     });
     let tick = StdDuration::from_millis(args.tick_ms.max(1));
-    let sched = scheduler::spawn(
-        jobs.clone(),
-        settings.schedule.clone(),
-        Arc::new(SystemClock),
-        Local,
-        SchedulerConfig {
-            tick,
-            catch_up_delay: chrono::Duration::seconds(args.catch_up_secs.max(0)),
-            heartbeat_file: Some(heartbeat_path()?),
-            ..SchedulerConfig::default()
-        },
-    );
+    // Settings changed with `driveback config set` (or by the app) apply without a restart.
+    let background = svc.spawn_background(BackgroundOptions {
+        scheduler: true,
+        wait_until_set_up: false,
+        tick,
+        catch_up_delay: chrono::Duration::seconds(args.catch_up_secs.max(0)),
+        reload_every: tick.max(StdDuration::from_millis(200)),
+        ..BackgroundOptions::default()
+    });
     tracing::info!(
         database = %database,
         dest = %dest,
-        history = %history.path().display(),
+        history = %svc.history().path().display(),
         "driveback daemon started: {}; {}",
         schedule::describe(&settings.schedule),
         settings.retention.describe()
     );
 
     #[cfg(unix)]
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| EngineError::io("listening for SIGTERM", e))?;
-    let stopped = async {
-        #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| EngineError::io("listening for SIGTERM", e))?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
         }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    tokio::pin!(stopped);
-    // Settings changed with `driveback config set` (or by the app) apply without a restart.
-    let mut reload = tokio::time::interval(tick.max(StdDuration::from_millis(200)));
-    let mut last_reload_error = String::new();
-    // The weekly summary goes out on Monday, or at the first look after it when the computer was
-    // off (each look is cheap: it reads the history).
-    let mut summary = tokio::time::interval(StdDuration::from_secs(15 * 60));
-    loop {
-        tokio::select! {
-            _ = &mut stopped => break,
-            _ = summary.tick(), if mailer.is_some() => {
-                let m = mailer.clone().expect("checked by the guard");
-                let settings = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                tokio::task::spawn_blocking(move || {
-                    let sent = m.weekly_summary_if_due(
-                        |records| {
-                            let seen = DestinationSeen::default();
-                            Some(status::report(records, &settings, &seen, None, None, Utc::now(), &Local).health)
-                        },
-                        Utc::now(),
-                    );
-                    if let Some(r) = sent {
-                        tracing::info!(outcome = r.outcome.label(), "weekly summary");
-                    }
-                });
-            }
-            _ = reload.tick() => {
-                match Settings::load() {
-                    Ok(new) => {
-                        last_reload_error.clear();
-                        let mut cur = shared.lock().unwrap_or_else(|p| p.into_inner());
-                        if *cur != new {
-                            tracing::info!("settings changed: {}; {}", schedule::describe(&new.schedule), new.retention.describe());
-                            sched.set_schedule(new.schedule.clone());
-                            if let Some(m) = &mailer {
-                                m.set_settings(new.clone());
-                            }
-                            *cur = new;
-                        }
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        if msg != last_reload_error {
-                            tracing::warn!("keeping the previous settings: {msg}");
-                            last_reload_error = msg;
-                        }
-                    }
-                }
-            }
-        }
     }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+
     tracing::info!("stopping");
-    sched.stop().await;
-    if let Some(running) = jobs.attach() {
-        jobs.cancel(Some(&running.id));
+    background.stop().await;
+    if let Some(running) = svc.jobs().attach() {
+        svc.jobs().cancel(Some(&running.id));
         if tokio::time::timeout(STOP_GRACE, running.wait())
             .await
             .is_err()

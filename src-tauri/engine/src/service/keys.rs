@@ -1,0 +1,240 @@
+//! The passphrase that protects the destination's backup key: set it (which makes the key),
+//! check it, change it, show the key for safekeeping; and switching destination with the key.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use super::Service;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::keys::{
+    keyring_entry_name, BackupKey, FixedPassphrase, KeyError, KeyRing, PassphrasePurpose,
+    PassphraseSource, PUBLIC_KEY_FILE, WRAPPED_KEY_FILE,
+};
+use crate::store::{self, RemoteStore};
+
+/// Refuses a weak passphrase, saying why.
+pub fn check_strength(p: &str) -> ApiResult<()> {
+    match crate::keys::passphrase_weakness(p) {
+        Some(why) => Err(ApiError::new(ErrorCode::WeakPassphrase, why)),
+        None => Ok(()),
+    }
+}
+
+/// A passphrase the door gave, or none: then the engine's request for one becomes
+/// `passphrase_required` and the door asks.
+pub struct GivenPassphrase(pub Option<SecretString>);
+
+impl PassphraseSource for GivenPassphrase {
+    fn passphrase(&self, _purpose: PassphrasePurpose) -> Result<SecretString, KeyError> {
+        self.0
+            .clone()
+            .ok_or_else(|| KeyError::NoPassphrase("enter the passphrase".into()))
+    }
+}
+
+#[derive(Serialize)]
+pub struct KeyCreated {
+    /// The key's public half (`age1...`).
+    pub public_key: String,
+    pub notices: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct Checked {
+    pub ok: bool,
+}
+
+#[derive(Serialize)]
+pub struct ShownKey {
+    /// `AGE-SECRET-KEY-1...`: with it, backups can be restored without the passphrase.
+    pub secret_key: String,
+    pub public_key: String,
+}
+
+/// Answers the engine's questions when changing the passphrase.
+struct Change {
+    current: SecretString,
+    new: SecretString,
+}
+
+impl PassphraseSource for Change {
+    fn passphrase(&self, purpose: PassphrasePurpose) -> Result<SecretString, KeyError> {
+        Ok(match purpose {
+            PassphrasePurpose::New => self.new.clone(),
+            _ => self.current.clone(),
+        })
+    }
+}
+
+fn unwrap_with(store: &dyn RemoteStore, passphrase: &str) -> ApiResult<BackupKey> {
+    let wrapped = store.read_file(WRAPPED_KEY_FILE)?.ok_or(KeyError::NoKey)?;
+    Ok(BackupKey::unwrap(
+        &wrapped,
+        &SecretString::from(passphrase.to_string()),
+    )?)
+}
+
+impl Service {
+    /// The backup key of `store`: from the keyring, else opened with `passphrase`. Blocking.
+    pub fn backup_key(
+        &self,
+        store: &dyn RemoteStore,
+        passphrase: Option<String>,
+    ) -> ApiResult<BackupKey> {
+        let given = GivenPassphrase(passphrase.map(SecretString::from));
+        let (key, notices) = KeyRing::new(store, self.secrets(), &given).identity()?;
+        for n in notices {
+            tracing::warn!("{n}");
+        }
+        Ok(key)
+    }
+
+    /// Checks that `dest` (else the configured destination) has a backup key, and makes one when
+    /// it has none, asking `source` for the passphrase (the CLI: environment or prompt). What was
+    /// made, if anything. Blocking.
+    pub fn ensure_key(
+        &self,
+        dest: Option<&str>,
+        source: &dyn PassphraseSource,
+    ) -> ApiResult<Option<crate::keys::KeyInit>> {
+        let store = match dest {
+            Some(d) => self.open_dest(d)?,
+            None => self.store()?,
+        };
+        let (_, init) = KeyRing::new(store.as_ref(), self.secrets(), source).recipient_or_init()?;
+        Ok(init)
+    }
+
+    /// Makes the destination's backup key, protected by `passphrase` (a weak one is refused).
+    /// Blocking.
+    pub fn set_passphrase(&self, passphrase: String) -> ApiResult<KeyCreated> {
+        check_strength(&passphrase)?;
+        let store = self.store()?;
+        let source = FixedPassphrase(SecretString::from(passphrase));
+        let init = KeyRing::new(store.as_ref(), self.secrets(), &source)
+            .init()
+            .map_err(|e| match e {
+                KeyError::AlreadyExists => ApiError::new(
+                    ErrorCode::KeyExists,
+                    "backups at this place already have a passphrase: enter it instead",
+                ),
+                other => other.into(),
+            })?;
+        let now = self.now();
+        self.update_memory(|c| c.passphrase_checked_at = Some(now))?;
+        Ok(KeyCreated {
+            public_key: init.recipient,
+            notices: init.notices,
+        })
+    }
+
+    /// Whether `passphrase` opens the backup key. On success the key is kept in the keyring (a
+    /// new device needs nothing else) and the periodic reminder is reset. Blocking.
+    pub fn check_passphrase(&self, passphrase: String) -> ApiResult<Checked> {
+        let store = self.store()?;
+        let key = match unwrap_with(store.as_ref(), &passphrase) {
+            Ok(k) => k,
+            Err(e) if e.code == ErrorCode::WrongPassphrase => return Ok(Checked { ok: false }),
+            Err(e) => return Err(e),
+        };
+        if let Some(secrets) = self.secrets() {
+            if let Err(e) = secrets.set(
+                &keyring_entry_name(&key.recipient()),
+                &key.to_secret_string(),
+            ) {
+                tracing::warn!(error = %e, "could not keep the backup key in the keyring");
+            }
+        }
+        let now = self.now();
+        self.update_memory(|c| c.passphrase_checked_at = Some(now))?;
+        Ok(Checked { ok: true })
+    }
+
+    /// Rewraps the backup key with a new passphrase; backups stay as they are. Blocking.
+    pub fn change_passphrase(&self, current: String, new: String) -> ApiResult<()> {
+        check_strength(&new)?;
+        let store = self.store()?;
+        let answers = Change {
+            current: SecretString::from(current),
+            new: SecretString::from(new),
+        };
+        KeyRing::new(store.as_ref(), self.secrets(), &answers).change_passphrase()?;
+        let now = self.now();
+        self.update_memory(|c| c.passphrase_checked_at = Some(now))?;
+        Ok(())
+    }
+
+    /// The backup key itself, for safekeeping (asks for the passphrase every time). Blocking.
+    pub fn show_key(&self, passphrase: String) -> ApiResult<ShownKey> {
+        let store = self.store()?;
+        let key = unwrap_with(store.as_ref(), &passphrase)?;
+        Ok(ShownKey {
+            secret_key: key.to_secret_string().expose_secret().to_string(),
+            public_key: key.recipient().to_string(),
+        })
+    }
+
+    /// Makes `dest` where backups go. The backup key comes along when the new place has none, so
+    /// that the same passphrase opens the backups in both places. Returns what the user should
+    /// know. Blocking.
+    pub fn switch_destination(&self, dest: &str) -> ApiResult<Vec<String>> {
+        let mut notices = Vec::new();
+        let old = self.store().ok();
+        let new = self.open_dest(dest)?;
+        if new.read_file(PUBLIC_KEY_FILE)?.is_none() {
+            if let Some(old) = old.filter(|o| o.location() != new.location()) {
+                if let (Some(public), Some(wrapped)) = (
+                    old.read_file(PUBLIC_KEY_FILE)?,
+                    old.read_file(WRAPPED_KEY_FILE)?,
+                ) {
+                    // The wrapped key first: a public key alone would let backups be made that
+                    // nothing here could open.
+                    new.write_file(WRAPPED_KEY_FILE, &wrapped)?;
+                    new.write_file(PUBLIC_KEY_FILE, &public)?;
+                    notices.push(format!(
+                        "your backup key now protects the backups at {} too: the same passphrase opens them",
+                        super::dest_label(store::parse_dest(dest).ok().as_ref())
+                    ));
+                }
+            }
+        }
+        self.update_settings(|s| s.backup.dest = Some(dest.to_string()))?;
+        self.forget_store();
+        Ok(notices)
+    }
+
+    /// Chooses the folder backups go to (created if missing). Blocking.
+    pub fn set_destination_folder(&self, folder: &str) -> ApiResult<Vec<String>> {
+        let path = std::path::PathBuf::from(folder.trim());
+        if !path.is_absolute() {
+            return Err(ApiError::bad_input(
+                "give the folder's full path, starting with /",
+            ));
+        }
+        std::fs::create_dir_all(&path).map_err(|e| {
+            ApiError::new(
+                ErrorCode::IoError,
+                format!("could not use the folder {}: {e}", path.display()),
+            )
+        })?;
+        self.switch_destination(&format!("folder:{}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_passphrases_are_refused() {
+        assert_eq!(
+            check_strength("short1").unwrap_err().code,
+            ErrorCode::WeakPassphrase
+        );
+        assert_eq!(
+            check_strength("12345678").unwrap_err().code,
+            ErrorCode::WeakPassphrase
+        );
+        assert!(check_strength("correct horse").is_ok());
+    }
+}

@@ -1,0 +1,432 @@
+//! Verify, restore in two steps, and save a copy.
+//!
+//! [`Service::prepare_restore`] shows what would be replaced and issues a one-time confirmation
+//! token, with no side effects; [`Service::restore`] runs only with that token. The current data
+//! is backed up first (on this device), and the result offers an undo token that restores that
+//! safety backup.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use super::{blocking, lock, BackupView, Service, TICKET_TTL};
+use crate::container;
+use crate::error::{ApiError, ApiResult, EngineError, ErrorCode};
+use crate::jobs::{ExclusiveJob, JobKind, JobResult};
+use crate::keys::BackupKey;
+use crate::manifest::CollectionStatus;
+use crate::notify::Event;
+use crate::pipeline::{self, BackupOptions, RestoreOptions, Source};
+use crate::progress::Step;
+use crate::store::{RemoteStore, StoredBackup};
+
+/// Safety backups kept on this device.
+const SAFETY_BACKUPS_KEPT: usize = 3;
+
+/// A restore the user was shown and may confirm (or the undo of one).
+pub(crate) struct Ticket {
+    store: Arc<dyn RemoteStore>,
+    backup: StoredBackup,
+    key: BackupKey,
+    target_db: String,
+    /// Expected documents, for the progress percentage.
+    documents: u64,
+    /// Back up the current data first (off for an undo).
+    safety_backup: bool,
+    issued: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CollectionCount {
+    pub name: String,
+    pub documents: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyView {
+    pub id: String,
+    pub documents: u64,
+    pub collections: Vec<CollectionCount>,
+}
+
+#[derive(Serialize)]
+pub struct PlannedCollection {
+    pub name: String,
+    /// "collection" or "view".
+    pub kind: String,
+    /// Documents in the backup.
+    pub in_backup: u64,
+    /// Documents in the database now (an estimate from the server); none if it does not exist.
+    pub now: Option<u64>,
+    /// False when the backup could not read this collection completely: it is not restored.
+    pub restorable: bool,
+}
+
+#[derive(Serialize)]
+pub struct RestorePlan {
+    /// Give this to `restore` to confirm. Valid once, for 15 minutes.
+    pub token: String,
+    pub backup: BackupView,
+    pub target_db: String,
+    pub host: Option<String>,
+    /// What will be replaced (or created).
+    pub collections: Vec<PlannedCollection>,
+    /// Collections of the database that are not in the backup: left as they are.
+    pub untouched: Vec<String>,
+    /// The current data is backed up first (when there is any).
+    pub safety_backup: bool,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RestoreView {
+    pub database: String,
+    pub collections: Vec<CollectionCount>,
+    pub documents: u64,
+    pub views: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Restores the data as it was just before this restore (when a safety backup was taken).
+    pub undo_token: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Copied {
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// Ends an exclusive job with `outcome`, announced to its followers.
+fn end_with<T: Serialize>(job: ExclusiveJob, outcome: &ApiResult<T>) {
+    job.end(match outcome {
+        Ok(v) => JobResult::Finished {
+            result: serde_json::to_value(v).unwrap_or_default(),
+        },
+        Err(e) => JobResult::Failed { error: e.clone() },
+    });
+}
+
+impl Service {
+    fn issue_ticket(&self, ticket: Ticket) -> String {
+        let token = format!("{:032x}", rand::random::<u128>());
+        let now = self.now();
+        let mut tickets = lock(&self.inner.tickets);
+        tickets.retain(|_, t| now - t.issued < TICKET_TTL);
+        tickets.insert(token.clone(), ticket);
+        token
+    }
+
+    /// Takes a confirmation token: each is good for one restore, for a limited time.
+    fn take_ticket(&self, token: &str) -> ApiResult<Ticket> {
+        let ticket = lock(&self.inner.tickets).remove(token);
+        match ticket {
+            Some(t) if self.now() - t.issued < TICKET_TTL => Ok(t),
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidToken,
+                "this restore was not confirmed, or the confirmation expired: choose the backup again",
+            )),
+        }
+    }
+
+    /// The backups at the destination, newest first. Blocking.
+    pub fn list_backups(&self) -> ApiResult<Vec<BackupView>> {
+        let list = self.store()?.list()?;
+        Ok(list
+            .iter()
+            .enumerate()
+            .map(|(i, b)| BackupView::new(b, i == 0))
+            .collect())
+    }
+
+    /// Reads a whole backup as a job: decrypts it and checks every collection's count and
+    /// checksum. Touches no database. `passphrase` is needed only when the key is not in this
+    /// device's keyring. `started` hears the job's id before it runs (to follow it).
+    pub async fn verify(
+        &self,
+        id: String,
+        passphrase: Option<String>,
+        started: impl FnOnce(&str),
+    ) -> ApiResult<VerifyView> {
+        let store = {
+            let svc = self.clone();
+            blocking(move || svc.store()).await?
+        };
+        let job = self.jobs().begin(JobKind::Verify)?;
+        started(&job.id);
+        let (svc, tracker) = (self.clone(), job.tracker.clone());
+        let outcome = blocking(move || {
+            let backup = store.find(&id)?;
+            let key = svc.backup_key(store.as_ref(), passphrase)?;
+            tracker.begin_step(Step::Main, backup.documents);
+            let source = Source::Stored {
+                store,
+                backup: backup.clone(),
+                key,
+            };
+            let result = pipeline::verify(source, tracker.as_ref())?;
+            Ok(VerifyView {
+                id: backup.id,
+                documents: result.collections.iter().map(|(_, s)| s.documents).sum(),
+                collections: result
+                    .collections
+                    .into_iter()
+                    .map(|(name, s)| CollectionCount {
+                        name,
+                        documents: s.documents,
+                    })
+                    .collect(),
+            })
+        })
+        .await;
+        end_with(job, &outcome);
+        outcome
+    }
+
+    /// What restoring backup `id` would do, read from the backup's manifest (this reads and
+    /// decrypts the file) and the database; changes nothing.
+    pub async fn prepare_restore(
+        &self,
+        id: String,
+        passphrase: Option<String>,
+    ) -> ApiResult<RestorePlan> {
+        let uri = self.require_mongo_uri()?;
+        let (store, backup, key, manifest, latest) = {
+            let svc = self.clone();
+            blocking(move || {
+                let store = svc.store()?;
+                // One listing finds the backup and tells whether it is the newest.
+                let list = store.list()?;
+                let found = if id == "latest" {
+                    list.first().cloned()
+                } else {
+                    list.iter().find(|b| b.id == id || b.file == id).cloned()
+                };
+                let backup = found.ok_or_else(|| crate::store::StoreError::NotFound {
+                    id: id.clone(),
+                    location: store.location(),
+                })?;
+                let latest = list.first().is_some_and(|b| b.id == backup.id);
+                let key = svc.backup_key(store.as_ref(), passphrase)?;
+                let manifest = container::read_manifest(store.open(&backup)?, key.identity())
+                    .map_err(EngineError::from)?;
+                Ok((store, backup, key, manifest, latest))
+            })
+            .await?
+        };
+        let target_db = self.database().unwrap_or_else(|| backup.database.clone());
+        let current = self
+            .mongo()
+            .describe(uri.expose_secret(), &target_db)
+            .await?;
+        let collections: Vec<PlannedCollection> = manifest
+            .collections
+            .iter()
+            .map(|c| PlannedCollection {
+                name: c.name.clone(),
+                kind: c.kind.clone(),
+                in_backup: c.documents,
+                now: current
+                    .iter()
+                    .find(|l| l.name == c.name)
+                    .and_then(|l| l.documents),
+                restorable: matches!(c.status, CollectionStatus::Ok),
+            })
+            .collect();
+        let untouched = current
+            .iter()
+            .filter(|i| !manifest.collections.iter().any(|c| c.name == i.name))
+            .map(|i| i.name.clone())
+            .collect();
+        let mut warnings = Vec::new();
+        if !collections.iter().all(|c| c.restorable) {
+            warnings.push(
+                "this backup is partial: collections it could not read completely are left as they are"
+                    .to_string(),
+            );
+        }
+        if !manifest.point_in_time {
+            warnings.push(format!("this backup is {}", manifest.consistency));
+        }
+        let safety_backup = !current.is_empty();
+        let token = self.issue_ticket(Ticket {
+            store,
+            backup: backup.clone(),
+            key,
+            target_db: target_db.clone(),
+            documents: manifest.total_documents(),
+            safety_backup,
+            issued: self.now(),
+        });
+        Ok(RestorePlan {
+            token,
+            backup: BackupView::new(&backup, latest),
+            target_db,
+            host: self.uri_host(),
+            collections,
+            untouched,
+            safety_backup,
+            warnings,
+        })
+    }
+
+    /// Replaces the target database's collections with the backup's, as confirmed by `token`
+    /// (from [`Service::prepare_restore`], or the `undo_token` of an earlier restore), as a job.
+    /// `started` hears the job's id before it runs.
+    pub async fn restore(
+        &self,
+        token: String,
+        started: impl FnOnce(&str),
+    ) -> ApiResult<RestoreView> {
+        let ticket = self.take_ticket(&token)?;
+        let job = self.jobs().begin(JobKind::Restore)?;
+        started(&job.id);
+        let (database, backup_id) = (ticket.target_db.clone(), ticket.backup.id.clone());
+        let outcome = self.run_restore(ticket, &job).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(code = %e.code, "restore failed: {}", e.message);
+        }
+        end_with(job, &outcome);
+        self.tell(&Event::RestoreFinished {
+            database,
+            backup_id,
+            ok: outcome.is_ok(),
+            message: outcome
+                .as_ref()
+                .err()
+                .map(|e| e.message.clone())
+                .unwrap_or_default(),
+        });
+        outcome
+    }
+
+    async fn run_restore(&self, ticket: Ticket, job: &ExclusiveJob) -> ApiResult<RestoreView> {
+        let uri = self.require_mongo_uri()?;
+        let sink = job.progress();
+        let mut undo = None;
+        if ticket.safety_backup {
+            job.tracker.begin_step(Step::SafetyBackup, 0);
+            let safety = self.safety_store();
+            let opts = BackupOptions {
+                database: ticket.target_db.clone(),
+                zstd_level: 3,
+                expected_documents: None,
+                started_at: None,
+            };
+            let taken = self
+                .mongo()
+                .backup(
+                    uri.expose_secret(),
+                    &opts,
+                    safety.clone(),
+                    ticket.key.recipient(),
+                    sink.clone(),
+                )
+                .await
+                .map_err(|e| {
+                    let e = ApiError::from(e);
+                    ApiError::new(
+                        e.code,
+                        format!(
+                            "nothing was changed: the safety backup of the current data failed ({})",
+                            e.message
+                        ),
+                    )
+                })?;
+            undo = Some((safety, taken.backup, taken.manifest.total_documents()));
+        }
+        job.tracker.begin_step(Step::Main, ticket.documents);
+        let opts = RestoreOptions {
+            target_db: ticket.target_db.clone(),
+            collections: None,
+        };
+        let source = Source::Stored {
+            store: ticket.store.clone(),
+            backup: ticket.backup.clone(),
+            key: ticket.key.clone(),
+        };
+        let result = self
+            .mongo()
+            .restore(uri.expose_secret(), source, &opts, sink)
+            .await?;
+        let undo_token = match undo {
+            Some((safety, backup, documents)) => {
+                prune_safety_backups(&safety).await;
+                Some(self.issue_ticket(Ticket {
+                    store: safety,
+                    backup,
+                    key: ticket.key,
+                    target_db: ticket.target_db,
+                    documents,
+                    safety_backup: false,
+                    issued: self.now(),
+                }))
+            }
+            None => None,
+        };
+        let r = result.report;
+        Ok(RestoreView {
+            database: r.database,
+            documents: r.collections.iter().map(|c| c.documents).sum(),
+            collections: r
+                .collections
+                .into_iter()
+                .map(|c| CollectionCount {
+                    name: c.name,
+                    documents: c.documents,
+                })
+                .collect(),
+            views: r.views,
+            warnings: r.warnings,
+            undo_token,
+        })
+    }
+
+    /// Copies a backup's encrypted file into `folder` (it stays encrypted: the passphrase or the
+    /// key opens it, e.g. with `driveback restore --backup FILE`). Blocking.
+    pub fn save_copy(&self, id: &str, folder: &str) -> ApiResult<Copied> {
+        let folder = PathBuf::from(folder.trim());
+        if !folder.is_absolute() {
+            return Err(ApiError::bad_input(
+                "give the folder's full path, starting with /",
+            ));
+        }
+        let store = self.store()?;
+        let backup = store.find(id)?;
+        let io = |what: &str, e: std::io::Error| {
+            ApiError::new(
+                ErrorCode::IoError,
+                format!("could not {what} in {}: {e}", folder.display()),
+            )
+        };
+        std::fs::create_dir_all(&folder).map_err(|e| io("create the folder", e))?;
+        let path = folder.join(&backup.file);
+        let tmp = folder.join(format!(".{}.partial", backup.file));
+        let mut reader = store.open(&backup)?;
+        let mut out = std::fs::File::create(&tmp).map_err(|e| io("write the copy", e))?;
+        let copied = std::io::copy(&mut reader, &mut out).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ApiError::from(EngineError::io("copying the backup", e))
+        })?;
+        out.flush().map_err(|e| io("write the copy", e))?;
+        drop(out);
+        std::fs::rename(&tmp, &path).map_err(|e| io("write the copy", e))?;
+        Ok(Copied {
+            path: path.display().to_string(),
+            bytes: copied,
+        })
+    }
+}
+
+async fn prune_safety_backups(store: &Arc<dyn RemoteStore>) {
+    let store = store.clone();
+    let _ = blocking(move || {
+        for old in store.list()?.iter().skip(SAFETY_BACKUPS_KEPT) {
+            store.delete(old)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| tracing::warn!("could not prune safety backups: {}", e.message));
+}
