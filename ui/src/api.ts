@@ -3,8 +3,12 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 
+import type { ErrorCode } from "./generated/ErrorCode";
+
+export type { ErrorCode };
+
 export interface ApiError {
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 

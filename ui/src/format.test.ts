@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { Backup, Progress, RunRecord } from "./api";
+import errorCodeSource from "./generated/ErrorCode.ts?raw";
+import type { ApiError, Backup, ErrorCode, Progress, RunRecord } from "./api";
 import {
+  EXPLAIN,
   checkName,
   countsLine,
   explainError,
@@ -100,7 +102,24 @@ describe("errors", () => {
     expect(x.detail).toContain("h:1");
   });
   it("has a fallback for unknown codes", () => {
-    expect(explainError({ code: "something_new", message: "m" }).title).toBe("Something went wrong.");
+    // An older backend could send a code this build does not know.
+    const unknown = { code: "something_new", message: "m" } as unknown as ApiError;
+    expect(explainError(unknown).title).toBe("Something went wrong.");
+  });
+  it("has its own words for every code the engine sends", () => {
+    // The generated file lists the engine's codes; the Record type makes each one required, and
+    // this checks none of them fell back to the generic words.
+    const codes = [...errorCodeSource.matchAll(/"([a-z_]+)"/g)].map((m) => m[1]);
+    expect(codes.length).toBeGreaterThan(30);
+    for (const code of codes) {
+      expect(Object.keys(EXPLAIN)).toContain(code);
+      expect(explainError({ code: code as ErrorCode, message: "m" }).title).not.toBe("Something went wrong.");
+    }
+  });
+  it("says what a partial backup is", () => {
+    const x = explainError({ code: "partial_backup", message: "some collections could not be backed up: a" });
+    expect(x.title).toBe("Some collections could not be backed up.");
+    expect(x.detail).toContain(": a");
   });
 });
 

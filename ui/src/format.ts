@@ -1,5 +1,5 @@
 // Pure formatting: what the user reads. No DOM, no backend: tested with Vitest.
-import type { ApiError, Backup, HealthStatus, Progress, RunRecord } from "./api";
+import type { ApiError, Backup, ErrorCode, HealthStatus, Progress, RunRecord } from "./api";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
@@ -104,7 +104,9 @@ export interface Explained {
   detail: string;
 }
 
-const EXPLAIN: Record<string, [string, string]> = {
+// Every code the engine can send has its words here: `ErrorCode` is generated from the engine's
+// enum, so a code without an entry does not compile.
+export const EXPLAIN: Record<ErrorCode, [string, string]> = {
   database_unreachable: [
     "Driveback can't reach the database server.",
     "Check that MongoDB is running and that the address is right, then try again.",
@@ -135,7 +137,6 @@ const EXPLAIN: Record<string, [string, string]> = {
   busy: ["Another job is running.", "Wait for it to finish, then try again."],
   not_cancellable: ["This can't be stopped half way.", "Wait for it to finish."],
   not_configured: ["Setup is not finished.", "Connect your database and choose where backups go."],
-  not_available: ["Not available yet.", "This arrives in a later version of Driveback."],
   invalid_token: ["This restore was not confirmed in time.", "Choose the backup again."],
   keyring_unavailable: [
     "The system keyring is not available.",
@@ -161,10 +162,16 @@ const EXPLAIN: Record<string, [string, string]> = {
   email_unreachable: ["Driveback can't reach the email server.", "Check the server name, port and security, and your internet connection."],
   email_rejected: ["The email server refused the message.", "Check the sender and recipient addresses, then try again."],
   key_error: ["The backup key could not be used.", "Check the passphrase, then try again."],
+  partial_backup: [
+    "Some collections could not be backed up.",
+    "The others are in the backup; check the database's log for the collections named, then back up again.",
+  ],
+  cancelled: ["It was cancelled.", "Nothing was changed; start it again when you are ready."],
+  internal: ["Something went wrong inside Driveback.", "Try again; if it keeps happening, restart Driveback."],
 };
 
 export function explainError(e: ApiError): Explained {
-  const known = EXPLAIN[e.code];
+  const known = EXPLAIN[e.code as ErrorCode] as [string, string] | undefined;
   if (known) return { title: known[0], action: known[1], detail: e.message };
   return {
     title: "Something went wrong.",

@@ -423,3 +423,54 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod ts_tests {
+    use super::ErrorCode;
+    use ts_rs::TS;
+
+    /// The UI's copy of the codes: `ui/src/generated/ErrorCode.ts`.
+    fn generated_path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../ui/src/generated/ErrorCode.ts")
+    }
+
+    fn generated() -> String {
+        format!(
+            "// Generated from the engine's ErrorCode (src-tauri/engine/src/error.rs) with ts-rs; do not edit.\n\
+             // Refresh: DRIVEBACK_WRITE_TS=1 cargo test -p driveback-engine --lib ts_tests\n\
+             export {}\n",
+            ErrorCode::decl()
+        )
+    }
+
+    #[test]
+    fn the_ui_has_the_current_error_codes() {
+        let want = generated();
+        if std::env::var_os("DRIVEBACK_WRITE_TS").is_some() {
+            std::fs::create_dir_all(generated_path().parent().unwrap()).unwrap();
+            std::fs::write(generated_path(), &want).unwrap();
+        }
+        let have = std::fs::read_to_string(generated_path()).unwrap_or_default();
+        assert_eq!(
+            have, want,
+            "ui/src/generated/ErrorCode.ts is stale: run DRIVEBACK_WRITE_TS=1 cargo test -p driveback-engine --lib ts_tests"
+        );
+    }
+
+    #[test]
+    fn every_code_is_listed_once_and_round_trips() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "{c} twice");
+            assert_eq!(ErrorCode::parse(c.as_str()), *c);
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::Value::from(c.as_str())
+            );
+        }
+        // ALL is complete: the declaration names exactly these codes.
+        let decl = ErrorCode::decl();
+        assert_eq!(decl.matches('"').count(), 2 * ErrorCode::ALL.len(), "{decl}");
+    }
+}
