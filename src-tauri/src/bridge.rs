@@ -52,7 +52,12 @@ pub fn ended(job_id: String, kind: JobKind, result: JobResult) -> JobEvent {
 
 /// Forwards job `job_id`'s progress and end from `events` (subscribed before the job could end)
 /// to `channel`, starting with its latest progress.
-pub fn follow(state: &Shared, mut events: Receiver<EngineEvent>, job_id: String, channel: Channel<JobEvent>) {
+pub fn follow(
+    state: &Shared,
+    mut events: Receiver<EngineEvent>,
+    job_id: String,
+    channel: Channel<JobEvent>,
+) {
     if let Some(p) = state
         .jobs()
         .current()

@@ -124,6 +124,10 @@ export const EXPLAIN: Record<ErrorCode, [string, string]> = {
     "Backups in this place already have a passphrase.",
     "Enter that passphrase instead of making a new one.",
   ],
+  key_changed: [
+    "The backup key where your backups go was replaced.",
+    "Backups are stopped so that nobody else can read them. Check who can write there; see Details.",
+  ],
   no_key: ["No passphrase is set for your backups yet.", "Set a passphrase first."],
   wrong_key: [
     "This backup was made with another key.",

@@ -19,7 +19,7 @@ use driveback_engine::container::{InputKind, DEFAULT_ZSTD_LEVEL};
 use driveback_engine::error::{one_line, ApiError, EngineError, ErrorCode};
 use driveback_engine::history::{Outcome, RunKind, RunRecord};
 use driveback_engine::jobs::JobEvent;
-use driveback_engine::keys::{KeyError, KeyRing, PassphrasePurpose, PassphraseSource};
+use driveback_engine::keys::{KeyError, PassphrasePurpose, PassphraseSource};
 use driveback_engine::manifest::{BackupStatus, CollectionStatus};
 use driveback_engine::pipeline::{self, ExportFormat, RestoreOptions, Source};
 use driveback_engine::progress::{NoProgress, Progress, ProgressSink, ProgressView};
@@ -474,7 +474,7 @@ fn source(svc: &Service, backup: &str, dest: Option<&str>) -> CliResult<(Source,
     if let Some(store) = &store {
         match store.find(backup) {
             Ok(found) => {
-                let ring = KeyRing::new(store.as_ref(), svc.secrets(), &CliPassphrase);
+                let ring = svc.key_ring(store.as_ref(), &CliPassphrase);
                 let (key, notices) = ring.identity()?;
                 return Ok((
                     Source::Stored {
@@ -496,7 +496,7 @@ fn source(svc: &Service, backup: &str, dest: Option<&str>) -> CliResult<(Source,
     }
     let (key, notices) = match (pipeline::file_kind(&path)?, &store) {
         (InputKind::Backup, Some(store)) => {
-            let (k, n) = KeyRing::new(store.as_ref(), svc.secrets(), &CliPassphrase).identity()?;
+            let (k, n) = svc.key_ring(store.as_ref(), &CliPassphrase).identity()?;
             (Some(k), n)
         }
         (InputKind::Backup, None) => return Err(CliError::new(
@@ -807,12 +807,10 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Status(args) => policy::status(&svc, args).await,
         Command::TestEmail => notify::test_email(&svc).await,
         Command::Key { command } => {
-            let secrets = svc.secrets();
             match command {
                 KeyCommand::Init { dest } => {
                     let store = open_dest(&svc, &dest)?;
-                    let init =
-                        sync(|| KeyRing::new(store.as_ref(), secrets, &CliPassphrase).init())?;
+                    let init = sync(|| svc.key_ring(store.as_ref(), &CliPassphrase).init())?;
                     notify(&init.notices);
                     println!(
                         "Created the backup key of {}: {}",
@@ -823,7 +821,8 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
                 KeyCommand::Passwd { dest } => {
                     let store = open_dest(&svc, &dest)?;
                     sync(|| {
-                        KeyRing::new(store.as_ref(), secrets, &CliPassphrase).change_passphrase()
+                        svc.key_ring(store.as_ref(), &CliPassphrase)
+                            .change_passphrase()
                     })?;
                     println!(
                         "Changed the passphrase of the backup key of {}",
@@ -832,7 +831,7 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
                 }
                 KeyCommand::Show { dest, secret } => {
                     let store = open_dest(&svc, &dest)?;
-                    let ring = KeyRing::new(store.as_ref(), secrets, &CliPassphrase);
+                    let ring = svc.key_ring(store.as_ref(), &CliPassphrase);
                     if secret {
                         let (key, notices) = sync(|| ring.identity())?;
                         notify(&notices);

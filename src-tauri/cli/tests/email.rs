@@ -311,6 +311,7 @@ fn jobs_for(w: &World, uri: String) -> Jobs {
                 retention: None,
                 tz: chrono::Utc,
                 on_result: None,
+                on_listing: None,
             };
             driveback_engine::jobs::run_backup(req, ctx)
         },

@@ -13,7 +13,9 @@ use crate::mongo::MongoError;
 use crate::store::StoreError;
 
 /// The short, stable codes the UI switches on (never on message text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     // The database.
@@ -32,6 +34,7 @@ pub enum ErrorCode {
     PassphraseRequired,
     NoKey,
     KeyExists,
+    KeyChanged,
     KeyError,
     // Where backups go.
     DestinationError,
@@ -82,6 +85,7 @@ impl ErrorCode {
         ErrorCode::PassphraseRequired,
         ErrorCode::NoKey,
         ErrorCode::KeyExists,
+        ErrorCode::KeyChanged,
         ErrorCode::KeyError,
         ErrorCode::DestinationError,
         ErrorCode::DestinationFull,
@@ -126,6 +130,7 @@ impl ErrorCode {
             ErrorCode::PassphraseRequired => "passphrase_required",
             ErrorCode::NoKey => "no_key",
             ErrorCode::KeyExists => "key_exists",
+            ErrorCode::KeyChanged => "key_changed",
             ErrorCode::KeyError => "key_error",
             ErrorCode::DestinationError => "destination_error",
             ErrorCode::DestinationFull => "destination_full",
@@ -329,6 +334,7 @@ impl EngineError {
             EngineError::Container(_) => ErrorCode::CorruptBackup,
             EngineError::Key(KeyError::WrongPassphrase) => ErrorCode::WrongPassphrase,
             EngineError::Key(KeyError::NoKey) => ErrorCode::NoKey,
+            EngineError::Key(KeyError::Changed { .. }) => ErrorCode::KeyChanged,
             // The key could not be read or written at the destination: the destination's problem.
             EngineError::Key(KeyError::Store(StoreError::Auth(_))) => ErrorCode::ReconnectNeeded,
             EngineError::Key(KeyError::Store(StoreError::Full(_))) => ErrorCode::DestinationFull,
@@ -431,8 +437,7 @@ mod ts_tests {
 
     /// The UI's copy of the codes: `ui/src/generated/ErrorCode.ts`.
     fn generated_path() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../ui/src/generated/ErrorCode.ts")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/generated/ErrorCode.ts")
     }
 
     fn generated() -> String {
@@ -471,6 +476,10 @@ mod ts_tests {
         }
         // ALL is complete: the declaration names exactly these codes.
         let decl = ErrorCode::decl();
-        assert_eq!(decl.matches('"').count(), 2 * ErrorCode::ALL.len(), "{decl}");
+        assert_eq!(
+            decl.matches('"').count(),
+            2 * ErrorCode::ALL.len(),
+            "{decl}"
+        );
     }
 }

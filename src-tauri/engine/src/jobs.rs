@@ -18,13 +18,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch, Notify};
 
+use crate::error::{ApiError, ErrorCode};
 use crate::history::{History, Outcome, RunError, RunKind, RunRecord, Trigger};
 use crate::manifest::{BackupStatus, CollectionStatus};
 use crate::notify::{Event, Notifier};
 use crate::pipeline::{self, BackupOptions};
-use crate::error::{ApiError, ErrorCode};
-use crate::progress::{ProgressSink, ProgressTracker, ProgressView};
 pub use crate::progress::JobKind;
+use crate::progress::{ProgressSink, ProgressTracker, ProgressView};
 use crate::retention;
 use crate::settings::RetentionPolicy;
 use crate::store::{RemoteStore, StoredBackup};
@@ -184,12 +184,23 @@ pub enum JobResult {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum JobEvent {
-    Started { job: JobInfo },
-    Progress { id: String, progress: ProgressView },
+    Started {
+        job: JobInfo,
+    },
+    Progress {
+        id: String,
+        progress: ProgressView,
+    },
     /// A backup run ended and is recorded.
-    Finished { record: RunRecord },
+    Finished {
+        record: RunRecord,
+    },
     /// Any job ended (after `Finished` for a backup).
-    Ended { id: String, kind: JobKind, result: JobResult },
+    Ended {
+        id: String,
+        kind: JobKind,
+        result: JobResult,
+    },
 }
 
 /// The answer to [`Jobs::start`].
@@ -293,7 +304,11 @@ impl ExclusiveJob {
         self.ended = true;
         {
             let mut state = self.jobs.state();
-            if state.exclusive.as_ref().is_some_and(|r| r.info.id == self.id) {
+            if state
+                .exclusive
+                .as_ref()
+                .is_some_and(|r| r.info.id == self.id)
+            {
                 state.exclusive = None;
             }
         }
@@ -460,7 +475,11 @@ impl Jobs {
         }
         let started = self.inner.clock.now();
         let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}-{}-{n}", kind_word(kind), started.format("%Y%m%dT%H%M%S"));
+        let id = format!(
+            "{}-{}-{n}",
+            kind_word(kind),
+            started.format("%Y%m%dT%H%M%S")
+        );
         let tracker = self.tracker(&id, kind);
         let cancel = CancelToken::new();
         let info = JobInfo {
@@ -696,6 +715,9 @@ pub struct BackupRequest<Tz: TimeZone> {
     pub tz: Tz,
     /// Hears the pipeline's full result (the one-shot CLI prints the manifest from it).
     pub on_result: Option<Box<dyn FnOnce(&pipeline::BackupResult) + Send>>,
+    /// Hears the destination's backups after retention (newest first), as this job knows them:
+    /// the health watch after a run reads them instead of listing again.
+    pub on_listing: Option<Box<dyn FnOnce(Vec<StoredBackup>) + Send>>,
 }
 
 /// The product's job: back up, then (only after a complete backup) apply the retention policy.
@@ -732,6 +754,7 @@ where
         database: req.database.clone(),
         zstd_level: req.zstd_level,
         expected_documents,
+        listed: listed.clone(),
         // The job's clock dates the backup (the system clock in the product).
         started_at: Some(ctx.clock.now()),
     };
@@ -789,17 +812,23 @@ where
                 (Some(mut before), Some(made)) => {
                     before.retain(|b| b.id != made.id);
                     before.push(made);
-                    before.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.file.cmp(&a.file)));
+                    before.sort_by(|a, b| {
+                        b.created.cmp(&a.created).then_with(|| b.file.cmp(&a.file))
+                    });
                     before
                 }
                 _ => store.list()?,
             };
             let plan = retention::plan(&backups, &policy, now, &tz);
-            retention::apply(store.as_ref(), &plan)
+            retention::apply(store.as_ref(), &plan).map(|report| (backups, report))
         })
         .await;
         match pruned {
-            Ok(Ok(report)) => {
+            Ok(Ok((mut backups, report))) => {
+                if let Some(tell) = req.on_listing {
+                    backups.retain(|b| !report.deleted.iter().any(|d| d.id == b.id));
+                    tell(backups);
+                }
                 outcome.pruned = Some(report.deleted.len() as u32);
                 for (b, e) in &report.failed {
                     tracing::warn!(id = %b.id, error = %e, "an old backup could not be deleted");

@@ -45,10 +45,71 @@ pub enum KeyError {
     Corrupt(String),
     #[error("{0}")]
     NoPassphrase(String),
+    #[error(
+        "the backup key at {location} is not the one this device backs up to ({pinned}); it now \
+         says {found}. Someone with access to that place may have replaced it: nothing was \
+         backed up. Check who can write there, and see SECURITY.md before you trust the new key"
+    )]
+    Changed {
+        location: String,
+        pinned: String,
+        found: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+}
+
+/// The public key each destination's backups are encrypted to, as this device confirmed it
+/// (`key-pins.json` in the config folder). A destination's `driveback-key.pub` is trusted only
+/// once it is confirmed: made here, found in this device's keyring, or proved by the passphrase
+/// opening the wrapped key. After that, backups use the pinned key and never the file, so a
+/// replaced file cannot redirect them.
+pub struct KeyPins {
+    path: std::path::PathBuf,
+    lock: std::sync::Mutex<()>,
+}
+
+impl KeyPins {
+    pub const FILE: &'static str = "key-pins.json";
+
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        KeyPins {
+            path: dir.join(Self::FILE),
+            lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    fn load(&self) -> std::collections::BTreeMap<String, String> {
+        std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// The confirmed key of `location`, if any.
+    pub fn get(&self, location: &str) -> Option<x25519::Recipient> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.load().get(location)?.parse().ok()
+    }
+
+    /// Records `recipient` as the confirmed key of `location`.
+    pub fn set(&self, location: &str, recipient: &x25519::Recipient) -> Result<(), KeyError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.load();
+        if all.get(location).map(String::as_str) == Some(recipient.to_string().as_str()) {
+            return Ok(());
+        }
+        all.insert(location.to_string(), recipient.to_string());
+        let bytes = serde_json::to_vec_pretty(&all).expect("pins serialise");
+        crate::settings::write_private_atomic(&self.path, &bytes).map_err(|e| {
+            KeyError::Corrupt(format!(
+                "could not record the backup key in {}: {e}",
+                self.path.display()
+            ))
+        })
+    }
 }
 
 /// A destination's backup key (an age X25519 identity).
@@ -235,9 +296,18 @@ pub struct KeyRing<'a> {
     /// The OS keyring; `None` when there is none (the passphrase is asked every time).
     pub secrets: Option<&'a dyn SecretStore>,
     pub passphrases: &'a dyn PassphraseSource,
+    /// This device's confirmed keys; without them the destination's public key file is taken
+    /// as it is (tests of the key files themselves).
+    pub pins: Option<&'a KeyPins>,
 }
 
 impl<'a> KeyRing<'a> {
+    /// Checks the destination's key against this device's confirmed keys (see [`KeyPins`]).
+    pub fn with_pins(mut self, pins: &'a KeyPins) -> Self {
+        self.pins = Some(pins);
+        self
+    }
+
     pub fn new(
         store: &'a dyn RemoteStore,
         secrets: Option<&'a dyn SecretStore>,
@@ -247,13 +317,58 @@ impl<'a> KeyRing<'a> {
             store,
             secrets,
             passphrases,
+            pins: None,
         }
     }
 }
 
 impl KeyRing<'_> {
-    /// The destination's public key, if it has one.
+    fn pin(&self, recipient: &x25519::Recipient) -> Result<(), KeyError> {
+        match self.pins {
+            Some(p) => p.set(&self.store.location(), recipient),
+            None => Ok(()),
+        }
+    }
+
+    /// The key to back up to: the confirmed one when this device has one for the destination
+    /// (the destination's file is not read); else the destination's public key, once confirmed
+    /// by this device's keyring or by the passphrase. `None`: the destination has no key.
     pub fn recipient(&self) -> Result<Option<x25519::Recipient>, KeyError> {
+        let Some(pins) = self.pins else {
+            return self.published();
+        };
+        if let Some(pinned) = pins.get(&self.store.location()) {
+            return Ok(Some(pinned));
+        }
+        let Some(found) = self.published()? else {
+            return Ok(None);
+        };
+        if self.in_keyring(&found) {
+            self.pin(&found)?;
+            return Ok(Some(found));
+        }
+        // New to this device: the passphrase proves the file belongs with the wrapped key.
+        let (key, notices) = self.identity()?;
+        for n in notices {
+            tracing::warn!("{n}");
+        }
+        Ok(Some(key.recipient()))
+    }
+
+    /// Whether this device's keyring holds the key whose public half is `recipient`.
+    fn in_keyring(&self, recipient: &x25519::Recipient) -> bool {
+        let Some(secrets) = self.secrets else {
+            return false;
+        };
+        matches!(
+            secrets.get(&keyring_entry_name(recipient)),
+            Ok(Some(secret)) if BackupKey::from_secret_str(secret.expose_secret())
+                .is_ok_and(|k| k.recipient().to_string() == recipient.to_string())
+        )
+    }
+
+    /// The destination's public key file, as it is.
+    pub fn published(&self) -> Result<Option<x25519::Recipient>, KeyError> {
         let Some(bytes) = self.store.read_file(PUBLIC_KEY_FILE)? else {
             return Ok(None);
         };
@@ -289,6 +404,7 @@ impl KeyRing<'_> {
         crate::crash::crash_point("key.wrapped_written");
         self.store
             .write_file(PUBLIC_KEY_FILE, format!("{}\n", key.recipient()).as_bytes())?;
+        self.pin(&key.recipient())?;
         let notices = self.cache(&key, None).into_iter().collect();
         Ok(KeyInit {
             recipient: key.recipient().to_string(),
@@ -301,6 +417,9 @@ impl KeyRing<'_> {
         if let Some(recipient) = self.recipient()? {
             return Ok((recipient, None));
         }
+        if let Some(pinned) = self.pins.and_then(|p| p.get(&self.store.location())) {
+            return Ok((pinned, None));
+        }
         if self.store.read_file(WRAPPED_KEY_FILE)?.is_some() {
             // A key exists but its public half is missing (an interrupted `init`, or a deleted
             // file). Backups may already depend on that key: recover the public half with the
@@ -311,6 +430,7 @@ impl KeyRing<'_> {
             }
             self.store
                 .write_file(PUBLIC_KEY_FILE, format!("{}\n", key.recipient()).as_bytes())?;
+            self.pin(&key.recipient())?;
             return Ok((key.recipient(), None));
         }
         let init = self.init()?;
@@ -324,13 +444,25 @@ impl KeyRing<'_> {
     /// The backup key, to restore: from the keyring if cached there, else opened with the
     /// passphrase and then cached. Notices tell the user about keyring trouble.
     pub fn identity(&self) -> Result<(BackupKey, Vec<String>), KeyError> {
-        let recipient = self.recipient()?;
+        let pinned = self.pins.and_then(|p| p.get(&self.store.location()));
+        let recipient = match (pinned, self.published()?) {
+            (Some(p), Some(found)) if p.to_string() != found.to_string() => {
+                return Err(KeyError::Changed {
+                    location: self.store.location(),
+                    pinned: p.to_string(),
+                    found: found.to_string(),
+                })
+            }
+            (Some(p), _) => Some(p),
+            (None, found) => found,
+        };
         let mut keyring_problem = None;
         if let (Some(recipient), Some(secrets)) = (&recipient, self.secrets) {
             match secrets.get(&keyring_entry_name(recipient)) {
                 Ok(Some(secret)) => match BackupKey::from_secret_str(secret.expose_secret()) {
                     Ok(key) if key.recipient().to_string() == recipient.to_string() => {
-                        return Ok((key, Vec::new()))
+                        self.pin(&key.recipient())?;
+                        return Ok((key, Vec::new()));
                     }
                     _ => tracing::warn!(
                         "ignoring a keyring entry that does not hold this destination's key"
@@ -354,6 +486,7 @@ impl KeyRing<'_> {
         let passphrase = self.passphrases.passphrase(PassphrasePurpose::Unlock)?;
         let key = BackupKey::unwrap(&wrapped, &passphrase)?;
         self.check_matches(&key, recipient.as_ref())?;
+        self.pin(&key.recipient())?;
         let notices = self.cache(&key, keyring_problem).into_iter().collect();
         Ok((key, notices))
     }
@@ -366,7 +499,11 @@ impl KeyRing<'_> {
         };
         let current = self.passphrases.passphrase(PassphrasePurpose::Current)?;
         let key = BackupKey::unwrap(&wrapped, &current)?;
-        self.check_matches(&key, self.recipient()?.as_ref())?;
+        let expected = match self.pins.and_then(|p| p.get(&self.store.location())) {
+            Some(p) => Some(p),
+            None => self.published()?,
+        };
+        self.check_matches(&key, expected.as_ref())?;
         let new = self.passphrases.passphrase(PassphrasePurpose::New)?;
         let rewrapped = key.wrap(&new)?;
         self.store.write_file(WRAPPED_KEY_FILE, &rewrapped)?;

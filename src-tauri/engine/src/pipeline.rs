@@ -29,6 +29,9 @@ pub struct BackupOptions {
     pub zstd_level: i32,
     /// Documents the previous backup held: the progress total (None: unknown).
     pub expected_documents: Option<u64>,
+    /// The destination's backups as the caller just listed them (newest first): saves listing
+    /// them again for the free-space check (`None`: list here).
+    pub listed: Option<Vec<StoredBackup>>,
     /// The backup's time (its file name, manifest and listing), `None`: now. Jobs pass their
     /// clock's time, so a simulated clock dates the backups it makes.
     pub started_at: Option<DateTime<Utc>>,
@@ -43,6 +46,29 @@ pub struct BackupResult {
     /// Whether the destination compared the bytes it stored with the digest computed while
     /// writing before it committed the backup (see `UploadSink::verifies_on_commit`).
     pub verified: bool,
+}
+
+/// How often a process looks for leftovers of interrupted uploads at one destination: the first
+/// backup of a process does (a killed process's leftovers go at the next start), later ones at
+/// most hourly (each look is a listing, a round trip on Google Drive).
+const CLEANUP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn cleanup_due(location: &str) -> bool {
+    static LAST: std::sync::Mutex<Vec<(String, std::time::Instant)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let now = std::time::Instant::now();
+    match last.iter_mut().find(|(l, _)| l == location) {
+        Some((_, at)) if now.duration_since(*at) < CLEANUP_EVERY => false,
+        Some((_, at)) => {
+            *at = now;
+            true
+        }
+        None => {
+            last.push((location.to_string(), now));
+            true
+        }
+    }
 }
 
 /// Opens a destination by its name (`folder:/path`, `drive`, `drive:appdata`, `drive:folder`).
@@ -125,11 +151,14 @@ async fn backup_on(
         let store = store.clone();
         let name = file_name.clone();
         let database = opts.database.clone();
+        let listed = opts.listed.clone();
         blocking(move || -> Result<_, EngineError> {
-            if let Err(e) = store.cleanup_incomplete() {
-                tracing::warn!(error = %e, "could not clean up interrupted uploads");
+            if cleanup_due(&store.location()) {
+                if let Err(e) = store.cleanup_incomplete() {
+                    tracing::warn!(error = %e, "could not clean up interrupted uploads");
+                }
             }
-            let previous_bytes = store.list().ok().and_then(|l| {
+            let previous_bytes = listed.or_else(|| store.list().ok()).and_then(|l| {
                 l.into_iter()
                     .find(|b| b.database == database)
                     .map(|b| b.bytes)

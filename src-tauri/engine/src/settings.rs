@@ -986,6 +986,12 @@ pub fn settings_path() -> Result<PathBuf, SettingsError> {
 /// Replaces `path` with `bytes` so that readers see the old or the new content, never a mix:
 /// a temporary file in the same folder, fsync, rename, then fsync of the folder. Creates the
 /// folder if needed.
+/// Writes `bytes` to `path` atomically (a fresh temporary file, fsynced, renamed into place),
+/// readable and writable by this user only.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic(path, bytes)
+}
+
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -997,9 +1003,15 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
         .to_string_lossy()
         .into_owned();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // An unpredictable name, created fresh (never through a planted file or symlink), readable
+    // by this user only.
+    let temp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
     let result = (|| {
-        let mut f = File::create(&temp)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&temp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);

@@ -21,11 +21,17 @@ pub struct JobStarted {
 /// Starts a backup and returns at once; progress and the outcome arrive on `on_event`. While a
 /// backup runs (Backup Now or a scheduled one), this joins it instead of starting another.
 #[tauri::command]
-pub async fn backup_now(state: State<'_, Shared>, on_event: Channel<JobEvent>) -> ApiResult<JobStarted> {
+pub async fn backup_now(
+    state: State<'_, Shared>,
+    on_event: Channel<JobEvent>,
+) -> ApiResult<JobStarted> {
     let events = state.jobs().subscribe();
     let handle = state.start_backup(Trigger::Manual).await?;
     bridge::follow(state.inner(), events, handle.id.clone(), on_event);
-    Ok(JobStarted { job_id: handle.id, attached: handle.attached })
+    Ok(JobStarted {
+        job_id: handle.id,
+        attached: handle.attached,
+    })
 }
 
 /// Follows the running backup (Backup Now or a scheduled one), if one runs; starts nothing.
@@ -34,7 +40,10 @@ pub fn follow_backup(state: State<'_, Shared>, on_event: Channel<JobEvent>) -> O
     let events = state.jobs().subscribe();
     let handle = state.jobs().attach()?;
     bridge::follow(state.inner(), events, handle.id.clone(), on_event);
-    Some(JobStarted { job_id: handle.id, attached: true })
+    Some(JobStarted {
+        job_id: handle.id,
+        attached: true,
+    })
 }
 
 /// Stops the running backup: nothing of it is kept at the destination. A verify or a restore
@@ -71,7 +80,9 @@ pub async fn verify_backup(
     let events = state.jobs().subscribe();
     let shared = state.inner().clone();
     state
-        .verify(id, passphrase, |job| bridge::follow(&shared, events, job.into(), on_event))
+        .verify(id, passphrase, |job| {
+            bridge::follow(&shared, events, job.into(), on_event)
+        })
         .await
 }
 

@@ -39,15 +39,25 @@ pub struct Saved {
 /// Connects to MongoDB with `uri` (or the current connection when `None`), checks `database`
 /// has collections, then keeps the URI in the OS keyring and the database name in the settings.
 #[tauri::command]
-pub async fn save_connection(state: State<'_, Shared>, uri: Option<String>, database: String) -> ApiResult<Saved> {
+pub async fn save_connection(
+    state: State<'_, Shared>,
+    uri: Option<String>,
+    database: String,
+) -> ApiResult<Saved> {
     let notice = state.save_connection(uri, database).await?;
     let view = on_service(state.inner(), |s| Ok(s.status_view())).await?;
-    Ok(Saved { state: view, notice })
+    Ok(Saved {
+        state: view,
+        notice,
+    })
 }
 
 /// Chooses the folder backups go to (created if missing).
 #[tauri::command]
-pub async fn set_destination_folder(state: State<'_, Shared>, folder: String) -> ApiResult<StatusView> {
+pub async fn set_destination_folder(
+    state: State<'_, Shared>,
+    folder: String,
+) -> ApiResult<StatusView> {
     on_service(state.inner(), move |s| {
         s.set_destination_folder(&folder)?;
         Ok(s.status_view())

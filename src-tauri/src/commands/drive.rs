@@ -22,10 +22,15 @@ pub struct DriveConnected {
 pub async fn connect_drive(state: State<'_, Shared>) -> ApiResult<DriveConnected> {
     let shared = state.inner().clone();
     // The consent page's address is shown in the waiting dialog, in case no browser opened.
-    let on_url = move |url: &str| shared.emit("drive-connect-url", serde_json::json!({ "url": url }));
+    let on_url =
+        move |url: &str| shared.emit("drive-connect-url", serde_json::json!({ "url": url }));
     on_service(state.inner(), move |s| {
         let done = s.connect_drive(on_url)?;
-        Ok(DriveConnected { email: done.email, state: s.status_view(), notices: done.notices })
+        Ok(DriveConnected {
+            email: done.email,
+            state: s.status_view(),
+            notices: done.notices,
+        })
     })
     .await
 }
@@ -48,7 +53,10 @@ pub struct DriveDisconnected {
 pub async fn disconnect_drive(state: State<'_, Shared>) -> ApiResult<DriveDisconnected> {
     on_service(state.inner(), |s| {
         let message = s.disconnect_drive()?;
-        Ok(DriveDisconnected { state: s.status_view(), message })
+        Ok(DriveDisconnected {
+            state: s.status_view(),
+            message,
+        })
     })
     .await
 }

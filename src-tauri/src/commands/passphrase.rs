@@ -25,7 +25,11 @@ pub async fn check_passphrase(state: State<'_, Shared>, passphrase: String) -> A
 
 /// Rewraps the backup key with a new passphrase; backups stay as they are.
 #[tauri::command]
-pub async fn change_passphrase(state: State<'_, Shared>, current: String, new: String) -> ApiResult<()> {
+pub async fn change_passphrase(
+    state: State<'_, Shared>,
+    current: String,
+    new: String,
+) -> ApiResult<()> {
     on_service(state.inner(), move |s| s.change_passphrase(current, new)).await
 }
 

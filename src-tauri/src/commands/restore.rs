@@ -31,6 +31,8 @@ pub async fn restore(
     let events = state.jobs().subscribe();
     let shared = state.inner().clone();
     state
-        .restore(token, |job| bridge::follow(&shared, events, job.into(), on_event))
+        .restore(token, |job| {
+            bridge::follow(&shared, events, job.into(), on_event)
+        })
         .await
 }

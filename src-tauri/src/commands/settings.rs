@@ -16,13 +16,19 @@ pub async fn get_settings(state: State<'_, Shared>) -> ApiResult<SettingsView> {
 /// Saves the schedule, retention, notification and SMTP settings; a value that is not valid is
 /// refused with the setting named, and nothing changes.
 #[tauri::command]
-pub async fn save_settings(state: State<'_, Shared>, settings: serde_json::Value) -> ApiResult<SettingsView> {
+pub async fn save_settings(
+    state: State<'_, Shared>,
+    settings: serde_json::Value,
+) -> ApiResult<SettingsView> {
     on_service(state.inner(), move |s| s.save_settings(settings)).await
 }
 
 /// Keeps the SMTP password in the OS keyring (`None` or empty: forgets it).
 #[tauri::command]
-pub async fn set_smtp_password(state: State<'_, Shared>, password: Option<String>) -> ApiResult<()> {
+pub async fn set_smtp_password(
+    state: State<'_, Shared>,
+    password: Option<String>,
+) -> ApiResult<()> {
     on_service(state.inner(), move |s| s.set_smtp_password(password)).await
 }
 

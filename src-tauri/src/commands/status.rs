@@ -27,7 +27,10 @@ pub fn ui_ready(state: State<'_, Shared>) -> Ready {
     let mut startup = state.startup_ms.lock().unwrap();
     let ms = *startup.get_or_insert_with(|| state.started.elapsed().as_millis() as u64);
     tracing::info!(startup_ms = ms, "first paint");
-    Ready { startup_ms: ms, pid: std::process::id() }
+    Ready {
+        startup_ms: ms,
+        pid: std::process::id(),
+    }
 }
 
 /// "Closing keeps Driveback running in the tray" was read.

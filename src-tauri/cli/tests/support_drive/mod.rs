@@ -551,6 +551,7 @@ pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> Sc
                 retention: Some(RetentionPolicy::default()),
                 tz: chrono::Utc,
                 on_result: None,
+                on_listing: None,
             };
             jobs::run_backup(req, ctx)
         }

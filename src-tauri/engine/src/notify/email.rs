@@ -213,7 +213,12 @@ impl EmailNotifier {
             attachment: attachment.as_ref().map(|(n, b)| (n.as_str(), b.clone())),
         };
         self.transport
-            .send(&s.smtp, password, &out, &self.retry.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .send(
+                &s.smtp,
+                password,
+                &out,
+                &self.retry.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            )
             .map(|_| ())
     }
 

@@ -11,7 +11,7 @@ use crate::container::DEFAULT_ZSTD_LEVEL;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::history::{RunRecord, Trigger};
 use crate::jobs::{self, BackupRequest, JobContext, JobHandle, JobOutcome};
-use crate::keys::{KeyInit, KeyRing};
+use crate::keys::KeyInit;
 use crate::pipeline::BackupResult;
 use crate::store::RemoteStore;
 
@@ -39,7 +39,8 @@ impl Service {
         let uri = self.require_mongo_uri()?;
         let database = self.require_database()?;
         let store = self.store()?;
-        let recipient = KeyRing::new(store.as_ref(), None, &super::keys::GivenPassphrase(None))
+        let recipient = self
+            .key_ring(store.as_ref(), &super::keys::GivenPassphrase(None))
             .recipient()?
             .ok_or_else(|| {
                 ApiError::new(
@@ -67,8 +68,14 @@ impl Service {
             return jobs.try_start(trigger);
         }
         let svc = self.clone();
-        blocking(move || svc.plan_backup().map(|_| ())).await?;
-        jobs.try_start(trigger)
+        let plan = blocking(move || svc.plan_backup()).await?;
+        *lock(&self.inner.prepared) = Some(plan);
+        let started = jobs.try_start(trigger);
+        if !matches!(&started, Ok(h) if !h.attached) {
+            // Joined a backup that had started meanwhile: it planned for itself.
+            lock(&self.inner.prepared).take();
+        }
+        started
     }
 
     /// The one-shot backup (`driveback backup`): the same job as Backup Now and a scheduled slot,
@@ -79,9 +86,8 @@ impl Service {
         request: OneShot,
         passphrase: &dyn crate::keys::PassphraseSource,
     ) -> ApiResult<(RunRecord, Option<BackupResult>, Option<KeyInit>)> {
-        let init = tokio::task::block_in_place(|| {
-            self.ensure_key(request.dest.as_deref(), passphrase)
-        })?;
+        let init =
+            tokio::task::block_in_place(|| self.ensure_key(request.dest.as_deref(), passphrase))?;
         *lock(&self.inner.one_shot) = Some(request);
         let record = self.jobs().start(Trigger::Manual).wait().await;
         let result = lock(&self.inner.results).remove(&record.job_id);
@@ -103,7 +109,10 @@ impl Service {
             let svc = self.clone();
             let one_shot = one_shot.clone();
             tokio::task::spawn_blocking(move || match one_shot {
-                None => svc.plan_backup().map(|p| (p, true)),
+                None => match lock(&svc.inner.prepared).take() {
+                    Some(p) => Ok((p, true)),
+                    None => svc.plan_backup().map(|p| (p, true)),
+                },
                 Some(req) => svc.plan_one_shot(req),
             })
             .await
@@ -126,6 +135,7 @@ impl Service {
         };
         let results = self.clone();
         let job_id = ctx.id.clone();
+        let dest_name = self.dest().unwrap_or_default();
         let keep = one_shot.is_some();
         jobs::run_backup(
             BackupRequest {
@@ -141,6 +151,13 @@ impl Service {
                 // another place adds to it and deletes nothing there.
                 retention: managed.then(|| self.settings().retention),
                 tz: Local,
+                on_listing: managed.then(|| {
+                    let (svc, dest) = (self.clone(), dest_name.clone());
+                    Box::new(move |list: Vec<crate::store::StoredBackup>| {
+                        *lock(&svc.inner.seen) = Some((dest, svc.now(), list));
+                    })
+                        as Box<dyn FnOnce(Vec<crate::store::StoredBackup>) + Send>
+                }),
                 on_result: keep.then(|| {
                     Box::new(move |r: &BackupResult| {
                         lock(&results.inner.results).insert(job_id, r.clone());
@@ -168,7 +185,8 @@ impl Service {
             Some(d) if Some(&d) != configured.as_ref() => (self.open_dest(&d)?, false),
             _ => (self.store()?, true),
         };
-        let recipient = KeyRing::new(store.as_ref(), None, &super::keys::GivenPassphrase(None))
+        let recipient = self
+            .key_ring(store.as_ref(), &super::keys::GivenPassphrase(None))
             .recipient()?
             .ok_or_else(|| ApiError::from(crate::keys::KeyError::NoKey))?;
         Ok((

@@ -7,7 +7,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use super::{lock, Service};
-use crate::auth::{Browser, ConnectEvent, ConnectOptions, DriveScope, Revocation, DEFAULT_CONNECT_TIMEOUT};
+use crate::auth::{
+    Browser, ConnectEvent, ConnectOptions, DriveScope, Revocation, DEFAULT_CONNECT_TIMEOUT,
+};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::history::RunRecord;
 use crate::notify::mail::{self, MailTransport, Outgoing, Smtp};
@@ -63,10 +65,7 @@ impl Service {
         SettingsView {
             schedule_text: schedule::describe(&settings.schedule),
             retention_text: settings.retention.describe(),
-            smtp_password_set: mail::smtp_password(self.secrets())
-                .ok()
-                .flatten()
-                .is_some(),
+            smtp_password_set: mail::smtp_password(self.secrets()).ok().flatten().is_some(),
             problem: self.settings_problem(),
             settings,
         }

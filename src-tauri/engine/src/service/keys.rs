@@ -7,8 +7,8 @@ use serde::Serialize;
 use super::Service;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::keys::{
-    keyring_entry_name, BackupKey, FixedPassphrase, KeyError, KeyRing, PassphrasePurpose,
-    PassphraseSource, PUBLIC_KEY_FILE, WRAPPED_KEY_FILE,
+    keyring_entry_name, BackupKey, FixedPassphrase, KeyError, PassphrasePurpose, PassphraseSource,
+    PUBLIC_KEY_FILE, WRAPPED_KEY_FILE,
 };
 use crate::store::{self, RemoteStore};
 
@@ -75,6 +75,33 @@ fn unwrap_with(store: &dyn RemoteStore, passphrase: &str) -> ApiResult<BackupKey
 }
 
 impl Service {
+    /// The wrapped key of `store` opened with `passphrase` (never the keyring's copy: this checks
+    /// the passphrase), checked against this device's confirmed key, and then confirmed.
+    fn unwrap_checked(&self, store: &dyn RemoteStore, passphrase: &str) -> ApiResult<BackupKey> {
+        let key = unwrap_with(store, passphrase)?;
+        let location = store.location();
+        match self.key_pins().get(&location) {
+            Some(p) if p.to_string() != key.recipient().to_string() => {
+                return Err(KeyError::Changed {
+                    location,
+                    pinned: p.to_string(),
+                    found: key.recipient().to_string(),
+                }
+                .into())
+            }
+            _ => {}
+        }
+        let published = self.key_ring(store, &GivenPassphrase(None)).published()?;
+        if published.is_some_and(|r| r.to_string() != key.recipient().to_string()) {
+            return Err(KeyError::Corrupt(format!(
+                "{WRAPPED_KEY_FILE} and {PUBLIC_KEY_FILE} at {location} hold different keys"
+            ))
+            .into());
+        }
+        self.key_pins().set(&location, &key.recipient())?;
+        Ok(key)
+    }
+
     /// The backup key of `store`: from the keyring, else opened with `passphrase`. Blocking.
     pub fn backup_key(
         &self,
@@ -82,7 +109,7 @@ impl Service {
         passphrase: Option<String>,
     ) -> ApiResult<BackupKey> {
         let given = GivenPassphrase(passphrase.map(SecretString::from));
-        let (key, notices) = KeyRing::new(store, self.secrets(), &given).identity()?;
+        let (key, notices) = self.key_ring(store, &given).identity()?;
         for n in notices {
             tracing::warn!("{n}");
         }
@@ -101,7 +128,7 @@ impl Service {
             Some(d) => self.open_dest(d)?,
             None => self.store()?,
         };
-        let (_, init) = KeyRing::new(store.as_ref(), self.secrets(), source).recipient_or_init()?;
+        let (_, init) = self.key_ring(store.as_ref(), source).recipient_or_init()?;
         Ok(init)
     }
 
@@ -111,7 +138,8 @@ impl Service {
         check_strength(&passphrase)?;
         let store = self.store()?;
         let source = FixedPassphrase(SecretString::from(passphrase));
-        let init = KeyRing::new(store.as_ref(), self.secrets(), &source)
+        let init = self
+            .key_ring(store.as_ref(), &source)
             .init()
             .map_err(|e| match e {
                 KeyError::AlreadyExists => ApiError::new(
@@ -132,7 +160,7 @@ impl Service {
     /// new device needs nothing else) and the periodic reminder is reset. Blocking.
     pub fn check_passphrase(&self, passphrase: String) -> ApiResult<Checked> {
         let store = self.store()?;
-        let key = match unwrap_with(store.as_ref(), &passphrase) {
+        let key = match self.unwrap_checked(store.as_ref(), &passphrase) {
             Ok(k) => k,
             Err(e) if e.code == ErrorCode::WrongPassphrase => return Ok(Checked { ok: false }),
             Err(e) => return Err(e),
@@ -158,7 +186,8 @@ impl Service {
             current: SecretString::from(current),
             new: SecretString::from(new),
         };
-        KeyRing::new(store.as_ref(), self.secrets(), &answers).change_passphrase()?;
+        self.key_ring(store.as_ref(), &answers)
+            .change_passphrase()?;
         let now = self.now();
         self.update_memory(|c| c.passphrase_checked_at = Some(now))?;
         Ok(())
@@ -167,7 +196,7 @@ impl Service {
     /// The backup key itself, for safekeeping (asks for the passphrase every time). Blocking.
     pub fn show_key(&self, passphrase: String) -> ApiResult<ShownKey> {
         let store = self.store()?;
-        let key = unwrap_with(store.as_ref(), &passphrase)?;
+        let key = self.unwrap_checked(store.as_ref(), &passphrase)?;
         Ok(ShownKey {
             secret_key: key.to_secret_string().expose_secret().to_string(),
             public_key: key.recipient().to_string(),
@@ -183,14 +212,18 @@ impl Service {
         let new = self.open_dest(dest)?;
         if new.read_file(PUBLIC_KEY_FILE)?.is_none() {
             if let Some(old) = old.filter(|o| o.location() != new.location()) {
+                let confirmed = self.key_pins().get(&old.location());
                 if let (Some(public), Some(wrapped)) = (
-                    old.read_file(PUBLIC_KEY_FILE)?,
+                    confirmed.as_ref().map(|r| format!("{r}\n").into_bytes()),
                     old.read_file(WRAPPED_KEY_FILE)?,
                 ) {
                     // The wrapped key first: a public key alone would let backups be made that
                     // nothing here could open.
                     new.write_file(WRAPPED_KEY_FILE, &wrapped)?;
                     new.write_file(PUBLIC_KEY_FILE, &public)?;
+                    if let Some(r) = confirmed {
+                        self.key_pins().set(&new.location(), &r)?;
+                    }
                     notices.push(format!(
                         "your backup key now protects the backups at {} too: the same passphrase opens them",
                         super::dest_label(store::parse_dest(dest).ok().as_ref())

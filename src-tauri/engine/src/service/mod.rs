@@ -155,6 +155,19 @@ pub(crate) struct Inner {
     tickets: Mutex<HashMap<String, restore::Ticket>>,
     /// The one-shot backup's request and its result (see `backup.rs`).
     one_shot: Mutex<Option<OneShot>>,
+    /// What Backup Now checked just before it started the job: the job uses it rather than
+    /// reading the destination's key again (each read is a round trip on Drive).
+    prepared: Mutex<Option<BackupPlan>>,
+    /// The destination's backups as the last backup job left them: (destination, when, list).
+    /// The backup keys this device confirmed, per destination.
+    pins: crate::keys::KeyPins,
+    seen: Mutex<
+        Option<(
+            String,
+            chrono::DateTime<chrono::Utc>,
+            Vec<crate::store::StoredBackup>,
+        )>,
+    >,
     results: Mutex<HashMap<String, crate::pipeline::BackupResult>>,
     pub(crate) scheduler: Mutex<Option<crate::scheduler::SchedulerHandle>>,
     background_options: Mutex<Option<BackgroundOptions>>,
@@ -217,7 +230,9 @@ impl Service {
                     async move {
                         match weak.upgrade() {
                             Some(inner) => Service { inner }.run_backup_job(ctx).await,
-                            None => crate::jobs::JobOutcome::failed("internal", "Driveback is closing"),
+                            None => {
+                                crate::jobs::JobOutcome::failed("internal", "Driveback is closing")
+                            }
                         }
                     }
                 }
@@ -250,6 +265,9 @@ impl Service {
                 notifiers: Mutex::new(Vec::new()),
                 tickets: Mutex::new(HashMap::new()),
                 one_shot: Mutex::new(None),
+                prepared: Mutex::new(None),
+                seen: Mutex::new(None),
+                pins: crate::keys::KeyPins::in_dir(&opts.config_dir),
                 results: Mutex::new(HashMap::new()),
                 scheduler: Mutex::new(None),
                 background_options: Mutex::new(None),
@@ -271,7 +289,8 @@ impl Service {
     /// The product's service: the OS folders (`DRIVEBACK_CONFIG_DIR`/`DRIVEBACK_DATA_DIR` move
     /// them), the OS keyring, the real clock and driver.
     pub fn open_default(env: EnvDefaults) -> ApiResult<Self> {
-        let dirs = |e: crate::settings::SettingsError| ApiError::new(ErrorCode::IoError, e.to_string());
+        let dirs =
+            |e: crate::settings::SettingsError| ApiError::new(ErrorCode::IoError, e.to_string());
         let config_dir = crate::settings::config_dir().map_err(dirs)?;
         let data_dir = crate::settings::data_dir().map_err(dirs)?;
         Ok(Service::new(ServiceOptions::new(
@@ -338,6 +357,19 @@ impl Service {
         }
     }
 
+    /// The backup key of `store`, with this device's keyring and confirmed keys.
+    pub fn key_ring<'a>(
+        &'a self,
+        store: &'a dyn RemoteStore,
+        passphrases: &'a dyn crate::keys::PassphraseSource,
+    ) -> crate::keys::KeyRing<'a> {
+        crate::keys::KeyRing::new(store, self.secrets(), passphrases).with_pins(&self.inner.pins)
+    }
+
+    pub fn key_pins(&self) -> &crate::keys::KeyPins {
+        &self.inner.pins
+    }
+
     // --- the UI's memory -----------------------------------------------------------------------
 
     pub fn memory(&self) -> UiMemory {
@@ -382,7 +414,10 @@ impl Service {
             next.validate()
                 .map_err(|e| ApiError::bad_input(e.to_string()))?;
             next.save_to(&self.inner.settings_path).map_err(|e| {
-                ApiError::new(ErrorCode::IoError, format!("could not save the settings: {e}"))
+                ApiError::new(
+                    ErrorCode::IoError,
+                    format!("could not save the settings: {e}"),
+                )
             })?;
             *s = next.clone();
             next
@@ -397,8 +432,7 @@ impl Service {
         let new = {
             // Read under the lock: a save by this process cannot slip in between.
             let mut cur = lock(&self.inner.settings);
-            let new =
-                Settings::load_from(&self.inner.settings_path).map_err(|e| e.to_string())?;
+            let new = Settings::load_from(&self.inner.settings_path).map_err(|e| e.to_string())?;
             if *cur == new {
                 return Ok(false);
             }

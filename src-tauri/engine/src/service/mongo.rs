@@ -28,7 +28,10 @@ pub struct LiveCollection {
 /// A MongoDB server, as the service uses it.
 pub trait DatabaseServer: Send + Sync {
     /// The databases a person may back up (the server's own left out), sorted.
-    fn list_databases<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<Vec<String>, EngineError>>;
+    fn list_databases<'a>(
+        &'a self,
+        uri: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, EngineError>>;
 
     /// Connects and pings.
     fn ping<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<(), EngineError>>;
@@ -67,7 +70,10 @@ const SYSTEM_DATABASES: [&str; 3] = ["admin", "local", "config"];
 pub struct MongoDriver;
 
 impl DatabaseServer for MongoDriver {
-    fn list_databases<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<Vec<String>, EngineError>> {
+    fn list_databases<'a>(
+        &'a self,
+        uri: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, EngineError>> {
         Box::pin(async move {
             let client = crate::mongo::connect(uri).await?;
             let mut names = client

@@ -312,6 +312,7 @@ impl Service {
                 database: ticket.target_db.clone(),
                 zstd_level: 3,
                 expected_documents: None,
+                listed: None,
                 started_at: None,
             };
             let taken = self
