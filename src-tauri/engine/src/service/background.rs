@@ -111,13 +111,13 @@ impl Service {
                     event = events.recv() => match event {
                         Ok(JobEvent::Finished { .. }) => {
                             svc.ensure_scheduler();
-                            svc.spawn_watch(&memory);
+                            svc.spawn_watch(&memory, true);
                         }
                         Ok(_) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(_) => break,
                     },
-                    _ = watch.tick() => svc.spawn_watch(&memory),
+                    _ = watch.tick() => svc.spawn_watch(&memory, false),
                     _ = reload.tick() => match svc.reload_settings() {
                         Ok(true) => {
                             let s = svc.settings();
@@ -175,12 +175,12 @@ impl Service {
 
     /// Looks at the health in the background: raises the alerts that are new, and sends the
     /// weekly summary when it is due.
-    fn spawn_watch(&self, memory: &Arc<AlertMemory>) {
+    fn spawn_watch(&self, memory: &Arc<AlertMemory>, after_run: bool) {
         let (svc, memory) = (self.clone(), memory.clone());
         tokio::task::spawn_blocking(move || {
             let report = svc
                 .load_history()
-                .and_then(|records| svc.health_report(&records, None, None));
+                .and_then(|records| svc.health_report_with(&records, None, None, after_run));
             let (seen, report) = match report {
                 Ok(r) => r,
                 Err(e) => {

@@ -105,6 +105,8 @@ impl Service {
     /// complete backup). Every door's backup runs here.
     pub(crate) async fn run_backup_job(self, ctx: JobContext) -> JobOutcome {
         let one_shot = lock(&self.inner.one_shot).take();
+        // Only a run that succeeds leaves a listing for the health watch.
+        lock(&self.inner.seen).take();
         let planned = {
             let svc = self.clone();
             let one_shot = one_shot.clone();

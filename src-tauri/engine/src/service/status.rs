@@ -263,6 +263,18 @@ impl Service {
         dest: Option<&str>,
         database: Option<Result<(), String>>,
     ) -> ApiResult<(DestinationSeen, Report)> {
+        self.health_report_with(records, dest, database, false)
+    }
+
+    /// [`Service::health_report`]; with `after_run`, the listing the backup job that just
+    /// succeeded left stands for listing the destination again.
+    pub(crate) fn health_report_with(
+        &self,
+        records: &[RunRecord],
+        dest: Option<&str>,
+        database: Option<Result<(), String>>,
+        after_run: bool,
+    ) -> ApiResult<(DestinationSeen, Report)> {
         let settings = self.settings();
         let opened = match dest {
             Some(d) => Some(self.open_dest(d)),
@@ -271,6 +283,7 @@ impl Service {
         // A destination that cannot be opened is a finding of the health, not an error here.
         // What the last backup job saw a moment ago stands for a listing (plus the quota).
         let fresh = match dest {
+            _ if !after_run => None,
             Some(_) => None,
             None => lock(&self.inner.seen).clone().filter(|(d, at, _)| {
                 Some(d) == self.dest().as_ref() && self.now() - *at < chrono::Duration::minutes(2)
