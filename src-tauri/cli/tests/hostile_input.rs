@@ -557,3 +557,73 @@ async fn an_archive_with_names_mongodb_refuses_is_refused_before_anything_change
         tried,
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collection_options_that_are_not_options_are_refused_before_anything_changes() {
+    use driveback_engine::archive::{ArchiveWriter, CollectionMetadata, Header, Namespace};
+    let client = mongo().client().await;
+    let (target, before) = target_with_data(&client, "badopts_dst").await;
+    let env = Env::new();
+    let header = Header {
+        concurrent_collections: 1,
+        version: "0.1".into(),
+        server_version: "8.0.0".into(),
+        tool_version: "crafted".into(),
+    };
+    let mut tried = 0;
+    // A `create` key would make the staging collection another (live) one; `$db` another
+    // database; a write concern is not the backup's to choose.
+    for bad in [
+        doc! { "create": "orders" },
+        doc! { "$db": "admin" },
+        doc! { "writeConcern": { "w": 0 } },
+    ] {
+        let ns: Vec<Namespace> = ["orders", "extra"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Namespace {
+                db: "x".into(),
+                collection: c.to_string(),
+                kind: "collection".into(),
+                size: 0,
+                metadata: CollectionMetadata {
+                    collection_name: c.to_string(),
+                    kind: "collection".into(),
+                    options: if i == 1 {
+                        bad.clone()
+                    } else {
+                        doc! {}
+                    },
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let mut w = ArchiveWriter::new(Vec::new(), &header, &ns).unwrap();
+        for i in 0..2 {
+            w.write_document(
+                i,
+                &bson::to_vec(&doc! { "_id": 1, "crafted": true }).unwrap(),
+            )
+            .unwrap();
+            w.end_namespace(i).unwrap();
+        }
+        let path = env
+            .dir
+            .path()
+            .join(format!("crafted-options-{tried}.archive"));
+        std::fs::write(&path, w.finish().unwrap()).unwrap();
+        let out = env.cli(&restore_args(path.to_str().unwrap(), &env.dest(), &target));
+        let line = one_error_line(&out);
+        assert!(
+            line.contains("which is not a collection option")
+                && line.contains("nothing was changed"),
+            "{bad:?}: {line}"
+        );
+        assert_unchanged(&client, &target, &before).await;
+        tried += 1;
+    }
+    tally(
+        "archives whose collection options hold create, $db, writeConcern",
+        tried,
+    );
+}

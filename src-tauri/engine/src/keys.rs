@@ -202,7 +202,10 @@ impl BackupKey {
         if !decryptor.is_scrypt() {
             return Err(not_a_key("it is not passphrase-encrypted".into()));
         }
-        let identity = age::scrypt::Identity::new(passphrase.clone());
+        let mut identity = age::scrypt::Identity::new(passphrase.clone());
+        // A tampered key file could ask for any work factor (each step doubles time and memory):
+        // allow one step above what Driveback writes.
+        identity.set_max_work_factor(WORK_FACTOR + 1);
         let mut reader = decryptor
             .decrypt(std::iter::once(&identity as &dyn age::Identity))
             .map_err(|e| match e {
@@ -247,8 +250,25 @@ pub fn passphrase_weakness(p: &str) -> Option<String> {
     if chars.iter().all(|c| *c == chars[0]) {
         return Some("use more than one repeated character".into());
     }
+    // Common passwords, keyboard walks, names and dates are among the first guesses anyone
+    // tries: refuse what would fall to fewer than about a million guesses.
+    let estimate = zxcvbn::zxcvbn(p, &[]);
+    if u8::from(estimate.score()) < MIN_PASSPHRASE_SCORE {
+        let hint = estimate
+            .feedback()
+            .and_then(|f| f.warning().map(|w| w.to_string()))
+            .filter(|w| !w.is_empty())
+            .map(|w| format!(" ({})", w.trim_end_matches('.').to_lowercase()))
+            .unwrap_or_default();
+        return Some(format!(
+            "this passphrase is quick to guess{hint}: use a few unrelated words"
+        ));
+    }
     None
 }
+
+/// zxcvbn's score (0-4) a new passphrase needs: 2 means more than about 10^6 guesses.
+pub const MIN_PASSPHRASE_SCORE: u8 = 2;
 
 /// Why a passphrase is asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -558,6 +578,10 @@ mod tests {
             ("        ", true),
             ("correct horse battery staple", false),
             ("pässwörter-2026", false),
+            ("password", true),
+            ("Password1", true),
+            ("qwertyuiop", true),
+            ("iloveyou2", true),
         ] {
             assert_eq!(passphrase_weakness(p).is_some(), weak, "{p:?}");
         }
@@ -565,6 +589,27 @@ mod tests {
             passphrase_weakness("short").unwrap(),
             "use at least 8 characters"
         );
+    }
+
+    #[test]
+    fn a_key_file_demanding_excessive_work_is_refused_without_doing_it() {
+        use std::io::Read;
+        let key = BackupKey::generate();
+        let pass = SecretString::from("correct horse battery staple".to_string());
+        let wrapped = key.wrap(&pass).unwrap();
+        let mut binary = Vec::new();
+        age::armor::ArmoredReader::new(&wrapped[..])
+            .read_to_end(&mut binary)
+            .unwrap();
+        // The scrypt stanza names its work factor in plain text: ask for 2^30.
+        let text = String::from_utf8_lossy(&binary).into_owned();
+        let stanza = text.lines().find(|l| l.starts_with("-> scrypt ")).unwrap();
+        let greedy = format!("{} 30", stanza.rsplit_once(' ').unwrap().0);
+        let tampered = text.replacen(stanza, &greedy, 1).into_bytes();
+        let started = std::time::Instant::now();
+        let e = BackupKey::unwrap(&tampered, &pass).err().unwrap();
+        assert!(e.to_string().contains("far more work"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     use super::*;

@@ -140,6 +140,14 @@ pub async fn stage(
     mut rx: mpsc::Receiver<RestoreMsg>,
     progress: &dyn ProgressSink,
 ) -> Result<Staged, MongoError> {
+    // Every collection's and view's options are checked before anything is created.
+    for &i in selected {
+        create_command(
+            "check",
+            &namespaces[i].collection,
+            &namespaces[i].metadata.options,
+        )?;
+    }
     let db = client.database(target_db);
     drop_leftover_staging(&db).await?;
     let run = format!("{:08x}", rand::random::<u32>());
@@ -159,10 +167,7 @@ pub async fn stage(
                 continue;
             }
             let staging = staging_name(&run, i, &ns.collection);
-            let mut create = doc! { "create": &staging };
-            for (k, v) in ns.metadata.options.iter() {
-                create.insert(k.clone(), v.clone());
-            }
+            let create = create_command(&staging, &ns.collection, &ns.metadata.options)?;
             db.run_command(create).await.map_err(|e| {
                 MongoError::server(
                     format!("creating a staging collection for {}", ns.collection),
@@ -338,10 +343,7 @@ impl Staged {
                     .await
                     .map_err(|e| MongoError::server(format!("replacing view {name}"), e))?;
             }
-            let mut create = doc! { "create": name };
-            for (k, v) in options.iter() {
-                create.insert(k.clone(), v.clone());
-            }
+            let create = create_command(name, name, options)?;
             self.db
                 .run_command(create)
                 .await
@@ -423,5 +425,69 @@ impl Staged {
             warnings.push(format!("the server dropped the capped option of {} when it was swapped in; it is restored as a normal collection", c.name));
         }
         Ok(warnings)
+    }
+}
+
+/// The options `create` takes, as `listCollections` reports them (MongoDB's documentation of
+/// `create`). A backup is untrusted input: anything else in its metadata (a `create` or `$db`
+/// key that would rename the target, a write concern, an unknown field) is refused.
+const CREATE_OPTIONS: &[&str] = &[
+    "capped",
+    "size",
+    "max",
+    "autoIndexId",
+    "timeseries",
+    "expireAfterSeconds",
+    "clusteredIndex",
+    "changeStreamPreAndPostImages",
+    "storageEngine",
+    "validator",
+    "validationLevel",
+    "validationAction",
+    "indexOptionDefaults",
+    "viewOn",
+    "pipeline",
+    "collation",
+    "encryptedFields",
+];
+
+/// `{ create: name, ...options }` for a collection or view of the backup, with only the options
+/// `create` knows.
+pub(crate) fn create_command(
+    name: &str,
+    collection: &str,
+    options: &Document,
+) -> Result<Document, MongoError> {
+    let mut create = doc! { "create": name };
+    for (k, v) in options.iter() {
+        if !CREATE_OPTIONS.contains(&k.as_str()) {
+            return Err(MongoError::Mismatch(format!(
+                "the backup's options for {collection:?} hold {k:?}, which is not a collection \
+                 option: this file was not written by Driveback or mongodump; nothing was changed"
+            )));
+        }
+        create.insert(k.clone(), v.clone());
+    }
+    Ok(create)
+}
+
+#[cfg(test)]
+mod create_tests {
+    use super::*;
+
+    #[test]
+    fn only_collection_options_reach_create() {
+        let ok = doc! { "capped": true, "size": 4096_i64, "validator": { "a": 1 } };
+        let c = create_command("staging_x", "x", &ok).unwrap();
+        assert_eq!(c.get_str("create").unwrap(), "staging_x");
+        assert_eq!(c.get_bool("capped").unwrap(), true);
+        for bad in [
+            doc! { "create": "admin_users" },
+            doc! { "$db": "admin" },
+            doc! { "writeConcern": { "w": 0 } },
+        ] {
+            let e = create_command("staging_x", "x", &bad).unwrap_err();
+            assert!(e.to_string().contains("not a collection option"), "{e}");
+        }
     }
 }
