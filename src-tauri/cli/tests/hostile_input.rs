@@ -627,3 +627,45 @@ async fn collection_options_that_are_not_options_are_refused_before_anything_cha
         tried,
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_backup_under_a_newer_name_is_refused() {
+    let a = made("renamed").await;
+    let client = mongo().client().await;
+    // A second backup of the same database: its name and commit mark say "newest".
+    let b = a.env.backup(mongo().uri(), &a.source);
+    let b_file = a.env.dest_path().join(b["file"].as_str().unwrap());
+    let b_sidecar = PathBuf::from(format!("{}.json", b_file.display()));
+    // Someone who can write to the folder puts the older backup's bytes under the newer name,
+    // with a commit mark whose checksum and size match them (both are public).
+    let a_mark: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.sidecar()).unwrap()).unwrap();
+    let mut b_mark: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&b_sidecar).unwrap()).unwrap();
+    for k in ["sha256", "bytes", "size"] {
+        if let Some(v) = a_mark.get(k) {
+            b_mark[k] = v.clone();
+        }
+    }
+    std::fs::copy(&a.file, &b_file).unwrap();
+    std::fs::write(&b_sidecar, serde_json::to_vec(&b_mark).unwrap()).unwrap();
+
+    let (target, before) = target_with_data(&client, "renamed_dst").await;
+    let b_id = b["id"].as_str().unwrap();
+    let line = one_error_line(&a.env.cli(&restore_args(b_id, &a.env.dest(), &target)));
+    assert!(line.contains("not what its name and listing say"), "{line}");
+    assert!(
+        line.contains(&a.id),
+        "names the backup it really is: {line}"
+    );
+    assert_unchanged(&client, &target, &before).await;
+    let line = one_error_line(
+        &a.env
+            .cli(&["verify", "--backup", b_id, "--dest", &a.env.dest()]),
+    );
+    assert!(line.contains("not what its name and listing say"), "{line}");
+    tally(
+        "an older backup renamed as the newest, with a matching commit mark",
+        2,
+    );
+}

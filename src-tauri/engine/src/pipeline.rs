@@ -286,14 +286,15 @@ pub enum Source {
 
 /// The archive bytes of a source, and how to finish reading it.
 enum Opened {
-    Backup(BackupReader<Box<dyn Read + Send>>),
+    /// A Driveback backup; with the listing it was opened by, whose name the manifest must match.
+    Backup(BackupReader<Box<dyn Read + Send>>, Option<StoredBackup>),
     Plain(Box<dyn Read + Send>),
 }
 
 impl Read for Opened {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Opened::Backup(r) => r.read(buf),
+            Opened::Backup(r, _) => r.read(buf),
             Opened::Plain(r) => r.read(buf),
         }
     }
@@ -303,7 +304,13 @@ impl Opened {
     /// After the archive is read: the manifest (None for a plain archive).
     fn finish(self) -> Result<Option<Manifest>, EngineError> {
         match self {
-            Opened::Backup(r) => Ok(Some(r.finish()?)),
+            Opened::Backup(r, listed) => {
+                let m = r.finish()?;
+                if let Some(b) = &listed {
+                    check_identity(&m, b)?;
+                }
+                Ok(Some(m))
+            }
             Opened::Plain(mut r) => {
                 // Whatever follows a plain archive is ignored, but it must be readable.
                 std::io::copy(&mut r, &mut std::io::sink())
@@ -339,7 +346,10 @@ fn open_source(source: Source) -> Result<Opened, EngineError> {
     match source {
         Source::Stored { store, backup, key } => {
             let raw = store.open(&backup)?;
-            Ok(Opened::Backup(BackupReader::open(raw, key.identity())?))
+            Ok(Opened::Backup(
+                BackupReader::open(raw, key.identity())?,
+                Some(backup),
+            ))
         }
         Source::File { path, key } => {
             let kind = file_kind(&path)?;
@@ -354,7 +364,10 @@ fn open_source(source: Source) -> Result<Opened, EngineError> {
                                 .into(),
                         )
                     })?;
-                    Ok(Opened::Backup(BackupReader::open(raw, key.identity())?))
+                    Ok(Opened::Backup(
+                        BackupReader::open(raw, key.identity())?,
+                        None,
+                    ))
                 }
                 InputKind::MongodumpArchive => Ok(Opened::Plain(raw)),
                 InputKind::GzipMongodumpArchive => Ok(Opened::Plain(Box::new(
@@ -367,6 +380,25 @@ fn open_source(source: Source) -> Result<Opened, EngineError> {
             }
         }
     }
+}
+
+/// Checks that a backup is the one its listing names: the manifest inside (which only the backup
+/// key opens) must give the same id, database and time as the file name and commit mark. Anyone
+/// who can write to the destination can rename or copy files; this keeps an old backup from
+/// passing as a new one, and a backup from passing as another database's.
+pub fn check_identity(m: &Manifest, listed: &StoredBackup) -> Result<(), EngineError> {
+    let named = manifest::backup_file_name(&m.database, m.started_at, &m.backup_id);
+    if m.backup_id == listed.id && m.database == listed.database && named == listed.file {
+        return Ok(());
+    }
+    Err(EngineError::Verification(format!(
+        "{} holds backup {} of database {:?} made {}, not what its name and listing say: \
+         someone may have renamed or replaced it; nothing was restored from it",
+        listed.file,
+        m.backup_id,
+        m.database,
+        m.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+    )))
 }
 
 /// Checks what the archive held against the manifest: every collection the manifest lists as

@@ -211,6 +211,7 @@ impl Service {
                 let key = svc.backup_key(store.as_ref(), passphrase)?;
                 let manifest = container::read_manifest(store.open(&backup)?, key.identity())
                     .map_err(EngineError::from)?;
+                pipeline::check_identity(&manifest, &backup)?;
                 Ok((store, backup, key, manifest, latest))
             })
             .await?
