@@ -173,24 +173,85 @@ impl GoogleAuth {
     }
 }
 
+/// Variables that may hold Driveback's secrets: a browser started for sign-in does not inherit
+/// them.
+pub const SECRET_ENV: [&str; 4] = [
+    "DRIVEBACK_PASSPHRASE",
+    "DRIVEBACK_NEW_PASSPHRASE",
+    "DRIVEBACK_SMTP_PASSWORD",
+    "DRIVEBACK_MONGO_URI",
+];
+
 /// Ok(true) when a browser was started, Ok(false) when none was asked for.
 fn open_browser(browser: &Browser, url: &str) -> Result<bool, String> {
     match browser {
         Browser::None => Ok(false),
+        // The desktop's opener, run without the secret variables; elsewhere (or without
+        // xdg-open) the platform's way through the webbrowser crate.
+        #[cfg(target_os = "linux")]
+        Browser::System if which_xdg_open() => spawn_scrubbed("xdg-open", url),
         Browser::System => webbrowser::open(url)
             .map(|()| true)
             .map_err(|e| e.to_string()),
-        Browser::Command(cmd) => {
-            let mut child = std::process::Command::new(cmd)
-                .arg(url)
-                .stdin(std::process::Stdio::null())
-                .spawn()
-                .map_err(|e| format!("could not run {cmd}: {e}"))?;
-            // Reap it whenever it ends; the flow does not wait for it.
-            std::thread::spawn(move || {
-                let _ = child.wait();
-            });
-            Ok(true)
+        Browser::Command(cmd) => spawn_scrubbed(cmd, url),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn which_xdg_open() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("xdg-open").is_file()))
+}
+
+fn spawn_scrubbed(cmd: &str, url: &str) -> Result<bool, String> {
+    let mut command = std::process::Command::new(cmd);
+    for k in SECRET_ENV {
+        command.env_remove(k);
+    }
+    let mut child = command
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not run {cmd}: {e}"))?;
+    // Reap it whenever it ends; the flow does not wait for it.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(true)
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    #[test]
+    fn the_browser_does_not_inherit_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env.txt");
+        let script = dir.path().join("browser.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nenv > {}.tmp && mv {}.tmp {}\n",
+                out.display(),
+                out.display(),
+                out.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::env::set_var("DRIVEBACK_PASSPHRASE", "do-not-leak-this");
+        std::env::set_var("DRIVEBACK_UNRELATED", "kept");
+        assert!(super::spawn_scrubbed(script.to_str().unwrap(), "http://127.0.0.1/").unwrap());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !out.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the browser did not run"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        let env = std::fs::read_to_string(&out).unwrap();
+        assert!(env.contains("DRIVEBACK_UNRELATED=kept"), "{env}");
+        assert!(!env.contains("do-not-leak-this"), "{env}");
     }
 }

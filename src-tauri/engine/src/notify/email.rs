@@ -29,6 +29,7 @@ pub struct EmailNotifier {
     store: Mutex<Option<Arc<dyn RemoteStore>>>,
     retry: Mutex<Vec<Duration>>,
     transport: Arc<dyn MailTransport>,
+    clock: Arc<dyn crate::jobs::Clock>,
     pending: Arc<(Mutex<usize>, Condvar)>,
 }
 
@@ -52,6 +53,7 @@ impl EmailNotifier {
             store: Mutex::new(None),
             retry: Mutex::new(DEFAULT_RETRY.to_vec()),
             transport: Arc::new(Smtp),
+            clock: Arc::new(crate::jobs::SystemClock),
             pending: Arc::new((Mutex::new(0), Condvar::new())),
         }
     }
@@ -65,6 +67,12 @@ impl EmailNotifier {
     /// The store backups are read from, for "email a copy" (the destination changed).
     pub fn set_store(&self, store: Arc<dyn RemoteStore>) {
         *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// Reads the time from `clock` (the service's).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::jobs::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sends through `transport` instead of SMTP.
@@ -131,7 +139,7 @@ impl EmailNotifier {
             return None;
         }
         let s = self.settings();
-        let started = Utc::now();
+        let started = self.clock.now();
         let (record, copy, attachment) = match event {
             Event::BackupSucceeded { record, backup } => {
                 let (copy, attachment) = if s.notify.email_copy {
@@ -147,12 +155,12 @@ impl EmailNotifier {
         let mail = match event {
             Event::BackupSucceeded { record, .. } => {
                 let state = ScheduleState::new(Some(record.ended), record.ended);
-                let next = schedule::next_due(&s.schedule, &state, Utc::now(), &Local);
+                let next = schedule::next_due(&s.schedule, &state, self.clock.now(), &Local);
                 templates::backup_succeeded(record, next, &copy)
             }
             Event::BackupFailed {
                 record, last_good, ..
-            } => templates::backup_failed(record, *last_good, Utc::now()),
+            } => templates::backup_failed(record, *last_good, self.clock.now()),
             _ => return None,
         };
         let attached_bytes = attachment.as_ref().map(|(_, b)| b.len() as u64);
@@ -182,7 +190,7 @@ impl EmailNotifier {
             kind: RunKind::Email,
             trigger: record.trigger,
             started,
-            ended: Utc::now(),
+            ended: self.clock.now(),
             outcome,
             database: record.database.clone(),
             dest: Some(format!("email:{}", s.smtp.recipients().join(","))),

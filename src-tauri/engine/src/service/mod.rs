@@ -217,11 +217,10 @@ impl Service {
             tracing::warn!(error = %e, "email reports: no SMTP password");
             None
         });
-        let email = Arc::new(EmailNotifier::new(
-            settings.clone(),
-            password,
-            Some(history.clone()),
-        ));
+        let email = Arc::new(
+            EmailNotifier::new(settings.clone(), password, Some(history.clone()))
+                .with_clock(opts.clock.clone()),
+        );
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let runner = {
                 let weak = weak.clone();
