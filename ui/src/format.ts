@@ -126,7 +126,7 @@ export const EXPLAIN: Record<ErrorCode, [string, string]> = {
   ],
   key_changed: [
     "The backup key where your backups go was replaced.",
-    "Backups are stopped so that nobody else can read them. Check who can write there; see Details.",
+    "Your backups still use the key you confirmed; nothing is restored from there until you check who can write to it. See Details.",
   ],
   no_key: ["No passphrase is set for your backups yet.", "Set a passphrase first."],
   wrong_key: [

@@ -47,8 +47,9 @@ pub enum KeyError {
     NoPassphrase(String),
     #[error(
         "the backup key at {location} is not the one this device backs up to ({pinned}); it now \
-         says {found}. Someone with access to that place may have replaced it: nothing was \
-         backed up. Check who can write there, and see SECURITY.md before you trust the new key"
+         says {found}. Someone with access to that place may have replaced it: backups still go \
+         to the key this device confirmed, and nothing is restored from there until you check \
+         (see SECURITY.md)"
     )]
     Changed {
         location: String,

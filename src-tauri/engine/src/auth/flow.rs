@@ -220,7 +220,7 @@ fn spawn_scrubbed(cmd: &str, url: &str) -> Result<bool, String> {
     Ok(true)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod scrub_tests {
     #[test]
     fn the_browser_does_not_inherit_secrets() {

@@ -2,7 +2,7 @@
 //! whom to tell is in the engine's `settings.json`, shared with the `driveback` CLI; secrets are
 //! in the OS keyring.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -31,12 +31,7 @@ impl UiMemory {
 
     /// Writes the file atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp: PathBuf = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
-        std::fs::rename(&tmp, path)
+        crate::settings::write_private_atomic(path, &serde_json::to_vec_pretty(self)?)
     }
 }
 
