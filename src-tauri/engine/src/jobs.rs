@@ -282,7 +282,6 @@ pub struct ExclusiveJob {
     pub id: String,
     pub kind: JobKind,
     pub tracker: Arc<ProgressTracker>,
-    pub cancel: CancelToken,
     ended: bool,
 }
 
@@ -494,7 +493,7 @@ impl Jobs {
         let (_tx, done) = watch::channel(None);
         state.exclusive = Some(Running {
             info: info.clone(),
-            cancel: cancel.clone(),
+            cancel,
             tracker: tracker.clone(),
             done,
         });
@@ -505,7 +504,6 @@ impl Jobs {
             id,
             kind,
             tracker,
-            cancel,
             ended: false,
         })
     }

@@ -5,6 +5,7 @@
 //! public roots, plus the settings' `smtp.ca_file` when given. The password comes from
 //! `DRIVEBACK_SMTP_PASSWORD` or the keyring and only ever travels inside a [`SecretString`].
 
+use crate::error::one_line;
 use std::path::Path;
 use std::time::Duration;
 
@@ -321,10 +322,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn read_ca(path: &Path) -> Result<Certificate, MailError> {

@@ -282,25 +282,23 @@ impl Service {
         };
         // A destination that cannot be opened is a finding of the health, not an error here.
         // What the last backup job saw a moment ago stands for a listing (plus the quota).
-        let fresh = match dest {
-            _ if !after_run => None,
-            Some(_) => None,
-            None => lock(&self.inner.seen).clone().filter(|(d, at, _)| {
-                Some(d) == self.dest().as_ref() && self.now() - *at < chrono::Duration::minutes(2)
-            }),
+        let fresh = if after_run && dest.is_none() {
+            lock(&self.inner.seen).clone().and_then(|(d, at, list)| {
+                (Some(&d) == self.dest().as_ref() && self.now() - at < chrono::Duration::minutes(2))
+                    .then_some(list)
+            })
+        } else {
+            None
         };
         let seen = match opened {
             None => DestinationSeen::default(),
-            Some(Ok(store)) if fresh.is_some() => {
-                let (_, _, list) = fresh.expect("checked");
-                DestinationSeen {
-                    listed: Some(Ok(list)),
-                    quota: store.quota().unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "could not read the destination's quota");
-                        None
-                    }),
-                }
-            }
+            Some(Ok(store)) if fresh.is_some() => DestinationSeen {
+                listed: fresh.map(Ok),
+                quota: store.quota().unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "could not read the destination's quota");
+                    None
+                }),
+            },
             Some(Ok(store)) => report::observe_destination(Some(Ok(store)))?,
             Some(Err(e)) => DestinationSeen {
                 listed: Some(Err(if report::is_sign_in_problem(e.code.as_str()) {
