@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bson::{doc, Document};
 use chrono::Utc;
 use driveback_app::{AppState, EnvDefaults, Shared, StartOptions};
+use driveback_engine::authenticity::Signer;
 use driveback_engine::history::{Outcome, RunKind, RunRecord, Trigger};
 use driveback_engine::manifest::{self, BackupStatus};
 use driveback_engine::secrets::{MemorySecretStore, SecretStore};
@@ -154,22 +155,28 @@ fn backup_runs(state: &Shared) -> Vec<RunRecord> {
         .collect()
 }
 
-/// A committed stand-in for an earlier backup of `db` at `folder`, made at `created`.
-fn old_backup(folder: &Path, db: &str, created: chrono::DateTime<Utc>, id: &str) {
+/// A committed stand-in for an earlier backup of `db` at `folder`, made at `created` and signed
+/// as Driveback signs its backups.
+fn old_backup(folder: &Path, signer: &Signer, db: &str, created: chrono::DateTime<Utc>, id: &str) {
     let store = store::open_store(&Dest::Folder(folder.to_path_buf())).unwrap();
-    let mut sink = store
-        .create(&manifest::backup_file_name(db, created, id))
-        .unwrap();
+    let name = manifest::backup_file_name(db, created, id);
+    let mut sink = store.create(&name).unwrap();
     sink.write_all(b"an earlier backup").unwrap();
-    sink.commit(&BackupSummary {
-        id: id.into(),
-        created,
-        database: db.into(),
-        documents: 1,
-        status: BackupStatus::Complete,
-        format_version: manifest::FORMAT_VERSION,
-    })
-    .unwrap();
+    signer
+        .commit(
+            &name,
+            sink,
+            &BackupSummary {
+                id: id.into(),
+                created,
+                database: db.into(),
+                documents: 1,
+                status: BackupStatus::Complete,
+                format_version: manifest::FORMAT_VERSION,
+                signature: None,
+            },
+        )
+        .unwrap();
 }
 
 /// What must be the same whichever door started the backup.
@@ -235,9 +242,38 @@ fn three_doors_make_the_same_record_retention_and_email() {
         .and_hms_opt(0, 0, 1)
         .unwrap()
         .and_utc();
-    old_backup(&folder, &db, today, "0000000a");
+    // The destination's key, made with the CLI on this device.
+    let key_command = |args: &[&str]| {
+        let out = Command::new(driveback_testkit::driveback_bin())
+            .args(args)
+            .args(["--dest", dest.as_str()])
+            .env("DRIVEBACK_CONFIG_DIR", &config)
+            .env_remove("DRIVEBACK_DATA_DIR")
+            .env("DRIVEBACK_PASSPHRASE", PASSPHRASE)
+            .env(
+                "DRIVEBACK_KEYRING_SERVICE",
+                format!("driveback-doors-{:08x}", rand_u32()),
+            )
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    key_command(&["key", "init"]);
+    let key = driveback_engine::keys::BackupKey::from_secret_str(
+        key_command(&["key", "show", "--secret"]).trim(),
+    )
+    .unwrap();
+    let signer = Signer::for_key(&key);
+    old_backup(&folder, &signer, &db, today, "0000000a");
     old_backup(
         &folder,
+        &signer,
         &db,
         Utc::now() - chrono::Duration::seconds(30),
         "0000000b",
@@ -263,8 +299,15 @@ fn three_doors_make_the_same_record_retention_and_email() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The app, over the same settings and history.
+    // The app, over the same settings and history, on a keyring that holds the backup key (as
+    // the app's own keyring does once the key was made or unlocked in it).
     let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::new());
+    secrets
+        .set(
+            &driveback_engine::keys::keyring_entry_name(&key.recipient()),
+            &key.to_secret_string(),
+        )
+        .unwrap();
     let state: Shared = Arc::new(AppState::new(
         Ok(secrets),
         &config,

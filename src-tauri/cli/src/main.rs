@@ -166,6 +166,12 @@ enum KeyCommand {
         #[arg(long)]
         secret: bool,
     },
+    /// Forget the backup key this device confirmed for a destination (after replacing the key
+    /// there on purpose): the next use asks for the passphrase that opens the new key.
+    Forget {
+        #[arg(long)]
+        dest: String,
+    },
 }
 
 /// Exit code of a backup that completed with some collections missing.
@@ -472,10 +478,14 @@ fn source(svc: &Service, backup: &str, dest: Option<&str>) -> CliResult<(Source,
     let store = dest.map(|d| svc.open_dest(d)).transpose()?;
     let path = PathBuf::from(backup);
     if let Some(store) = &store {
+        // A plain archive on this computer needs no key.
+        if path.is_file() && !matches!(pipeline::file_kind(&path)?, InputKind::Backup) {
+            return Ok((Source::File { path, key: None }, Vec::new()));
+        }
+        // The key first: it confirms which backups there are the user's own (their signatures).
+        let (key, notices) = svc.key_ring(store.as_ref(), &CliPassphrase).identity()?;
         match store.find(backup) {
             Ok(found) => {
-                let ring = svc.key_ring(store.as_ref(), &CliPassphrase);
-                let (key, notices) = ring.identity()?;
                 return Ok((
                     Source::Stored {
                         store: store.clone(),
@@ -488,23 +498,25 @@ fn source(svc: &Service, backup: &str, dest: Option<&str>) -> CliResult<(Source,
             Err(e) if !path.is_file() => return Err(e.into()),
             Err(_) => {}
         }
+        return Ok((
+            Source::File {
+                path,
+                key: Some(key),
+            },
+            notices,
+        ));
     }
     if !path.is_file() {
         return Err(CliError::new(format!(
             "no backup {backup:?}: give --dest with a backup id, or the path of a backup file"
         )));
     }
-    let (key, notices) = match (pipeline::file_kind(&path)?, &store) {
-        (InputKind::Backup, Some(store)) => {
-            let (k, n) = svc.key_ring(store.as_ref(), &CliPassphrase).identity()?;
-            (Some(k), n)
-        }
-        (InputKind::Backup, None) => return Err(CliError::new(
+    match pipeline::file_kind(&path)? {
+        InputKind::Backup => Err(CliError::new(
             "this file is a Driveback backup: give --dest of the destination whose key opens it",
         )),
-        _ => (None, Vec::new()),
-    };
-    Ok((Source::File { path, key }, notices))
+        _ => Ok((Source::File { path, key: None }, Vec::new())),
+    }
 }
 
 fn notify(notices: &[String]) {
@@ -515,6 +527,29 @@ fn notify(notices: &[String]) {
 
 fn joined(e: tokio::task::JoinError) -> CliError {
     CliError::from(EngineError::Internal(e.to_string()))
+}
+
+/// Cancels the backup on SIGINT (Ctrl-C) or SIGTERM; returns the exit code the shell expects of
+/// such a stop (130, 143). A backup that has not started within two seconds (the process is
+/// still asking for a passphrase, say) is not waited for: the process exits with that code.
+fn cancel_on_signal(jobs: driveback_engine::jobs::Jobs) -> tokio::task::JoinHandle<Option<u8>> {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).ok()?;
+        let mut terminate = signal(SignalKind::terminate()).ok()?;
+        let code = tokio::select! {
+            _ = interrupt.recv() => 130u8,
+            _ = terminate.recv() => 143u8,
+        };
+        eprintln!("driveback: cancelling the backup...");
+        for _ in 0..40 {
+            if jobs.cancel(None) {
+                return Some(code);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        std::process::exit(code.into());
+    })
 }
 
 /// `driveback backup`: the service's one-shot backup, printed as the command line always has.
@@ -539,7 +574,14 @@ async fn backup(
         dest: Some(dest.clone()),
         zstd_level: Some(level),
     };
+    let signals = cancel_on_signal(svc.jobs().clone());
     let done = svc.backup_once(request, &CliPassphrase).await;
+    let signalled = if signals.is_finished() {
+        signals.await.ok().flatten()
+    } else {
+        signals.abort();
+        None
+    };
     if let Some(bar) = bar {
         // It ends with the backup; without one (no key could be made) it is stopped.
         bar.abort();
@@ -555,6 +597,10 @@ async fn backup(
         notify(&init.notices);
     }
     email_warning(svc, &record);
+    if let (Outcome::Cancelled, Some(code)) = (record.outcome, signalled) {
+        eprintln!("driveback: the backup was cancelled: nothing was kept");
+        return Ok(ExitCode::from(code));
+    }
     match record.outcome {
         Outcome::Success | Outcome::Partial => {}
         Outcome::Failed | Outcome::Cancelled => {
@@ -671,16 +717,19 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
         } => backup(&svc, uri, db, dest, level, json).await,
         Command::List { dest, json } => {
             let store = open_dest(&svc, &dest)?;
-            let backups = tokio::task::spawn_blocking(move || store.list())
-                .await
-                .map_err(joined)??;
+            let (backups, ignored) = tokio::task::spawn_blocking(move || {
+                store.list().map(|list| (list, store.ignored()))
+            })
+            .await
+            .map_err(joined)??;
             if json {
-                print_json(
-                    &serde_json::json!({ "backups": backups.iter().map(|b| serde_json::json!({
-                    "id": b.id, "file": b.file, "bytes": b.bytes, "created": b.created, "database": b.database,
-                    "documents": b.documents, "status": b.status,
-                })).collect::<Vec<_>>() }),
-                );
+                print_json(&serde_json::json!({
+                    "backups": backups.iter().map(|b| serde_json::json!({
+                        "id": b.id, "file": b.file, "bytes": b.bytes, "created": b.created,
+                        "database": b.database, "documents": b.documents, "status": b.status,
+                    })).collect::<Vec<_>>(),
+                    "ignored": ignored,
+                }));
             } else if backups.is_empty() {
                 println!("No backups at {dest} yet.");
             } else {
@@ -699,6 +748,16 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
                         b.database,
                         if i == 0 { "  (latest)" } else { "" }
                     );
+                }
+            }
+            if !json && !ignored.is_empty() {
+                eprintln!(
+                    "driveback: ignoring {} file(s) at {dest} that are not your backups \
+                     (someone else may be able to write there; see SECURITY.md):",
+                    ignored.len()
+                );
+                for i in &ignored {
+                    eprintln!("  {}: {}", i.file, i.reason);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -729,9 +788,12 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
             svc.mongo().ping(uri.expose_secret()).await?;
             let (src, notices) = sync(|| source(&svc, &backup, dest.as_deref()))?;
             notify(&notices);
+            // No plan was shown here; what the listing holds is signed by the user's key, and
+            // the staging is checked against the manifest before anything is swapped in.
             let opts = RestoreOptions {
                 target_db: db,
                 collections,
+                expected: None,
             };
             let result = svc
                 .mongo()
@@ -828,6 +890,15 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
                         "Changed the passphrase of the backup key of {}",
                         store.location()
                     );
+                }
+                KeyCommand::Forget { dest } => {
+                    let store = open_dest(&svc, &dest)?;
+                    let location = store.location();
+                    if sync(|| svc.key_pins().forget(&location))? {
+                        println!("Forgot the confirmed backup key of {location}: the next backup or restore asks for the passphrase.");
+                    } else {
+                        println!("This device had no confirmed backup key for {location}.");
+                    }
                 }
                 KeyCommand::Show { dest, secret } => {
                     let store = open_dest(&svc, &dest)?;

@@ -308,6 +308,7 @@ fn jobs_for(w: &World, uri: String) -> Jobs {
                 zstd_level: 3,
                 store: store.clone(),
                 recipient: recipient.clone(),
+                signer: None,
                 retention: None,
                 tz: chrono::Utc,
                 on_result: None,

@@ -58,6 +58,25 @@ async fn target_with_data(client: &mongodb::Client, prefix: &str) -> (String, Sn
     (target, before)
 }
 
+/// Archive namespaces of plain collections of database `x`.
+fn plain_namespaces(names: &[&str]) -> Vec<driveback_engine::archive::Namespace> {
+    use driveback_engine::archive::{CollectionMetadata, Namespace};
+    names
+        .iter()
+        .map(|c| Namespace {
+            db: "x".into(),
+            collection: c.to_string(),
+            kind: "collection".into(),
+            size: 0,
+            metadata: CollectionMetadata {
+                collection_name: c.to_string(),
+                kind: "collection".into(),
+                ..Default::default()
+            },
+        })
+        .collect()
+}
+
 async fn assert_unchanged(client: &mongodb::Client, db: &str, before: &Snapshot) {
     let after = snapshot(client, db).await;
     assert!(
@@ -365,19 +384,17 @@ async fn a_backup_swapped_under_its_commit_mark_is_refused() {
         serde_json::from_slice(&std::fs::read(a.sidecar()).unwrap()).unwrap();
     s["sha256"] = "00".repeat(32).into();
     std::fs::write(a.sidecar(), serde_json::to_vec(&s).unwrap()).unwrap();
+    // The checksum is signed: the changed mark is not one of the user's backups any more.
     let line = one_error_line(&a.env.cli(&restore_args(&a.id, &a.env.dest(), &target)));
     assert!(
-        line.contains("does not match its recorded checksum"),
+        line.contains("is not one of your backups") && line.contains("signature does not match"),
         "{line}"
     );
     let line = one_error_line(
         &a.env
             .cli(&["verify", "--backup", &a.id, "--dest", &a.env.dest()]),
     );
-    assert!(
-        line.contains("does not match its recorded checksum"),
-        "{line}"
-    );
+    assert!(line.contains("is not one of your backups"), "{line}");
     assert_unchanged(&client, &target, &before).await;
     tally("backup file or sidecar checksum swapped", 3);
 }
@@ -504,7 +521,7 @@ async fn a_mongodump_archive_of_a_newer_format_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_archive_with_names_mongodb_refuses_is_refused_before_anything_changes() {
-    use driveback_engine::archive::{ArchiveWriter, CollectionMetadata, Header, Namespace};
+    use driveback_engine::archive::{ArchiveWriter, Header};
     let client = mongo().client().await;
     let (target, before) = target_with_data(&client, "badnames_dst").await;
     let env = Env::new();
@@ -518,20 +535,7 @@ async fn an_archive_with_names_mongodb_refuses_is_refused_before_anything_change
     for bad in ["../../escape", ".hidden", "a$b", "nul\0byte", ""] {
         // "orders" first: with the bad name last, a restore that only failed at the swap would
         // already have replaced it.
-        let ns: Vec<Namespace> = ["orders", bad]
-            .iter()
-            .map(|c| Namespace {
-                db: "x".into(),
-                collection: c.to_string(),
-                kind: "collection".into(),
-                size: 0,
-                metadata: CollectionMetadata {
-                    collection_name: c.to_string(),
-                    kind: "collection".into(),
-                    ..Default::default()
-                },
-            })
-            .collect();
+        let ns = plain_namespaces(&["orders", bad]);
         let mut w = ArchiveWriter::new(Vec::new(), &header, &ns).unwrap();
         for i in 0..2 {
             w.write_document(
@@ -652,20 +656,107 @@ async fn an_older_backup_under_a_newer_name_is_refused() {
 
     let (target, before) = target_with_data(&client, "renamed_dst").await;
     let b_id = b["id"].as_str().unwrap();
+    // The size and checksum are signed with the name: the forged mark does not verify, so the
+    // file is not one of the user's backups (restore, verify) and `latest` is the real one.
     let line = one_error_line(&a.env.cli(&restore_args(b_id, &a.env.dest(), &target)));
-    assert!(line.contains("not what its name and listing say"), "{line}");
-    assert!(
-        line.contains(&a.id),
-        "names the backup it really is: {line}"
-    );
+    assert!(line.contains("is not one of your backups"), "{line}");
+    assert!(line.contains("signature does not match"), "{line}");
     assert_unchanged(&client, &target, &before).await;
     let line = one_error_line(
         &a.env
             .cli(&["verify", "--backup", b_id, "--dest", &a.env.dest()]),
     );
-    assert!(line.contains("not what its name and listing say"), "{line}");
+    assert!(line.contains("is not one of your backups"), "{line}");
     tally(
         "an older backup renamed as the newest, with a matching commit mark",
         2,
     );
+}
+
+/// A restore acts on what its plan showed (the manifest): an archive namespace the manifest does
+/// not list is refused before anything is created, and a collection that holds more than the
+/// manifest lists stops the load, its staging dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_does_only_what_its_plan_showed() {
+    use driveback_engine::archive::{ArchiveWriter, Header};
+    use driveback_engine::manifest::{CollectionEntry, CollectionStatus};
+    use driveback_engine::pipeline::{self, RestoreOptions, Source};
+    use std::sync::Arc;
+
+    let client = mongo().client().await;
+    let (target, before) = target_with_data(&client, "plan_dst").await;
+    let env = Env::new();
+    std::fs::create_dir_all(env.dir.path()).unwrap();
+    let header = Header {
+        concurrent_collections: 1,
+        version: "0.1".into(),
+        server_version: "8.0.0".into(),
+        tool_version: "crafted".into(),
+    };
+    let ns = plain_namespaces(&["orders", "planted"]);
+    let mut w = ArchiveWriter::new(Vec::new(), &header, &ns).unwrap();
+    for i in 0..2 {
+        for n in 0..500 {
+            w.write_document(
+                i,
+                &bson::to_vec(&doc! { "_id": n, "pad": "x".repeat(100) }).unwrap(),
+            )
+            .unwrap();
+        }
+        w.end_namespace(i).unwrap();
+    }
+    let path = env.dir.path().join("crafted.archive");
+    std::fs::write(&path, w.finish().unwrap()).unwrap();
+    let entry = |name: &str, documents: u64, bytes: u64| CollectionEntry {
+        name: name.into(),
+        kind: "collection".into(),
+        documents,
+        bytes,
+        crc64: "0000000000000000".into(),
+        status: CollectionStatus::Ok,
+    };
+    let restore = |expected: Vec<CollectionEntry>| {
+        let path = path.clone();
+        let target = target.clone();
+        async move {
+            pipeline::restore(
+                mongo().uri(),
+                Source::File { path, key: None },
+                &RestoreOptions {
+                    target_db: target,
+                    collections: None,
+                    expected: Some(expected),
+                },
+                Arc::new(driveback_engine::progress::NoProgress),
+            )
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+        }
+    };
+    // The plan showed "orders" only.
+    let e = restore(vec![entry("orders", 500, 1 << 20)]).await;
+    assert!(
+        e.contains("\"planted\", which its manifest does not list"),
+        "{e}"
+    );
+    assert_unchanged(&client, &target, &before).await;
+    // The plan showed both, "orders" with 10 documents: the load stops past them.
+    let e = restore(vec![
+        entry("orders", 10, 1 << 20),
+        entry("planted", 500, 1 << 20),
+    ])
+    .await;
+    assert!(e.contains("holds more than the 10 documents"), "{e}");
+    assert_unchanged(&client, &target, &before).await;
+    // And past its bytes.
+    let e = restore(vec![
+        entry("orders", 500, 4096),
+        entry("planted", 500, 1 << 20),
+    ])
+    .await;
+    assert!(e.contains("(4096 bytes)"), "{e}");
+    assert_unchanged(&client, &target, &before).await;
+    tally("archives holding more than their plan showed", 3);
 }

@@ -7,19 +7,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDateTime, TimeZone, Utc};
+use driveback_engine::authenticity::Signer;
+use driveback_engine::keys::BackupKey;
 use driveback_engine::manifest::{self, BackupStatus};
 use driveback_engine::store::{self, BackupSummary, Dest, RemoteStore};
 
 struct Env {
     dir: tempfile::TempDir,
+    /// Signs the planted backups as a backup of this destination's key would be signed.
+    signer: Signer,
 }
+
+const PASSPHRASE: &str = "correct horse battery staple";
 
 impl Env {
     fn new() -> Self {
-        let env = Env {
-            dir: tempfile::tempdir().unwrap(),
+        let dir = tempfile::tempdir().unwrap();
+        let dest = format!("folder:{}", dir.path().join("backups").display());
+        std::fs::create_dir_all(dir.path().join("backups")).unwrap();
+        let mut env = Env {
+            dir,
+            signer: Signer::for_key(&BackupKey::generate()),
         };
-        std::fs::create_dir_all(env.dest_path()).unwrap();
+        // The destination's key, made (and so confirmed) by this device.
+        env.ok(&["key", "init", "--dest", &dest]);
+        let secret = env.ok(&["key", "show", "--secret", "--dest", &dest]);
+        env.signer = Signer::for_key(&BackupKey::from_secret_str(secret.trim()).unwrap());
         env
     }
 
@@ -42,6 +55,7 @@ impl Env {
             .env_remove("DRIVEBACK_DATA_DIR")
             .env("DRIVEBACK_KEYRING_SERVICE", "driveback-test-prune-unused")
             .env("TZ", "UTC")
+            .env("DRIVEBACK_PASSPHRASE", PASSPHRASE)
             .stdin(std::process::Stdio::null())
             .output()
             .expect("run driveback")
@@ -65,15 +79,21 @@ impl Env {
         let mut sink = store.create(&name).unwrap();
         sink.write_all(format!("not really encrypted: {name}").as_bytes())
             .unwrap();
-        let stored = sink
-            .commit(&BackupSummary {
-                id: id.clone(),
-                created,
-                database: db.into(),
-                documents: 3,
-                status,
-                format_version: manifest::FORMAT_VERSION,
-            })
+        let stored = self
+            .signer
+            .commit(
+                &name,
+                sink,
+                &BackupSummary {
+                    id: id.clone(),
+                    created,
+                    database: db.into(),
+                    documents: 3,
+                    status,
+                    format_version: manifest::FORMAT_VERSION,
+                    signature: None,
+                },
+            )
             .unwrap();
         assert_eq!(stored.created, created);
         id
@@ -165,7 +185,6 @@ fn dry_run_explains_and_prune_deletes_exactly_the_plan() {
     )
     .unwrap();
     std::fs::write(dest.join("config.json"), br#"{"a": 1}"#).unwrap();
-    std::fs::write(dest.join("driveback-key.pub"), b"age1notreallyakey\n").unwrap();
     let before = env.files();
 
     let expected_doomed: BTreeSet<String> = [
@@ -263,10 +282,11 @@ fn dry_run_explains_and_prune_deletes_exactly_the_plan() {
         "driveback-shop-20230101T000000Z-0badf00d.mdbk",
         "config.json",
         "driveback-key.pub",
+        "driveback-key.age",
     ] {
         assert!(after.contains(foreign), "{foreign} was touched");
     }
-    assert_eq!(after.len(), 4 + 2 * kept.len(), "{after:?}");
+    assert_eq!(after.len(), 5 + 2 * kept.len(), "{after:?}");
 
     // Again: nothing left to delete.
     let text = env.ok(&["prune", "--dest", &dest_arg]);

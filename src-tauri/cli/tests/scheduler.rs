@@ -87,6 +87,7 @@ fn fake_backup(now: DateTime<Utc>, n: usize) -> StoredBackup {
         documents: 10,
         status: BackupStatus::Complete,
         sha256: String::new(),
+        signature: None,
     }
 }
 
@@ -552,24 +553,50 @@ fn the_daemon_backs_up_prunes_and_stops_on_sigterm() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The destination's key, made on this device; the planted backups are signed with it as
+    // Driveback signs its own.
+    let key_command = |args: &[&str]| {
+        let out = daemon_command(&config)
+            .args(args)
+            .args(["--dest", dest.as_str()])
+            .env("DRIVEBACK_PASSPHRASE", "correct horse battery staple")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    key_command(&["key", "init"]);
+    let secret = key_command(&["key", "show", "--secret"]);
+    let signer = driveback_engine::authenticity::Signer::for_key(
+        &driveback_engine::keys::BackupKey::from_secret_str(secret.trim()).unwrap(),
+    );
     // Ten older backups of the same database (1 to 10 March 2023) already at the destination.
     let folder = store::open_store(&Dest::Folder(dest_path.clone())).unwrap();
     for day in 1..=10u32 {
         let created = Utc.with_ymd_and_hms(2023, 3, day, 2, 0, 0).unwrap();
         let id = format!("{day:08x}");
-        let mut sink = folder
-            .create(&manifest::backup_file_name(&db, created, &id))
-            .unwrap();
+        let name = manifest::backup_file_name(&db, created, &id);
+        let mut sink = folder.create(&name).unwrap();
         sink.write_all(b"an old backup").unwrap();
-        sink.commit(&BackupSummary {
-            id,
-            created,
-            database: db.clone(),
-            documents: 1,
-            status: BackupStatus::Complete,
-            format_version: manifest::FORMAT_VERSION,
-        })
-        .unwrap();
+        signer
+            .commit(
+                &name,
+                sink,
+                &BackupSummary {
+                    id,
+                    created,
+                    database: db.clone(),
+                    documents: 1,
+                    status: BackupStatus::Complete,
+                    format_version: manifest::FORMAT_VERSION,
+                    signature: None,
+                },
+            )
+            .unwrap();
     }
 
     // No history yet: the daily slot counts as missed and is caught up a second after start.

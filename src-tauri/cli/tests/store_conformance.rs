@@ -51,6 +51,7 @@ fn summary(id: &str, hour: u32) -> BackupSummary {
         documents: 42,
         status: BackupStatus::Complete,
         format_version: 1,
+        signature: None,
     }
 }
 

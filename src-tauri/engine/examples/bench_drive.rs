@@ -192,6 +192,7 @@ fn main() {
             documents: 0,
             status: BackupStatus::Complete,
             format_version: manifest::FORMAT_VERSION,
+            signature: None,
         })
         .expect("commit");
     let upload_secs = (started.elapsed() - generating).as_secs_f64();

@@ -59,3 +59,30 @@ fn kill_self(name: &str) -> ! {
     }
     std::process::abort()
 }
+
+/// The environment variable that arms a pause point: `<point>:<scope>`.
+pub const PAUSE_AT_VAR: &str = "DRIVEBACK_PAUSE_AT";
+
+/// How long a pause point waits for the cancel at most.
+const PAUSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits here, when `DRIVEBACK_PAUSE_AT` is `<name>:<scope>`, until `cancelled()` says so (at
+/// most two minutes), after printing `driveback: paused at <name>` on stderr: the cancel tests
+/// cancel a backup at a chosen stage every time. `scope` (the database name) keeps a test's
+/// pause away from other tests in the same process. Without the variable: one lookup of it.
+pub fn pause_point(name: &str, scope: &str, cancelled: impl Fn() -> bool) {
+    let Ok(spec) = std::env::var(PAUSE_AT_VAR) else {
+        return;
+    };
+    if spec.split_once(':') != Some((name, scope)) {
+        return;
+    }
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "driveback: paused at {name}");
+    }
+    let until = std::time::Instant::now() + PAUSE_LIMIT;
+    while !cancelled() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

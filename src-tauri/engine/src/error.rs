@@ -317,12 +317,16 @@ pub enum EngineError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// The user cancelled: nothing was committed.
+    #[error("the backup was cancelled: nothing was kept")]
+    Cancelled,
 }
 
 impl EngineError {
     /// A short, stable code the UI switches on (never on message text).
     pub fn error_code(&self) -> ErrorCode {
         match self {
+            EngineError::Cancelled => ErrorCode::Cancelled,
             EngineError::Mongo(MongoError::Unreachable { .. }) => ErrorCode::DatabaseUnreachable,
             EngineError::Mongo(MongoError::BadUri(_)) => ErrorCode::BadMongoUri,
             EngineError::Mongo(MongoError::NoSuchDatabase(_))

@@ -40,8 +40,8 @@ pub enum Status {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Check {
-    /// Stable name: `database`, `destination`, `last_backup`, `last_run`, `verified`,
-    /// `retention`, `scheduler`, `free_space`, `success_rate`, `email`.
+    /// Stable name: `database`, `destination`, `foreign_files`, `last_backup`, `last_run`,
+    /// `verified`, `retention`, `scheduler`, `free_space`, `success_rate`, `email`.
     pub name: &'static str,
     pub status: Status,
     pub message: String,
@@ -91,6 +91,8 @@ pub struct Observations<'a> {
     pub scheduler_heartbeat: Option<DateTime<Utc>>,
     /// The backups at the destination (as `RemoteStore::list` gives them).
     pub backups: Option<&'a [StoredBackup]>,
+    /// Files at the destination that look like backups but are not the user's own.
+    pub ignored: &'a [crate::authenticity::Ignored],
 }
 
 /// "3 hours", "2 days", "40 minutes".
@@ -201,6 +203,25 @@ pub fn health<Tz: TimeZone>(
                 format!("The backup destination cannot be reached right now: {e}"),
             ),
         });
+    }
+
+    if let Some(first) = obs.ignored.first() {
+        let others = match obs.ignored.len() - 1 {
+            0 => String::new(),
+            1 => " and 1 other file".to_string(),
+            n => format!(" and {n} other files"),
+        };
+        checks.push(check(
+            "foreign_files",
+            Status::Warning,
+            format!(
+                "{}{others} at the backup destination {} not your backups ({}): Driveback ignores \
+                 them. Someone else may be able to write there; see SECURITY.md.",
+                first.file,
+                if obs.ignored.len() == 1 { "is" } else { "are" },
+                first.reason
+            ),
+        ));
     }
 
     // The newest complete backup: from this device's history or from the destination.
@@ -727,7 +748,21 @@ mod tests {
             base.checks.iter().map(|c| c.name).collect::<Vec<_>>(),
             ["last_backup", "last_run", "verified", "success_rate"]
         );
+        let forged = [crate::authenticity::Ignored {
+            file: "driveback-shop-20260301T020000Z-0000000f.mdbk".into(),
+            id: "0000000f".into(),
+            reason: "it is not signed by your backup key".into(),
+        }];
         let cases: Vec<(&str, Observations, &str, Status)> = vec![
+            (
+                "a file that is not the user's backup",
+                Observations {
+                    ignored: &forged,
+                    ..Default::default()
+                },
+                "foreign_files",
+                Status::Warning,
+            ),
             (
                 "database down",
                 Observations {
@@ -877,6 +912,7 @@ mod tests {
             documents: 1,
             status,
             sha256: String::new(),
+            signature: None,
         };
         // 1 to 10 March, and one from January.
         let mut backups: Vec<StoredBackup> = (1..=10)

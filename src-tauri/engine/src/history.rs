@@ -235,11 +235,12 @@ impl History {
             fs::create_dir_all(dir).map_err(|e| self.err("create the folder of", e))?;
         }
         let line = encode(record);
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| self.err("open", e))?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        // The history names databases and places: this user's only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&self.path).map_err(|e| self.err("open", e))?;
         // A previous crash may have left a torn last line: start on a fresh line.
         let needs_newline = !ends_with_newline(&self.path);
         let data = if needs_newline {
@@ -278,6 +279,23 @@ pub fn last_attempt(records: &[RunRecord]) -> Option<DateTime<Utc>> {
         .rev()
         .find(|r| r.kind == RunKind::Backup)
         .map(|r| r.ended)
+}
+
+/// How the latest backup runs (newest first) ended, as the schedule sees them.
+pub fn attempts<'a>(
+    records_newest_first: impl IntoIterator<Item = &'a RunRecord>,
+) -> Vec<(DateTime<Utc>, crate::schedule::Attempt)> {
+    records_newest_first
+        .into_iter()
+        .filter(|r| r.kind == RunKind::Backup)
+        .map(|r| {
+            (
+                r.ended,
+                crate::schedule::Attempt::of(r.outcome, r.error.as_ref().map(|e| e.code.as_str())),
+            )
+        })
+        .take(crate::schedule::RECENT_ATTEMPTS)
+        .collect()
 }
 
 /// The last run that made a complete backup.

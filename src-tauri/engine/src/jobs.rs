@@ -251,7 +251,8 @@ struct State {
     current: Option<Running>,
     /// The running verify or restore.
     exclusive: Option<Running>,
-    last_finished: Option<RunRecord>,
+    /// The latest finished backup runs, newest first (at most `schedule::RECENT_ATTEMPTS`).
+    recent: Vec<RunRecord>,
 }
 
 struct Inner {
@@ -361,16 +362,19 @@ impl Jobs {
         clock: Arc<dyn Clock>,
         history: Option<Arc<History>>,
     ) -> Self {
-        let last_finished = history.as_ref().and_then(|h| match h.load() {
-            Ok(records) => records
+        let recent = match history.as_ref().map(|h| h.load()) {
+            None => Vec::new(),
+            Some(Ok(records)) => records
                 .into_iter()
                 .rev()
-                .find(|r| r.kind == RunKind::Backup),
-            Err(e) => {
+                .filter(|r| r.kind == RunKind::Backup)
+                .take(crate::schedule::RECENT_ATTEMPTS)
+                .collect(),
+            Some(Err(e)) => {
                 tracing::warn!(error = %e, "could not read the backup history");
-                None
+                Vec::new()
             }
-        });
+        };
         let (events, _) = broadcast::channel(256);
         Jobs {
             inner: Arc::new(Inner {
@@ -381,7 +385,7 @@ impl Jobs {
                 state: Mutex::new(State {
                     current: None,
                     exclusive: None,
-                    last_finished,
+                    recent,
                 }),
                 exclusive_done: Notify::new(),
                 counter: AtomicU64::new(0),
@@ -421,7 +425,12 @@ impl Jobs {
 
     /// The last finished backup run (from this process, or the history at start).
     pub fn last_finished(&self) -> Option<RunRecord> {
-        self.state().last_finished.clone()
+        self.state().recent.first().cloned()
+    }
+
+    /// The latest finished backup runs, newest first (a few: what the schedule's retries need).
+    pub fn recent_runs(&self) -> Vec<RunRecord> {
+        self.state().recent.clone()
     }
 
     /// Starts a backup, or attaches to the running one. Returns at once. Needs a tokio runtime.
@@ -449,18 +458,16 @@ impl Jobs {
         Ok(self.start(trigger))
     }
 
-    /// Starts a backup only if no job is running and `wanted` (given the last finished run)
-    /// agrees, both judged at once: a run that ends meanwhile cannot make the decision stale.
+    /// Starts a backup only if no job is running and `wanted` (given the latest finished runs,
+    /// newest first) agrees, both judged at once: a run that ends meanwhile cannot make the
+    /// decision stale.
     pub fn start_if(
         &self,
         trigger: Trigger,
-        wanted: impl FnOnce(Option<&RunRecord>) -> bool,
+        wanted: impl FnOnce(&[RunRecord]) -> bool,
     ) -> Option<JobHandle> {
         let state = self.state();
-        if state.current.is_some()
-            || state.exclusive.is_some()
-            || !wanted(state.last_finished.as_ref())
-        {
+        if state.current.is_some() || state.exclusive.is_some() || !wanted(&state.recent) {
             return None;
         }
         Some(self.start_locked(state, trigger))
@@ -613,7 +620,8 @@ impl Jobs {
             {
                 let mut state = jobs.state();
                 state.current = None;
-                state.last_finished = Some(record.clone());
+                state.recent.insert(0, record.clone());
+                state.recent.truncate(crate::schedule::RECENT_ATTEMPTS);
             }
             let notifiers = jobs
                 .inner
@@ -707,6 +715,8 @@ pub struct BackupRequest<Tz: TimeZone> {
     pub store: Arc<dyn RemoteStore>,
     /// The destination's public backup key.
     pub recipient: age::x25519::Recipient,
+    /// Signs the backup (see [`crate::authenticity`]).
+    pub signer: Option<Arc<crate::authenticity::Signer>>,
     /// Applied after a complete backup; `None` keeps everything.
     pub retention: Option<RetentionPolicy>,
     /// Local time zone of retention's days and months.
@@ -720,9 +730,10 @@ pub struct BackupRequest<Tz: TimeZone> {
 
 /// The product's job: back up, then (only after a complete backup) apply the retention policy.
 ///
-/// Cancelling stops the backup where it is: the upload is dropped before its commit, so no backup
-/// appears. (The pipeline does not look at the token yet; if the cancel lands while the commit
-/// itself runs, the backup may still be committed, and the run is then reported as cancelled.)
+/// Cancelling stops the backup at its next look at the token (every stage, every write, just
+/// before the commit): the upload is dropped, so no backup appears, and the run is recorded as
+/// cancelled. A cancel that lands after that last look finds the backup committed: the run is
+/// then what it was (a backup), and retention is skipped.
 pub async fn run_backup<Tz>(req: BackupRequest<Tz>, ctx: JobContext) -> JobOutcome
 where
     Tz: TimeZone + Send + Sync + 'static,
@@ -755,20 +766,23 @@ where
         listed: listed.clone(),
         // The job's clock dates the backup (the system clock in the product).
         started_at: Some(ctx.clock.now()),
+        signer: req.signer.clone(),
+        cancel: Some(ctx.cancel.clone()),
     };
-    let result = tokio::select! {
-        biased;
-        _ = ctx.cancel.cancelled() => return with_context(JobOutcome::cancelled()),
-        r = req.server.backup(
+    // The pipeline looks at the token at every stage and returns once its upload is dropped.
+    let result = req
+        .server
+        .backup(
             req.mongo_uri.expose_secret(),
             &opts,
             req.store.clone(),
             req.recipient.clone(),
             ctx.progress.clone(),
-        ) => r,
-    };
+        )
+        .await;
     let result = match result {
         Ok(r) => r,
+        Err(_) if ctx.cancel.is_cancelled() => return with_context(JobOutcome::cancelled()),
         Err(e) => return with_context(JobOutcome::failed(e.code(), e.to_string())),
     };
     if let Some(tell) = req.on_result {
@@ -800,7 +814,7 @@ where
     }
     let mut outcome = JobOutcome::success(result.backup);
     outcome.verified = verified;
-    if let Some(policy) = req.retention {
+    if let Some(policy) = req.retention.filter(|_| !ctx.cancel.is_cancelled()) {
         let store = req.store.clone();
         let now = ctx.clock.now();
         let tz = req.tz.clone();
@@ -855,6 +869,7 @@ mod tests {
             documents: 5,
             status: BackupStatus::Complete,
             sha256: String::new(),
+            signature: None,
         }
     }
 

@@ -46,10 +46,9 @@ pub enum KeyError {
     #[error("{0}")]
     NoPassphrase(String),
     #[error(
-        "the backup key at {location} is not the one this device backs up to ({pinned}); it now \
-         says {found}. Someone with access to that place may have replaced it: backups still go \
-         to the key this device confirmed, and nothing is restored from there until you check \
-         (see SECURITY.md)"
+        "the backup key at {location} is not the one this device confirmed ({pinned}); it now \
+         says {found}. Someone with access to that place may have replaced it: nothing is backed \
+         up there or restored from there until you check (see SECURITY.md)"
     )]
     Changed {
         location: String,
@@ -82,34 +81,121 @@ impl KeyPins {
         }
     }
 
-    fn load(&self) -> std::collections::BTreeMap<String, String> {
+    fn load(&self) -> std::collections::BTreeMap<String, Pin> {
         std::fs::read(&self.path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
 
-    /// The confirmed key of `location`, if any.
-    pub fn get(&self, location: &str) -> Option<x25519::Recipient> {
-        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.load().get(location)?.parse().ok()
-    }
-
-    /// Records `recipient` as the confirmed key of `location`.
-    pub fn set(&self, location: &str, recipient: &x25519::Recipient) -> Result<(), KeyError> {
-        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut all = self.load();
-        if all.get(location).map(String::as_str) == Some(recipient.to_string().as_str()) {
-            return Ok(());
-        }
-        all.insert(location.to_string(), recipient.to_string());
-        let bytes = serde_json::to_vec_pretty(&all).expect("pins serialise");
+    fn save(&self, all: &std::collections::BTreeMap<String, Pin>) -> Result<(), KeyError> {
+        let bytes = serde_json::to_vec_pretty(all).expect("pins serialise");
         crate::settings::write_private_atomic(&self.path, &bytes).map_err(|e| {
             KeyError::Corrupt(format!(
                 "could not record the backup key in {}: {e}",
                 self.path.display()
             ))
         })
+    }
+
+    /// The confirmed key of `location`, if any.
+    pub fn get(&self, location: &str) -> Option<x25519::Recipient> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.load().get(location)?.recipient().parse().ok()
+    }
+
+    /// The public half of the signing key that goes with `location`'s confirmed key, once this
+    /// device has held the key itself (see [`crate::authenticity`]).
+    pub fn verifier(&self, location: &str) -> Option<crate::authenticity::Verifier> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        match self.load().get(location)? {
+            Pin::Full {
+                signer: Some(v), ..
+            } => v.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Records `recipient` as the confirmed key of `location` (keeping its signing key's public
+    /// half when the key stays the same).
+    pub fn set(&self, location: &str, recipient: &x25519::Recipient) -> Result<(), KeyError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.load();
+        let recipient = recipient.to_string();
+        if all.get(location).map(Pin::recipient) == Some(recipient.as_str()) {
+            return Ok(());
+        }
+        all.insert(
+            location.to_string(),
+            Pin::Full {
+                recipient,
+                signer: None,
+            },
+        );
+        self.save(&all)
+    }
+
+    /// Records `key` as the confirmed key of `location`, with its signing key's public half.
+    pub fn set_key(&self, location: &str, key: &BackupKey) -> Result<(), KeyError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.load();
+        let pin = Pin::Full {
+            recipient: key.recipient().to_string(),
+            signer: Some(
+                crate::authenticity::Signer::for_key(key)
+                    .verifier()
+                    .to_string(),
+            ),
+        };
+        if all.get(location) == Some(&pin) {
+            return Ok(());
+        }
+        all.insert(location.to_string(), pin);
+        self.save(&all)
+    }
+
+    /// Confirms for `to` the key confirmed for `from` (the key moved along with the backups).
+    pub fn copy(&self, from: &str, to: &str) -> Result<(), KeyError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.load();
+        let Some(pin) = all.get(from).cloned() else {
+            return Ok(());
+        };
+        all.insert(to.to_string(), pin);
+        self.save(&all)
+    }
+
+    /// Forgets the confirmed key of `location`: the next use confirms the destination's key
+    /// again (from the keyring or with the passphrase). Returns whether there was one.
+    pub fn forget(&self, location: &str) -> Result<bool, KeyError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.load();
+        if all.remove(location).is_none() {
+            return Ok(false);
+        }
+        self.save(&all)?;
+        Ok(true)
+    }
+}
+
+/// One destination's confirmed key in `key-pins.json`: the age public key and the public half
+/// of the signing key (a bare string is a pin written before backups were signed).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Pin {
+    Full {
+        recipient: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signer: Option<String>,
+    },
+    Bare(String),
+}
+
+impl Pin {
+    fn recipient(&self) -> &str {
+        match self {
+            Pin::Full { recipient, .. } | Pin::Bare(recipient) => recipient,
+        }
     }
 }
 
@@ -344,28 +430,60 @@ impl<'a> KeyRing<'a> {
 }
 
 impl KeyRing<'_> {
-    fn pin(&self, recipient: &x25519::Recipient) -> Result<(), KeyError> {
+    fn pin(&self, key: &BackupKey) -> Result<(), KeyError> {
         match self.pins {
-            Some(p) => p.set(&self.store.location(), recipient),
+            Some(p) => p.set_key(&self.store.location(), key),
             None => Ok(()),
         }
     }
 
+    /// The key that signs backups to `recipient`: from the keyring, else the backup key opened
+    /// with the passphrase (see [`crate::authenticity`]).
+    pub fn signer(
+        &self,
+        recipient: &x25519::Recipient,
+    ) -> Result<crate::authenticity::Signer, KeyError> {
+        if let Some(key) = self.in_keyring(recipient) {
+            self.pin(&key)?;
+            return Ok(crate::authenticity::Signer::for_key(&key));
+        }
+        let (key, notices) = self.identity()?;
+        for n in notices {
+            tracing::warn!("{n}");
+        }
+        if key.recipient().to_string() != recipient.to_string() {
+            return Err(KeyError::Corrupt(format!(
+                "the backup key at {} is not the one backups go to",
+                self.store.location()
+            )));
+        }
+        Ok(crate::authenticity::Signer::for_key(&key))
+    }
+
     /// The key to back up to: the confirmed one when this device has one for the destination
-    /// (the destination's file is not read); else the destination's public key, once confirmed
-    /// by this device's keyring or by the passphrase. `None`: the destination has no key.
+    /// (refused with [`KeyError::Changed`] when the destination's file now names another); else
+    /// the destination's public key, once confirmed by this device's keyring or by the
+    /// passphrase. `None`: the destination has no key.
     pub fn recipient(&self) -> Result<Option<x25519::Recipient>, KeyError> {
         let Some(pins) = self.pins else {
             return self.published();
         };
+        let found = self.published()?;
         if let Some(pinned) = pins.get(&self.store.location()) {
-            return Ok(Some(pinned));
+            return match found {
+                Some(found) if found.to_string() != pinned.to_string() => Err(KeyError::Changed {
+                    location: self.store.location(),
+                    pinned: pinned.to_string(),
+                    found: found.to_string(),
+                }),
+                _ => Ok(Some(pinned)),
+            };
         }
-        let Some(found) = self.published()? else {
+        let Some(found) = found else {
             return Ok(None);
         };
-        if self.in_keyring(&found) {
-            self.pin(&found)?;
+        if let Some(key) = self.in_keyring(&found) {
+            self.pin(&key)?;
             return Ok(Some(found));
         }
         // New to this device: the passphrase proves the file belongs with the wrapped key.
@@ -376,16 +494,12 @@ impl KeyRing<'_> {
         Ok(Some(key.recipient()))
     }
 
-    /// Whether this device's keyring holds the key whose public half is `recipient`.
-    fn in_keyring(&self, recipient: &x25519::Recipient) -> bool {
-        let Some(secrets) = self.secrets else {
-            return false;
-        };
-        matches!(
-            secrets.get(&keyring_entry_name(recipient)),
-            Ok(Some(secret)) if BackupKey::from_secret_str(secret.expose_secret())
-                .is_ok_and(|k| k.recipient().to_string() == recipient.to_string())
-        )
+    /// The key whose public half is `recipient`, when this device's keyring holds it.
+    fn in_keyring(&self, recipient: &x25519::Recipient) -> Option<BackupKey> {
+        let secret = self.secrets?.get(&keyring_entry_name(recipient)).ok()??;
+        BackupKey::from_secret_str(secret.expose_secret())
+            .ok()
+            .filter(|k| k.recipient().to_string() == recipient.to_string())
     }
 
     /// The destination's public key file, as it is.
@@ -425,7 +539,7 @@ impl KeyRing<'_> {
         crate::crash::crash_point("key.wrapped_written");
         self.store
             .write_file(PUBLIC_KEY_FILE, format!("{}\n", key.recipient()).as_bytes())?;
-        self.pin(&key.recipient())?;
+        self.pin(&key)?;
         let notices = self.cache(&key, None).into_iter().collect();
         Ok(KeyInit {
             recipient: key.recipient().to_string(),
@@ -451,7 +565,7 @@ impl KeyRing<'_> {
             }
             self.store
                 .write_file(PUBLIC_KEY_FILE, format!("{}\n", key.recipient()).as_bytes())?;
-            self.pin(&key.recipient())?;
+            self.pin(&key)?;
             return Ok((key.recipient(), None));
         }
         let init = self.init()?;
@@ -482,7 +596,7 @@ impl KeyRing<'_> {
             match secrets.get(&keyring_entry_name(recipient)) {
                 Ok(Some(secret)) => match BackupKey::from_secret_str(secret.expose_secret()) {
                     Ok(key) if key.recipient().to_string() == recipient.to_string() => {
-                        self.pin(&key.recipient())?;
+                        self.pin(&key)?;
                         return Ok((key, Vec::new()));
                     }
                     _ => tracing::warn!(
@@ -507,7 +621,7 @@ impl KeyRing<'_> {
         let passphrase = self.passphrases.passphrase(PassphrasePurpose::Unlock)?;
         let key = BackupKey::unwrap(&wrapped, &passphrase)?;
         self.check_matches(&key, recipient.as_ref())?;
-        self.pin(&key.recipient())?;
+        self.pin(&key)?;
         let notices = self.cache(&key, keyring_problem).into_iter().collect();
         Ok((key, notices))
     }

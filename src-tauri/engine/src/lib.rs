@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod auth;
+pub mod authenticity;
 pub mod container;
 pub mod crash;
 pub mod error;

@@ -35,6 +35,12 @@ pub struct BackupOptions {
     /// The backup's time (its file name, manifest and listing), `None`: now. Jobs pass their
     /// clock's time, so a simulated clock dates the backups it makes.
     pub started_at: Option<DateTime<Utc>>,
+    /// Signs the backup's commit mark (see [`crate::authenticity`]); `None` leaves it unsigned,
+    /// which only a destination nobody else reads may take (the device's own safety backups).
+    pub signer: Option<Arc<crate::authenticity::Signer>>,
+    /// Looked at between every stage, on every write and just before the commit: a cancelled
+    /// backup is never committed, and its upload is dropped before `backup` returns.
+    pub cancel: Option<crate::jobs::CancelToken>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -105,6 +111,53 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| EngineError::Internal(e.to_string()))
 }
 
+/// A writer that stops (with an error) once its backup is cancelled, and pauses at the
+/// `backup.writing` pause point on its first write (see [`crate::crash::pause_point`]).
+struct Cancellable<W> {
+    inner: W,
+    cancel: Option<crate::jobs::CancelToken>,
+    scope: String,
+    started: bool,
+}
+
+impl<W> Cancellable<W> {
+    fn check(&self) -> std::io::Result<()> {
+        match &self.cancel {
+            Some(c) if c.is_cancelled() => Err(std::io::Error::other(CANCELLED)),
+            _ => Ok(()),
+        }
+    }
+}
+
+const CANCELLED: &str = "the backup was cancelled";
+
+impl<W: Write> Write for Cancellable<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.started {
+            self.started = true;
+            let cancel = self.cancel.clone();
+            crate::crash::pause_point("backup.writing", &self.scope, || {
+                cancel.as_ref().is_some_and(|c| c.is_cancelled())
+            });
+        }
+        self.check()?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.flush()
+    }
+}
+
+/// `Cancelled` when `cancel` says so.
+fn stop_if_cancelled(cancel: &Option<crate::jobs::CancelToken>) -> Result<(), EngineError> {
+    match cancel {
+        Some(c) if c.is_cancelled() => Err(EngineError::Cancelled),
+        _ => Ok(()),
+    }
+}
+
 /// Backs up `opts.database` to `store`, encrypted to `recipient`.
 pub async fn backup(
     mongo_uri: &str,
@@ -132,11 +185,13 @@ async fn backup_on(
     let started_at = opts.started_at.unwrap_or(clock_start);
     let id = manifest::new_backup_id();
     let file_name = manifest::backup_file_name(&opts.database, started_at, &id);
+    let cancel = opts.cancel.clone();
     let server = mongo::server_info(&client).await?;
     let infos = export::describe_database(&client.database(&opts.database)).await?;
     if infos.is_empty() {
         return Err(MongoError::NoSuchDatabase(opts.database.clone()).into());
     }
+    stop_if_cancelled(&cancel)?;
     let namespaces = export::namespaces(&opts.database, &infos);
     let header = Header {
         concurrent_collections: 1,
@@ -179,31 +234,53 @@ async fn backup_on(
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let level = opts.zstd_level;
     let count = namespaces.len();
+    let writer_cancel = cancel.clone();
+    let scope = opts.database.clone();
     let writer = tokio::task::spawn_blocking(move || {
+        let cancelled = |e: std::io::Error| match &writer_cancel {
+            Some(c) if c.is_cancelled() => EngineError::Cancelled,
+            _ => EngineError::io("writing the backup", e),
+        };
         let encrypted = BackupWriter::new(sink, &recipient, level).map_err(EngineError::from)?;
-        let buffered = BufWriter::with_capacity(1 << 17, encrypted);
-        let archive = ArchiveWriter::new(buffered, &header, &namespaces)
-            .map_err(|e| EngineError::io("writing the backup", e))?;
-        let (buffered, summaries) = export::write_archive(rx, archive, count)
-            .map_err(|e| EngineError::io("writing the backup", e))?;
-        let encrypted = buffered
+        let guarded = Cancellable {
+            inner: encrypted,
+            cancel: writer_cancel.clone(),
+            scope,
+            started: false,
+        };
+        let buffered = BufWriter::with_capacity(1 << 17, guarded);
+        let archive = ArchiveWriter::new(buffered, &header, &namespaces).map_err(cancelled)?;
+        let (buffered, summaries) = export::write_archive(rx, archive, count).map_err(cancelled)?;
+        let guarded = buffered
             .into_inner()
-            .map_err(|e| EngineError::io("writing the backup", e.into_error()))?;
-        Ok::<_, EngineError>((encrypted, summaries))
+            .map_err(|e| cancelled(e.into_error()))?;
+        Ok::<_, EngineError>((guarded.inner, summaries))
     });
-    let read = export::read_data(
-        &client,
-        &opts.database,
-        &infos,
-        &server,
-        opts.expected_documents.unwrap_or(0),
-        tx,
-        progress.as_ref(),
-    )
-    .await;
+    let read = {
+        let reading = export::read_data(
+            &client,
+            &opts.database,
+            &infos,
+            &server,
+            opts.expected_documents.unwrap_or(0),
+            tx,
+            progress.as_ref(),
+        );
+        match &cancel {
+            // Stopping the read drops its channel, which ends the writer.
+            Some(c) => tokio::select! {
+                r = reading => r,
+                _ = c.cancelled() => Err(MongoError::Mismatch(CANCELLED.into())),
+            },
+            None => reading.await,
+        }
+    };
+    // Waited for in every case: the upload is dropped (and a folder's partial file removed)
+    // before this returns.
     let written = writer
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?;
+    stop_if_cancelled(&cancel)?;
     // The writer's error explains a stopped export better than the export's own.
     let (encrypted, summaries) = written?;
     let report = read?;
@@ -250,12 +327,24 @@ async fn backup_on(
         documents: manifest.total_documents(),
         status: manifest.status,
         format_version: manifest::FORMAT_VERSION,
+        signature: None,
     };
     let m = manifest.clone();
+    let signer = opts.signer.clone();
+    let scope = opts.database.clone();
     let stored = blocking(move || -> Result<StoredBackup, EngineError> {
+        stop_if_cancelled(&cancel)?;
         let sink = encrypted.finish(&m)?;
         crate::crash::crash_point("backup.before_commit");
-        let stored = sink.commit(&summary)?;
+        crate::crash::pause_point("backup.before_commit", &scope, || {
+            cancel.as_ref().is_some_and(|c| c.is_cancelled())
+        });
+        // The last look: past it the backup is committed, whatever happens.
+        stop_if_cancelled(&cancel)?;
+        let stored = match signer {
+            Some(signer) => signer.commit(&file_name, sink, &summary)?,
+            None => sink.commit(&summary)?,
+        };
         crate::crash::crash_point("backup.committed");
         Ok(stored)
     })
@@ -432,6 +521,10 @@ fn check_against_manifest(
 pub struct RestoreOptions {
     pub target_db: String,
     pub collections: Option<Vec<String>>,
+    /// The collections the user was shown (the manifest read when the restore was planned): a
+    /// namespace they do not list is refused before anything is created, and a collection that
+    /// holds more documents or bytes than listed stops the load (staging is dropped).
+    pub expected: Option<Vec<crate::manifest::CollectionEntry>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -480,6 +573,7 @@ async fn restore_on(
         &opts.target_db,
         &namespaces,
         &selected,
+        opts.expected.as_deref(),
         rx,
         progress.as_ref(),
     )
@@ -689,7 +783,7 @@ pub fn export_to(
     match format {
         ExportFormat::Archive => {
             let tmp = out.with_extension("partial");
-            let file = File::create(&tmp)
+            let file = crate::settings::replace_private(&tmp)
                 .map_err(|e| EngineError::io(format!("creating {}", tmp.display()), e))?;
             let mut w = BufWriter::new(file);
             // Copy exactly the archive bytes while the reader checks them.
@@ -793,7 +887,7 @@ pub fn safe_file_stem(collection: &str) -> String {
 
 fn open_ejson(dir: &Path, collection: &str) -> Result<BufWriter<File>, EngineError> {
     let path = dir.join(format!("{}.ejson", safe_file_stem(collection)));
-    File::create(&path)
+    crate::settings::replace_private(&path)
         .map(BufWriter::new)
         .map_err(|e| EngineError::io(format!("creating {}", path.display()), e))
 }

@@ -346,6 +346,7 @@ mod tests {
             documents: 10,
             status,
             sha256: "00".repeat(32),
+            signature: None,
         }
     }
 

@@ -2,11 +2,15 @@
 //! knows are arguments, so tables of fixed dates test it.
 //!
 //! A schedule defines *slots*: every day (or on the chosen weekday, or on the chosen day of the
-//! month) at the chosen local time. A slot is satisfied by any backup run, manual or scheduled,
-//! successful or not, that finished between the slot and now; a failed or cancelled run therefore
-//! waits for the next slot. Only the most recent slot counts, so slots missed while the computer
-//! was off or asleep give one catch-up run, not one per slot; it starts a short delay after the
-//! wake or launch (the network and the database may need a moment).
+//! month) at the chosen local time. A slot is satisfied by a backup run, manual or scheduled, that
+//! finished between the slot and now with a backup (complete or partial) or was cancelled by the
+//! user. A run that failed is retried within the period, after 5 minutes, 15 minutes, 1 hour and
+//! then hourly, until one succeeds or the next slot comes; a failure that waiting cannot heal (a
+//! passphrase or a sign-in needed, the destination full, the key replaced) is not retried: its
+//! alert asks the user, and the next slot or the user's fix starts the next run. Only the most
+//! recent slot counts, so slots missed while the computer was off or asleep give one catch-up
+//! run, not one per slot; it starts a short delay after the wake or launch (the network and the
+//! database may need a moment).
 //!
 //! Local times that do not exist (the hour skipped when clocks spring forward) are taken as the
 //! same wall time before the change, i.e. shifted forward by the gap (02:30 becomes 03:30); times
@@ -24,6 +28,61 @@ pub const CATCH_UP_DELAY: Duration = Duration::minutes(2);
 /// Slots are looked for within this many days (a monthly slot is at most 31 days apart).
 const SEARCH_DAYS: i64 = 64;
 
+/// How long after the n-th failed attempt of a period the next one starts (then hourly).
+pub const RETRY_DELAYS: [Duration; 3] = [
+    Duration::minutes(5),
+    Duration::minutes(15),
+    Duration::hours(1),
+];
+
+/// How many recent attempts the scheduler looks at (enough to reach the hourly retries; the
+/// length of [`ScheduleState::recent`]).
+pub const RECENT_ATTEMPTS: usize = 8;
+
+/// How a backup run ended, as the schedule sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// A backup was made (complete or partial), or the user cancelled: the slot is served.
+    Done,
+    /// Failed for a reason that may pass (the network, the database, a server error): retried.
+    Failed,
+    /// Failed for a reason only the user can fix: not retried before the next slot.
+    Blocked,
+}
+
+impl Attempt {
+    /// From a run's outcome and error code.
+    pub fn of(outcome: crate::history::Outcome, code: Option<&str>) -> Self {
+        use crate::history::Outcome;
+        match outcome {
+            Outcome::Success | Outcome::Partial | Outcome::Cancelled => Attempt::Done,
+            Outcome::Failed if code.is_some_and(needs_the_user) => Attempt::Blocked,
+            Outcome::Failed => Attempt::Failed,
+        }
+    }
+}
+
+/// Error codes that waiting does not heal.
+pub fn needs_the_user(code: &str) -> bool {
+    matches!(
+        code,
+        "passphrase_required"
+            | "wrong_passphrase"
+            | "no_key"
+            | "key_changed"
+            | "wrong_key"
+            | "destination_full"
+            | "not_connected"
+            | "reconnect_needed"
+            | "access_denied"
+            | "scope_not_granted"
+            | "keyring_unavailable"
+            | "keyring_locked"
+            | "not_configured"
+            | "bad_mongo_uri"
+    )
+}
+
 /// What the scheduler knows besides the clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScheduleState {
@@ -33,6 +92,9 @@ pub struct ScheduleState {
     /// jumped). A slot older than this was missed, and is caught up after `catch_up_delay`.
     pub awake_since: DateTime<Utc>,
     pub catch_up_delay: Duration,
+    /// The latest backup runs, newest first: when each ended and how. Empty: every run counts
+    /// as [`Attempt::Done`] (no retries).
+    pub recent: [Option<(DateTime<Utc>, Attempt)>; 8],
 }
 
 impl ScheduleState {
@@ -41,8 +103,52 @@ impl ScheduleState {
             last_attempt,
             awake_since,
             catch_up_delay: CATCH_UP_DELAY,
+            recent: [None; 8],
         }
     }
+
+    /// With the latest runs (`(ended, attempt)`, newest first); `last_attempt` is the newest.
+    pub fn with_recent(
+        mut self,
+        recent: impl IntoIterator<Item = (DateTime<Utc>, Attempt)>,
+    ) -> Self {
+        self.recent = [None; 8];
+        for (slot, a) in self.recent.iter_mut().zip(recent) {
+            *slot = Some(a);
+        }
+        if let Some((t, _)) = self.recent[0] {
+            self.last_attempt = Some(t);
+        }
+        self
+    }
+}
+
+/// When a period whose runs since `slot` all failed is tried again: `None` when it is not (a
+/// run served it, one was blocked, or nothing is known about the runs).
+fn retry_at(
+    state: &ScheduleState,
+    slot: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let since: Vec<(DateTime<Utc>, Attempt)> = state
+        .recent
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|(t, _)| *t >= slot && *t <= now)
+        .collect();
+    let (last, Attempt::Failed) = *since.first()? else {
+        return None;
+    };
+    let failures = since
+        .iter()
+        .take_while(|(_, a)| *a == Attempt::Failed)
+        .count();
+    let delay = RETRY_DELAYS
+        .get(failures - 1)
+        .copied()
+        .unwrap_or(Duration::hours(1));
+    Some(last + delay)
 }
 
 /// The instant of a local date and time in `tz` (see the module notes for gaps and folds).
@@ -139,7 +245,22 @@ pub fn next_due<Tz: TimeZone>(
                 Some(slot.max(state.awake_since + state.catch_up_delay))
             }
         }
-        _ => next_slot(s, now, tz),
+        Some(slot) => {
+            let next = next_slot(s, now, tz);
+            match retry_at(state, slot, now) {
+                // A retry due while the computer slept waits the catch-up delay after the wake.
+                Some(retry) => {
+                    let retry = if retry < state.awake_since {
+                        retry.max(state.awake_since + state.catch_up_delay)
+                    } else {
+                        retry
+                    };
+                    Some(next.map_or(retry, |n| n.min(retry)))
+                }
+                None => next,
+            }
+        }
+        None => next_slot(s, now, tz),
     }
 }
 
@@ -432,6 +553,147 @@ mod tests {
                 c.name
             );
         }
+    }
+
+    #[test]
+    fn failed_runs_are_retried_within_the_period() {
+        use Attempt::*;
+        let tz = FixedOffset::east_opt(0).unwrap();
+        let s = daily("02:00");
+        // (name, runs newest first as (ended, how), awake since, now, next due)
+        type Row<'a> = (&'a str, Vec<(&'a str, Attempt)>, &'a str, &'a str, &'a str);
+        let rows: Vec<Row> = vec![
+            (
+                "a good run waits for tomorrow",
+                vec![("2026-03-10 02:01", Done)],
+                "2026-03-09 00:00",
+                "2026-03-10 02:02",
+                "2026-03-11 02:00",
+            ),
+            (
+                "a first failure is retried after 5 minutes",
+                vec![("2026-03-10 02:01", Failed)],
+                "2026-03-09 00:00",
+                "2026-03-10 02:02",
+                "2026-03-10 02:06",
+            ),
+            (
+                "a second after 15",
+                vec![("2026-03-10 02:07", Failed), ("2026-03-10 02:01", Failed)],
+                "2026-03-09 00:00",
+                "2026-03-10 02:08",
+                "2026-03-10 02:22",
+            ),
+            (
+                "a third after an hour",
+                vec![
+                    ("2026-03-10 02:23", Failed),
+                    ("2026-03-10 02:07", Failed),
+                    ("2026-03-10 02:01", Failed),
+                ],
+                "2026-03-09 00:00",
+                "2026-03-10 02:30",
+                "2026-03-10 03:23",
+            ),
+            (
+                "then hourly",
+                vec![
+                    ("2026-03-10 05:24", Failed),
+                    ("2026-03-10 04:24", Failed),
+                    ("2026-03-10 03:24", Failed),
+                    ("2026-03-10 02:23", Failed),
+                    ("2026-03-10 02:07", Failed),
+                    ("2026-03-10 02:01", Failed),
+                ],
+                "2026-03-09 00:00",
+                "2026-03-10 05:30",
+                "2026-03-10 06:24",
+            ),
+            (
+                "yesterday's failures do not slow today's first retry",
+                vec![
+                    ("2026-03-10 02:01", Failed),
+                    ("2026-03-09 05:00", Failed),
+                    ("2026-03-09 04:00", Failed),
+                    ("2026-03-09 03:00", Failed),
+                ],
+                "2026-03-09 00:00",
+                "2026-03-10 02:02",
+                "2026-03-10 02:06",
+            ),
+            (
+                "a retry never passes the next slot",
+                vec![
+                    ("2026-03-11 01:30", Failed),
+                    ("2026-03-11 00:30", Failed),
+                    ("2026-03-10 23:30", Failed),
+                    ("2026-03-10 02:01", Failed),
+                ],
+                "2026-03-09 00:00",
+                "2026-03-11 01:40",
+                "2026-03-11 02:00",
+            ),
+            (
+                "a retry that fell due while asleep waits for the catch-up delay",
+                vec![("2026-03-10 02:01", Failed)],
+                "2026-03-10 09:00",
+                "2026-03-10 09:00",
+                "2026-03-10 09:02",
+            ),
+            (
+                "a failure the user must fix is not retried",
+                vec![("2026-03-10 02:01", Blocked)],
+                "2026-03-09 00:00",
+                "2026-03-10 02:02",
+                "2026-03-11 02:00",
+            ),
+            (
+                "a success after failures serves the day",
+                vec![("2026-03-10 02:10", Done), ("2026-03-10 02:01", Failed)],
+                "2026-03-09 00:00",
+                "2026-03-10 02:11",
+                "2026-03-11 02:00",
+            ),
+            (
+                "a cancel by the user serves the day",
+                vec![("2026-03-10 02:03", Done)],
+                "2026-03-09 00:00",
+                "2026-03-10 02:04",
+                "2026-03-11 02:00",
+            ),
+            (
+                "a blocked run then a retry-able one: retried",
+                vec![("2026-03-10 08:00", Failed), ("2026-03-10 02:01", Blocked)],
+                "2026-03-09 00:00",
+                "2026-03-10 08:01",
+                "2026-03-10 08:05",
+            ),
+        ];
+        for (name, runs, awake, now, want) in rows {
+            let state = ScheduleState::new(None, utc_s(awake))
+                .with_recent(runs.iter().map(|(t, a)| (utc_s(t), *a)));
+            let got = next_due(&s, &state, utc_s(now), &tz);
+            assert_eq!(got, Some(utc_s(want)), "{name}");
+        }
+        assert_eq!(
+            Attempt::of(
+                crate::history::Outcome::Failed,
+                Some("database_unreachable")
+            ),
+            Failed
+        );
+        assert_eq!(
+            Attempt::of(crate::history::Outcome::Failed, Some("reconnect_needed")),
+            Blocked
+        );
+        assert_eq!(Attempt::of(crate::history::Outcome::Cancelled, None), Done);
+        assert_eq!(Attempt::of(crate::history::Outcome::Partial, None), Done);
+    }
+
+    fn utc_s(s: &str) -> DateTime<Utc> {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
+            .unwrap()
+            .and_utc()
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! a computer that slept (or a clock that was changed) is noticed at the next tick, as a gap
 //! between ticks longer than `wake_gap`. Slots missed meanwhile give one catch-up run, a short
 //! delay after the wake (see `schedule`). The backup runs through [`Jobs`], so a scheduled run and
-//! Backup Now never run side by side; a failed or cancelled run waits for the next slot.
+//! Backup Now never run side by side; a failed run is retried within the period (see `schedule`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -142,10 +142,10 @@ where
                 last_tick = now;
                 let sched = schedule_rx.borrow_and_update().clone();
                 let state = ScheduleState {
-                    last_attempt: jobs.last_finished().map(|r| r.ended),
-                    awake_since,
                     catch_up_delay: config.catch_up_delay,
-                };
+                    ..ScheduleState::new(None, awake_since)
+                }
+                .with_recent(crate::history::attempts(&jobs.recent_runs()));
                 let next_due = schedule::next_due(&sched, &state, now, &tz);
                 let snapshot = SchedulerStatus {
                     alive_at: now,
@@ -159,11 +159,8 @@ where
                 }
                 if next_due.is_some_and(|t| t <= now) {
                     // Judged again against the last run as the job manager sees it right now.
-                    let started = jobs.start_if(Trigger::Scheduled, |last| {
-                        let state = ScheduleState {
-                            last_attempt: last.map(|r| r.ended),
-                            ..state
-                        };
+                    let started = jobs.start_if(Trigger::Scheduled, |recent| {
+                        let state = state.with_recent(crate::history::attempts(recent));
                         schedule::is_due(&sched, &state, now, &tz)
                     });
                     if let Some(handle) = started {

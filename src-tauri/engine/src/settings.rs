@@ -992,6 +992,27 @@ pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, bytes)
 }
 
+/// Creates `path` for writing, readable by this user only. It must not exist: a file or symlink
+/// planted at that name is never followed or overwritten (`O_CREAT | O_EXCL`).
+pub(crate) fn create_new_private(path: &Path) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Replaces `path` with a new private file: whatever was at that name (a stale file of an
+/// earlier run, a symlink) is removed first, never written through.
+pub(crate) fn replace_private(path: &Path) -> io::Result<File> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    create_new_private(path)
+}
+
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -1007,11 +1028,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     // by this user only.
     let temp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
     let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&temp)?;
+        let mut f = create_new_private(&temp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);

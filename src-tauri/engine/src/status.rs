@@ -24,6 +24,8 @@ pub struct DestinationSeen {
     /// `None` when no destination is chosen.
     pub listed: Option<Result<Vec<StoredBackup>, DestinationProblem>>,
     pub quota: Option<Quota>,
+    /// Files at the destination that look like backups but are not the user's own.
+    pub ignored: Vec<crate::authenticity::Ignored>,
 }
 
 /// The health check words it "Google Drive needs reconnecting: why": keep only the why.
@@ -51,6 +53,7 @@ pub fn observe_destination(
             return Ok(DestinationSeen {
                 listed: Some(Err(reconnect_needed(e.to_string()))),
                 quota: None,
+                ignored: Vec::new(),
             })
         }
         Some(Err(e)) => return Err(e),
@@ -71,6 +74,7 @@ pub fn observe_destination(
     Ok(DestinationSeen {
         listed: Some(listed),
         quota,
+        ignored: store.ignored(),
     })
 }
 
@@ -112,6 +116,7 @@ pub fn report<Tz: TimeZone>(
             .and_then(|q| Some((q.free()?, q.limit?))),
         scheduler_heartbeat: heartbeat.map(|h| h.alive_at),
         backups: backups.map(|v| v.as_slice()),
+        ignored: &seen.ignored,
     };
     let health = health::health(records, settings, &obs, now, tz);
     let scheduler_running =
@@ -123,7 +128,8 @@ pub fn report<Tz: TimeZone>(
             &ScheduleState {
                 catch_up_delay: chrono::Duration::zero(),
                 ..ScheduleState::new(history::last_attempt(records), now)
-            },
+            }
+            .with_recent(history::attempts(records.iter().rev())),
             now,
             tz,
         ),
@@ -179,6 +185,7 @@ mod tests {
                 "Google Drive needs reconnecting: the grant was revoked".into(),
             ))),
             quota: None,
+            ignored: Vec::new(),
         };
         let r = report(&records, &settings, &seen, None, None, now(), &Utc);
         assert_eq!(r.health.status, Status::Critical);

@@ -537,7 +537,9 @@ pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> Sc
         state_dir.path(),
     ));
     let clock = Arc::new(SimClock(Mutex::new(start)));
-    let recipient = driveback_engine::keys::BackupKey::generate().recipient();
+    let key = driveback_engine::keys::BackupKey::generate();
+    let recipient = key.recipient();
+    let signer = Arc::new(driveback_engine::authenticity::Signer::for_key(&key));
     let runner = {
         let (store, uri) = (store.clone(), server.uri().to_string());
         move |ctx: JobContext| {
@@ -548,6 +550,7 @@ pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> Sc
                 zstd_level: 3,
                 store: store.clone(),
                 recipient: recipient.clone(),
+                signer: Some(signer.clone()),
                 retention: Some(RetentionPolicy::default()),
                 tz: chrono::Utc,
                 on_result: None,

@@ -244,6 +244,16 @@ impl<R: Read> ArchiveReader<R> {
 
     fn add_namespace(&mut self, ns: Namespace, start: u64) -> Result<(), ArchiveError> {
         let index = self.namespaces.len();
+        // As many as a manifest may list: a crafted prelude cannot make a restore create more.
+        if index >= crate::manifest::MAX_COLLECTIONS {
+            return Err(malformed(
+                start,
+                format!(
+                    "archive prelude lists more than {} namespaces",
+                    crate::manifest::MAX_COLLECTIONS
+                ),
+            ));
+        }
         let key = (ns.db.clone(), ns.collection.clone());
         if let Some(&other) = self.by_name.get(&key) {
             // Only an alias (see below) may be overridden by the real thing.

@@ -78,6 +78,9 @@ struct StagedCollection {
     options: Document,
     indexes: Vec<Document>,
     summary: Option<NamespaceSummary>,
+    /// At most this many documents and bytes (the manifest's), when known.
+    cap: Option<(u64, u64)>,
+    loaded: (u64, u64),
 }
 
 /// Data loaded into staging collections, not yet visible.
@@ -137,16 +140,28 @@ pub async fn stage(
     target_db: &str,
     namespaces: &[Namespace],
     selected: &[usize],
+    expected: Option<&[crate::manifest::CollectionEntry]>,
     mut rx: mpsc::Receiver<RestoreMsg>,
     progress: &dyn ProgressSink,
 ) -> Result<Staged, MongoError> {
-    // Every collection's and view's options are checked before anything is created.
+    let listed = |name: &str| expected.map(|e| e.iter().find(|c| c.name == name));
+    // Every collection's and view's options are checked before anything is created, and every
+    // namespace must be one the restore plan showed.
     for &i in selected {
+        if let Some(None) = listed(&namespaces[i].collection) {
+            return Err(MongoError::Mismatch(format!(
+                "the backup holds collection {:?}, which its manifest does not list: nothing was restored",
+                namespaces[i].collection
+            )));
+        }
         create_command(
             "check",
             &namespaces[i].collection,
             &namespaces[i].metadata.options,
         )?;
+        for spec in &namespaces[i].metadata.indexes {
+            index_spec(&namespaces[i].collection, spec)?;
+        }
     }
     let db = client.database(target_db);
     drop_leftover_staging(&db).await?;
@@ -181,6 +196,10 @@ pub async fn stage(
                 options: ns.metadata.options.clone(),
                 indexes: ns.metadata.indexes.clone(),
                 summary: None,
+                cap: listed(&ns.collection)
+                    .flatten()
+                    .map(|c| (c.documents, c.bytes)),
+                loaded: (0, 0),
             });
         }
         crate::crash::crash_point("restore.staging_created");
@@ -189,9 +208,20 @@ pub async fn stage(
         while let Some(msg) = rx.recv().await {
             match msg {
                 RestoreMsg::Docs { ns, docs, bytes } => {
-                    let Some(c) = staged.collections.iter().find(|c| c.ns == ns) else {
+                    let Some(c) = staged.collections.iter_mut().find(|c| c.ns == ns) else {
                         continue;
                     };
+                    c.loaded.0 += docs.len() as u64;
+                    c.loaded.1 += bytes;
+                    if let Some((documents, bytes)) = c.cap {
+                        if c.loaded.0 > documents || c.loaded.1 > bytes {
+                            return Err(MongoError::Mismatch(format!(
+                                "collection {} holds more than the {documents} documents ({bytes} bytes) \
+                                 its manifest lists: the restore stopped and nothing was changed",
+                                c.name
+                            )));
+                        }
+                    }
                     // Batches of one collection may load concurrently (the server then uses
                     // more than one core); a capped collection keeps its insertion order.
                     let capped = c.options.get_bool("capped").unwrap_or(false);
@@ -376,8 +406,8 @@ impl Staged {
                 .indexes
                 .iter()
                 .filter(|i| i.get_str("name") != Ok("_id_"))
-                .map(|i| Bson::Document(i.clone()))
-                .collect();
+                .map(|i| index_spec(&c.name, i).map(Bson::Document))
+                .collect::<Result<_, _>>()?;
             if specs.is_empty() {
                 continue;
             }
@@ -451,6 +481,61 @@ const CREATE_OPTIONS: &[&str] = &[
     "encryptedFields",
 ];
 
+/// The fields of an index specification `createIndexes` takes (MongoDB's documentation of
+/// `createIndexes`, and what `listIndexes` reports). Anything else is refused.
+const INDEX_FIELDS: &[&str] = &[
+    "key",
+    "name",
+    "v",
+    "unique",
+    "sparse",
+    "partialFilterExpression",
+    "expireAfterSeconds",
+    "hidden",
+    "storageEngine",
+    "collation",
+    "weights",
+    "default_language",
+    "language_override",
+    "textIndexVersion",
+    "2dsphereIndexVersion",
+    "bits",
+    "min",
+    "max",
+    "bucketSize",
+    "wildcardProjection",
+    "prepareUnique",
+    "clustered",
+    "background",
+];
+
+/// An index specification of the backup as `createIndexes` gets it: only index fields (the
+/// namespace field older servers report is left out, as mongorestore does), with a key and a name.
+pub(crate) fn index_spec(collection: &str, spec: &Document) -> Result<Document, MongoError> {
+    let mut out = Document::new();
+    for (k, v) in spec.iter() {
+        match k.as_str() {
+            "ns" => {}
+            k if INDEX_FIELDS.contains(&k) => {
+                out.insert(k, v.clone());
+            }
+            other => {
+                return Err(MongoError::Mismatch(format!(
+                    "an index of {collection:?} in the backup holds {other:?}, which is not an \
+                     index option: this file was not written by Driveback or mongodump; nothing \
+                     was changed"
+                )))
+            }
+        }
+    }
+    if out.get_document("key").is_err() || out.get_str("name").is_err() {
+        return Err(MongoError::Mismatch(format!(
+            "an index of {collection:?} in the backup has no key or no name: nothing was changed"
+        )));
+    }
+    Ok(out)
+}
+
 /// `{ create: name, ...options }` for a collection or view of the backup, with only the options
 /// `create` knows.
 pub(crate) fn create_command(
@@ -481,6 +566,20 @@ mod create_tests {
         let c = create_command("staging_x", "x", &ok).unwrap();
         assert_eq!(c.get_str("create").unwrap(), "staging_x");
         assert_eq!(c.get_bool("capped").unwrap(), true);
+        let spec = doc! { "v": 2, "key": { "a": 1 }, "name": "a_1", "ns": "db.x", "unique": true };
+        let built = index_spec("x", &spec).unwrap();
+        assert_eq!(
+            built,
+            doc! { "v": 2, "key": { "a": 1 }, "name": "a_1", "unique": true }
+        );
+        for bad in [
+            doc! { "key": { "a": 1 }, "name": "a_1", "commitQuorum": 0 },
+            doc! { "key": { "a": 1 }, "name": "a_1", "$db": "admin" },
+            doc! { "name": "a_1" },
+            doc! { "key": { "a": 1 } },
+        ] {
+            assert!(index_spec("x", &bad).is_err(), "{bad}");
+        }
         for bad in [
             doc! { "create": "admin_users" },
             doc! { "$db": "admin" },

@@ -7,6 +7,7 @@ use chrono::Local;
 use secrecy::SecretString;
 
 use super::{blocking, lock, Service};
+use crate::authenticity::Signer;
 use crate::container::DEFAULT_ZSTD_LEVEL;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::history::{RunRecord, Trigger};
@@ -21,6 +22,8 @@ pub struct BackupPlan {
     pub database: String,
     pub store: Arc<dyn RemoteStore>,
     pub recipient: age::x25519::Recipient,
+    /// Signs the backup (this device holds the key: keyring or passphrase).
+    pub signer: Arc<Signer>,
 }
 
 /// A one-shot backup's own choices (the CLI's flags); what it leaves out comes from the settings.
@@ -33,26 +36,26 @@ pub struct OneShot {
 }
 
 impl Service {
-    /// Checks the database, the destination and its key (only the public half: making a backup
-    /// needs no passphrase). Blocking.
+    /// Checks the database, the destination and its key (from this device's keyring: a
+    /// scheduled backup asks for no passphrase). Blocking.
     pub fn plan_backup(&self) -> ApiResult<BackupPlan> {
         let uri = self.require_mongo_uri()?;
         let database = self.require_database()?;
         let store = self.store()?;
-        let recipient = self
-            .key_ring(store.as_ref(), &super::keys::GivenPassphrase(None))
-            .recipient()?
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::NoKey,
-                    "set the passphrase that protects your backups before the first backup",
-                )
-            })?;
+        let ring = self.key_ring(store.as_ref(), &super::keys::GivenPassphrase(None));
+        let recipient = ring.recipient()?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoKey,
+                "set the passphrase that protects your backups before the first backup",
+            )
+        })?;
+        let signer = self.signer(&ring, &recipient)?;
         Ok(BackupPlan {
             uri,
             database,
             store,
             recipient,
+            signer,
         })
     }
 
@@ -149,6 +152,7 @@ impl Service {
                     .unwrap_or(DEFAULT_ZSTD_LEVEL),
                 store: plan.store,
                 recipient: plan.recipient,
+                signer: Some(plan.signer),
                 // The retention policy is the configured destination's: a one-shot backup to
                 // another place adds to it and deletes nothing there.
                 retention: managed.then(|| self.settings().retention),
@@ -187,18 +191,78 @@ impl Service {
             Some(d) if Some(&d) != configured.as_ref() => (self.open_dest(&d)?, false),
             _ => (self.store()?, true),
         };
-        let recipient = self
-            .key_ring(store.as_ref(), &super::keys::GivenPassphrase(None))
+        let ring = self.key_ring(store.as_ref(), &super::keys::GivenPassphrase(None));
+        let recipient = ring
             .recipient()?
             .ok_or_else(|| ApiError::from(crate::keys::KeyError::NoKey))?;
+        let signer = self.signer(&ring, &recipient)?;
         Ok((
             BackupPlan {
                 uri,
                 database,
                 store,
                 recipient,
+                signer,
             },
             managed,
         ))
+    }
+}
+
+impl Service {
+    /// After the user fixed what blocked the automatic backups (signed in again, gave the
+    /// passphrase): when the latest run failed for a reason only the user could fix, the
+    /// scheduler of this process runs the backup now rather than at the next slot.
+    pub(crate) fn retry_after_fix(&self) {
+        if lock(&self.inner.scheduler).is_none()
+            || self.settings().schedule.frequency == crate::settings::Frequency::Off
+            || tokio::runtime::Handle::try_current().is_err()
+        {
+            return;
+        }
+        let started = self.jobs().start_if(Trigger::Scheduled, |recent| {
+            recent.first().is_some_and(|r| {
+                crate::schedule::Attempt::of(r.outcome, r.error.as_ref().map(|e| e.code.as_str()))
+                    == crate::schedule::Attempt::Blocked
+            })
+        });
+        if let Some(h) = started {
+            tracing::info!(job = %h.id, "the cause of the failed backup was fixed: backing up now");
+        }
+    }
+
+    /// The key that signs backups to `recipient` at `ring`'s destination: unlocked earlier in
+    /// this process (the daemon or CLI without a keyring), else from the keyring, else asked
+    /// of `ring`'s passphrase source. Kept in memory for the next backup. Blocking.
+    pub(crate) fn signer(
+        &self,
+        ring: &crate::keys::KeyRing<'_>,
+        recipient: &age::x25519::Recipient,
+    ) -> ApiResult<Arc<Signer>> {
+        let location = ring.store.location();
+        let recipient = recipient.to_string();
+        if let Some((r, s)) = lock(&self.inner.signers).get(&location) {
+            if *r == recipient {
+                return Ok(s.clone());
+            }
+        }
+        let signer = Arc::new(
+            ring.signer(&recipient.parse().expect("a recipient parses"))
+                .map_err(signer_needed)?,
+        );
+        lock(&self.inner.signers).insert(location, (recipient, signer.clone()));
+        Ok(signer)
+    }
+}
+
+/// A backup needs the key itself to sign: says so when this device does not hold it yet.
+fn signer_needed(e: crate::keys::KeyError) -> ApiError {
+    match e {
+        crate::keys::KeyError::NoPassphrase(_) => ApiError::new(
+            ErrorCode::PassphraseRequired,
+            "this device does not hold your backup key yet: enter the passphrase once, and \
+             backups are signed with it from then on",
+        ),
+        other => other.into(),
     }
 }

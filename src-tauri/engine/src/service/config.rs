@@ -201,6 +201,7 @@ impl Service {
         let connected = connected?;
         self.forget_store();
         let notices = self.switch_destination(DRIVE_DEST)?;
+        self.retry_after_fix();
         Ok(DriveConnected {
             email: connected.account.email,
             notices,

@@ -98,7 +98,7 @@ impl Service {
             ))
             .into());
         }
-        self.key_pins().set(&location, &key.recipient())?;
+        self.key_pins().set_key(&location, &key)?;
         Ok(key)
     }
 
@@ -117,8 +117,8 @@ impl Service {
     }
 
     /// Checks that `dest` (else the configured destination) has a backup key, and makes one when
-    /// it has none, asking `source` for the passphrase (the CLI: environment or prompt). What was
-    /// made, if anything. Blocking.
+    /// it has none, asking `source` for the passphrase (the CLI: environment or prompt); unlocks
+    /// the key that signs backups there for this process. What was made, if anything. Blocking.
     pub fn ensure_key(
         &self,
         dest: Option<&str>,
@@ -128,7 +128,9 @@ impl Service {
             Some(d) => self.open_dest(d)?,
             None => self.store()?,
         };
-        let (_, init) = self.key_ring(store.as_ref(), source).recipient_or_init()?;
+        let ring = self.key_ring(store.as_ref(), source);
+        let (recipient, init) = ring.recipient_or_init()?;
+        self.signer(&ring, &recipient)?;
         Ok(init)
     }
 
@@ -175,6 +177,7 @@ impl Service {
         }
         let now = self.now();
         self.update_memory(|c| c.passphrase_checked_at = Some(now))?;
+        self.retry_after_fix();
         Ok(Checked { ok: true })
     }
 
@@ -221,9 +224,7 @@ impl Service {
                     // nothing here could open.
                     new.write_file(WRAPPED_KEY_FILE, &wrapped)?;
                     new.write_file(PUBLIC_KEY_FILE, &public)?;
-                    if let Some(r) = confirmed {
-                        self.key_pins().set(&new.location(), &r)?;
-                    }
+                    self.key_pins().copy(&old.location(), &new.location())?;
                     notices.push(format!(
                         "your backup key now protects the backups at {} too: the same passphrase opens them",
                         super::dest_label(store::parse_dest(dest).ok().as_ref())

@@ -158,9 +158,11 @@ pub(crate) struct Inner {
     /// What Backup Now checked just before it started the job: the job uses it rather than
     /// reading the destination's key again (each read is a round trip on Drive).
     prepared: Mutex<Option<BackupPlan>>,
-    /// The destination's backups as the last backup job left them: (destination, when, list).
     /// The backup keys this device confirmed, per destination.
-    pins: crate::keys::KeyPins,
+    pins: Arc<crate::keys::KeyPins>,
+    /// Signing keys unlocked in this process, per destination: (recipient, signer).
+    signers: Mutex<HashMap<String, (String, Arc<crate::authenticity::Signer>)>>,
+    /// The destination's backups as the last backup job left them: (destination, when, list).
     seen: Mutex<
         Option<(
             String,
@@ -266,7 +268,8 @@ impl Service {
                 one_shot: Mutex::new(None),
                 prepared: Mutex::new(None),
                 seen: Mutex::new(None),
-                pins: crate::keys::KeyPins::in_dir(&opts.config_dir),
+                pins: Arc::new(crate::keys::KeyPins::in_dir(&opts.config_dir)),
+                signers: Mutex::new(HashMap::new()),
                 results: Mutex::new(HashMap::new()),
                 scheduler: Mutex::new(None),
                 background_options: Mutex::new(None),
@@ -601,20 +604,28 @@ impl Service {
         }
     }
 
-    /// Opens a destination by name. Blocking for Google Drive (it may refresh the sign-in).
+    /// Opens a destination by name. Its listing holds only the backups this device can
+    /// authenticate (see [`crate::authenticity`]). Blocking for Google Drive (it may refresh the
+    /// sign-in).
     pub fn open_dest(&self, dest: &str) -> ApiResult<Arc<dyn RemoteStore>> {
-        match store::parse_dest(dest).map_err(crate::error::EngineError::from)? {
+        let raw: Arc<dyn RemoteStore> = match store::parse_dest(dest)
+            .map_err(crate::error::EngineError::from)?
+        {
             Dest::Drive(location) => {
                 let tokens: Arc<dyn AccessTokens> = self.google()?.session()?;
                 let config = DriveConfig::new(location, self.inner.data_dir.join("drive-uploads"));
-                Ok(Arc::new(
-                    DriveStore::new(tokens, config).map_err(crate::error::EngineError::from)?,
-                ))
+                Arc::new(DriveStore::new(tokens, config).map_err(crate::error::EngineError::from)?)
             }
-            other => Ok(Arc::from(
-                store::open_store(&other).map_err(crate::error::EngineError::from)?,
-            )),
-        }
+            other => Arc::from(store::open_store(&other).map_err(crate::error::EngineError::from)?),
+        };
+        let trust = Arc::new(ConfirmedKeys {
+            pins: self.inner.pins.clone(),
+            secrets: self.inner.secrets.clone(),
+            clock: self.inner.clock.clone(),
+        });
+        Ok(Arc::new(crate::authenticity::AuthenticatedStore::new(
+            raw, trust,
+        )))
     }
 
     /// The destination backups go to. Blocking for Google Drive.
@@ -653,6 +664,41 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)?
+}
+
+/// What the destinations' listings are checked against: the keys this device confirmed, and its
+/// clock.
+struct ConfirmedKeys {
+    pins: Arc<crate::keys::KeyPins>,
+    secrets: Option<Arc<dyn SecretStore>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl crate::authenticity::Trust for ConfirmedKeys {
+    fn verifier(&self, location: &str) -> Option<crate::authenticity::Verifier> {
+        if let Some(v) = self.pins.verifier(location) {
+            return Some(v);
+        }
+        // A key confirmed before backups were signed: its signing half comes from the keyring.
+        let recipient = self.pins.get(location)?;
+        let secret = self
+            .secrets
+            .as_ref()?
+            .get(&crate::keys::keyring_entry_name(&recipient))
+            .ok()??;
+        let key = crate::keys::BackupKey::from_secret_str(secret.expose_secret()).ok()?;
+        if key.recipient().to_string() != recipient.to_string() {
+            return None;
+        }
+        if let Err(e) = self.pins.set_key(location, &key) {
+            tracing::warn!(error = %e, "could not record the signing key");
+        }
+        Some(crate::authenticity::Signer::for_key(&key).verifier())
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
 }
 
 /// The email notifier, told of the store backups are read from for "email a copy".

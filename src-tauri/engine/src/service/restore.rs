@@ -36,6 +36,9 @@ pub(crate) struct Ticket {
     documents: u64,
     /// Back up the current data first (off for an undo).
     safety_backup: bool,
+    /// The collections the plan was built from (the manifest's): the restore acts on these only,
+    /// and no more documents or bytes than they list.
+    expected: Vec<crate::manifest::CollectionEntry>,
     issued: chrono::DateTime<chrono::Utc>,
 }
 
@@ -157,8 +160,9 @@ impl Service {
         started(&job.id);
         let (svc, tracker) = (self.clone(), job.tracker.clone());
         let outcome = blocking(move || {
-            let backup = store.find(&id)?;
+            // The key first: it confirms which backups are the user's own (their signatures).
             let key = svc.backup_key(store.as_ref(), passphrase)?;
+            let backup = store.find(&id)?;
             tracker.begin_step(Step::Main, backup.documents);
             let source = Source::Stored {
                 store,
@@ -196,19 +200,16 @@ impl Service {
             let svc = self.clone();
             blocking(move || {
                 let store = svc.store()?;
+                // The key first: it confirms which backups are the user's own (signatures).
+                let key = svc.backup_key(store.as_ref(), passphrase)?;
                 // One listing finds the backup and tells whether it is the newest.
                 let list = store.list()?;
-                let found = if id == "latest" {
-                    list.first().cloned()
-                } else {
-                    list.iter().find(|b| b.id == id || b.file == id).cloned()
+                // A file that is there but not the user's is named with why (`find`).
+                let backup = match crate::store::pick(list.clone(), &id) {
+                    Some(b) => b,
+                    None => store.find(&id)?,
                 };
-                let backup = found.ok_or_else(|| crate::store::StoreError::NotFound {
-                    id: id.clone(),
-                    location: store.location(),
-                })?;
                 let latest = list.first().is_some_and(|b| b.id == backup.id);
-                let key = svc.backup_key(store.as_ref(), passphrase)?;
                 let manifest = container::read_manifest(store.open(&backup)?, key.identity())
                     .map_err(EngineError::from)?;
                 pipeline::check_identity(&manifest, &backup)?;
@@ -258,6 +259,7 @@ impl Service {
             target_db: target_db.clone(),
             documents: manifest.total_documents(),
             safety_backup,
+            expected: manifest.collections.clone(),
             issued: self.now(),
         });
         Ok(RestorePlan {
@@ -315,6 +317,8 @@ impl Service {
                 expected_documents: None,
                 listed: None,
                 started_at: None,
+                signer: Some(Arc::new(crate::authenticity::Signer::for_key(&ticket.key))),
+                cancel: None,
             };
             let taken = self
                 .mongo()
@@ -336,12 +340,18 @@ impl Service {
                         ),
                     )
                 })?;
-            undo = Some((safety, taken.backup, taken.manifest.total_documents()));
+            undo = Some((
+                safety,
+                taken.backup,
+                taken.manifest.total_documents(),
+                taken.manifest.collections,
+            ));
         }
         job.tracker.begin_step(Step::Main, ticket.documents);
         let opts = RestoreOptions {
             target_db: ticket.target_db.clone(),
             collections: None,
+            expected: Some(ticket.expected.clone()),
         };
         let source = Source::Stored {
             store: ticket.store.clone(),
@@ -353,7 +363,7 @@ impl Service {
             .restore(uri.expose_secret(), source, &opts, sink)
             .await?;
         let undo_token = match undo {
-            Some((safety, backup, documents)) => {
+            Some((safety, backup, documents, expected)) => {
                 prune_safety_backups(&safety).await;
                 Some(self.issue_ticket(Ticket {
                     store: safety,
@@ -362,6 +372,7 @@ impl Service {
                     target_db: ticket.target_db,
                     documents,
                     safety_backup: false,
+                    expected,
                     issued: self.now(),
                 }))
             }

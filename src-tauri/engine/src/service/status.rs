@@ -241,7 +241,8 @@ impl Service {
             &ScheduleState {
                 catch_up_delay: chrono::Duration::zero(),
                 ..ScheduleState::new(history::last_attempt(&records), now)
-            },
+            }
+            .with_recent(history::attempts(records.iter().rev())),
             now,
             &Local,
         )
@@ -298,6 +299,7 @@ impl Service {
                     tracing::warn!(error = %e, "could not read the destination's quota");
                     None
                 }),
+                ignored: store.ignored(),
             },
             Some(Ok(store)) => report::observe_destination(Some(Ok(store)))?,
             Some(Err(e)) => DestinationSeen {
@@ -307,6 +309,7 @@ impl Service {
                     DestinationProblem::Unreachable(e.message)
                 })),
                 quota: None,
+                ignored: Vec::new(),
             },
         };
         let heartbeat = SchedulerStatus::read(&self.data_dir().join(HEARTBEAT_FILE));

@@ -119,6 +119,7 @@ impl FolderStore {
             documents: sidecar.summary.documents,
             status: sidecar.summary.status,
             sha256: sidecar.sha256,
+            signature: sidecar.summary.signature,
         })
     }
 
@@ -197,7 +198,8 @@ impl RemoteStore for FolderStore {
                 ),
             ));
         }
-        let file = match File::create(&partial) {
+        // Created fresh and private: a file or symlink planted at the name is not followed.
+        let file = match crate::settings::create_new_private(&partial) {
             Ok(f) => f,
             Err(e) => {
                 active_uploads().remove(&partial);
@@ -469,11 +471,16 @@ impl UploadSink for FolderUpload {
             documents: summary.documents,
             status: summary.status,
             sha256,
+            signature: summary.signature.clone(),
         })
     }
 
     fn verifies_on_commit(&self) -> bool {
         true
+    }
+
+    fn written(&self) -> (u64, String) {
+        (self.bytes, hex::encode(self.hasher.clone().finalize()))
     }
 
     fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -605,9 +612,13 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
 /// mix: write a temporary file, sync it, rename it over the old one.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let target = dir.join(name);
-    let temp = dir.join(format!(".{name}.{}{TEMP_SUFFIX}", std::process::id()));
+    // An unpredictable name, created fresh: nothing planted at it is followed.
+    let temp = dir.join(format!(
+        ".{name}.{:016x}{TEMP_SUFFIX}",
+        rand::random::<u64>()
+    ));
     let result = (|| {
-        let mut f = File::create(&temp)?;
+        let mut f = crate::settings::create_new_private(&temp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -650,6 +661,7 @@ mod tests {
             documents: 42,
             status: BackupStatus::Complete,
             format_version: 1,
+            signature: None,
         }
     }
 
@@ -847,6 +859,35 @@ mod tests {
             store.read_file("huge"),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_planted_at_an_upload_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        fs::write(&victim, b"precious").unwrap();
+        let root = dir.path().join("dest");
+        fs::create_dir_all(&root).unwrap();
+        let name = "driveback-shop-20240601T010000Z-0000abcd.mdbk";
+        std::os::unix::fs::symlink(&victim, root.join(format!(".{name}{PARTIAL_SUFFIX}"))).unwrap();
+        let store = FolderStore::new(&root);
+        assert!(
+            store.create(name).is_err(),
+            "an upload through the planted link"
+        );
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        // Side files go through fresh, unpredictable temporary names, private to the user.
+        store
+            .write_file("driveback-key.pub", b"age1example\n")
+            .unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(root.join("driveback-key.pub"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct StoredBackup {
     pub status: BackupStatus,
     /// SHA-256 of the encrypted file, lowercase hex.
     pub sha256: String,
+    /// The commit mark's signature (see `authenticity`); `None`: the mark has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// What the backup run knows about a backup when it commits it (from its manifest).
@@ -41,6 +44,9 @@ pub struct BackupSummary {
     pub documents: u64,
     pub status: BackupStatus,
     pub format_version: u32,
+    /// The signature the commit mark carries (see `authenticity::Signer::commit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// A destination for backups. Blocking I/O: callers run it on blocking threads.
@@ -73,18 +79,27 @@ pub trait RemoteStore: Send + Sync {
         Ok(None)
     }
 
+    /// What the last `list` left out because it does not count as the user's backup (see
+    /// `authenticity`); plain stores leave nothing out.
+    fn ignored(&self) -> Vec<crate::authenticity::Ignored> {
+        Vec::new()
+    }
+
     /// Finds a backup by short id, full file name, or `latest`.
     fn find(&self, id: &str) -> Result<StoredBackup, StoreError> {
-        let backups = self.list()?;
-        let found = if id == "latest" {
-            backups.into_iter().next()
-        } else {
-            backups.into_iter().find(|b| b.id == id || b.file == id)
-        };
-        found.ok_or_else(|| StoreError::NotFound {
+        pick(self.list()?, id).ok_or_else(|| StoreError::NotFound {
             id: id.to_string(),
             location: self.location(),
         })
+    }
+}
+
+/// The backup `id` names in a listing (newest first): `latest`, an id or a file name.
+pub fn pick(backups: Vec<StoredBackup>, id: &str) -> Option<StoredBackup> {
+    if id == "latest" {
+        backups.into_iter().next()
+    } else {
+        backups.into_iter().find(|b| b.id == id || b.file == id)
     }
 }
 
@@ -96,6 +111,9 @@ pub trait UploadSink: Write + Send {
 
     /// Discards the upload.
     fn abort(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Bytes written so far and their SHA-256 (lowercase hex): what the commit mark will say.
+    fn written(&self) -> (u64, String);
 
     /// Whether a successful `commit` means the destination checked what it stored against the
     /// size and SHA-256 computed while writing (Google Drive compares its own checksum of the

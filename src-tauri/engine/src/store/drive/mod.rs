@@ -158,6 +158,9 @@ pub(crate) struct Shared {
     /// them alone, and the same file is not uploaded twice at once. (Another process's uploads
     /// are protected by their age instead: see `STALE_UPLOAD_AGE`.)
     active: Mutex<BTreeSet<String>>,
+    /// The ids of side files (the key files) found by name: read again by id, without a listing
+    /// (a file gone since is looked for by name again).
+    side_ids: Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// A file as Drive describes it (the fields Driveback asks for).
@@ -236,6 +239,7 @@ impl DriveStore {
                 chunk_size: config.chunk_size,
                 page_size: config.page_size,
                 parent: Mutex::new(None),
+                side_ids: Mutex::new(std::collections::HashMap::new()),
                 active: Mutex::new(BTreeSet::new()),
             }),
         })
@@ -580,20 +584,44 @@ impl RemoteStore for DriveStore {
             return Ok(None);
         };
         let context = format!("could not read {name} on Google Drive");
-        let files = s
-            .side_files(&parent, name)
-            .map_err(|e| s.fail(&context, e))?;
-        let Some(file) = files.into_iter().next() else {
-            return Ok(None);
+        let known = s
+            .side_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        let bytes = match known.map(|id| s.download_small(&id)) {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(e)) if e.status() != Some(reqwest::StatusCode::NOT_FOUND) => {
+                return Err(s.fail(&context, e))
+            }
+            // Not looked for yet, or gone since: by name.
+            _ => {
+                let files = s
+                    .side_files(&parent, name)
+                    .map_err(|e| s.fail(&context, e))?;
+                let Some(file) = files.into_iter().next() else {
+                    s.side_ids
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(name);
+                    return Ok(None);
+                };
+                if file.size().unwrap_or(0) > MAX_SMALL_FILE_BYTES {
+                    return Err(StoreError::Corrupt(format!(
+                        "{name} on Google Drive is larger than expected ({MAX_SMALL_FILE_BYTES} bytes at most)"
+                    )));
+                }
+                let bytes = s
+                    .download_small(&file.id)
+                    .map_err(|e| s.fail(&context, e))?;
+                s.side_ids
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.to_string(), file.id);
+                bytes
+            }
         };
-        if file.size().unwrap_or(0) > MAX_SMALL_FILE_BYTES {
-            return Err(StoreError::Corrupt(format!(
-                "{name} on Google Drive is larger than expected ({MAX_SMALL_FILE_BYTES} bytes at most)"
-            )));
-        }
-        let bytes = s
-            .download_small(&file.id)
-            .map_err(|e| s.fail(&context, e))?;
         if bytes.len() as u64 > MAX_SMALL_FILE_BYTES {
             return Err(StoreError::Corrupt(format!(
                 "{name} on Google Drive is larger than expected ({MAX_SMALL_FILE_BYTES} bytes at most)"
@@ -607,6 +635,10 @@ impl RemoteStore for DriveStore {
         let s = &self.shared;
         let parent = s.parent(true)?.expect("created on demand");
         let context = format!("could not write {name} on Google Drive");
+        s.side_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         let existing = s
             .side_files(&parent, name)
             .map_err(|e| s.fail(&context, e))?;
@@ -702,6 +734,7 @@ const P_BYTES: &str = "bytes";
 const P_STATUS: &str = "status";
 const P_SHA256: &str = "sha256";
 const P_STARTED: &str = "started";
+const P_SIGNATURE: &str = "sig";
 
 /// What an upload is created with: marked as an upload, not yet a backup.
 pub(crate) fn upload_properties(started: DateTime<Utc>) -> BTreeMap<String, String> {
@@ -723,16 +756,11 @@ pub(crate) fn commit_properties(
         BackupStatus::Complete => "complete",
         BackupStatus::Partial => "partial",
     };
-    let mut database = summary.database.clone();
-    let room = MAX_PROPERTY_BYTES - P_DATABASE.len();
-    if database.len() > room {
-        let mut cut = room;
-        while !database.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        database.truncate(cut);
-    }
-    BTreeMap::from([
+    const _: () = assert!(
+        crate::authenticity::MARKED_DATABASE_BYTES + P_DATABASE.len() <= MAX_PROPERTY_BYTES
+    );
+    let database = crate::authenticity::marked_database(&summary.database).to_string();
+    let mut props = BTreeMap::from([
         (ROLE_KEY.to_string(), ROLE_BACKUP.to_string()),
         (P_FORMAT.to_string(), summary.format_version.to_string()),
         (P_ID.to_string(), summary.id.clone()),
@@ -742,7 +770,11 @@ pub(crate) fn commit_properties(
         (P_BYTES.to_string(), bytes.to_string()),
         (P_STATUS.to_string(), status.to_string()),
         (P_SHA256.to_string(), sha256.to_string()),
-    ])
+    ]);
+    if let Some(sig) = &summary.signature {
+        props.insert(P_SIGNATURE.to_string(), sig.clone());
+    }
+    props
 }
 
 /// A committed backup from its Drive file, or `None` if the file is not one (or is damaged).
@@ -771,6 +803,7 @@ fn backup_from(f: &FileMeta) -> Option<StoredBackup> {
             documents: p.get(P_DOCUMENTS)?.parse().ok()?,
             status,
             sha256,
+            signature: p.get(P_SIGNATURE).cloned(),
         })
     })();
     let Some(backup) = parsed else {
@@ -883,6 +916,7 @@ mod tests {
             documents: 202_850,
             status: BackupStatus::Partial,
             format_version: 1,
+            signature: None,
         }
     }
 
@@ -917,6 +951,7 @@ mod tests {
                 documents: 202_850,
                 status: BackupStatus::Partial,
                 sha256: sha.clone(),
+                signature: None,
             }
         );
         // Sub-second times survive.

@@ -680,6 +680,7 @@ impl DriveUpload {
             documents: summary.documents,
             status: summary.status,
             sha256,
+            signature: summary.signature.clone(),
         })
     }
 
@@ -736,6 +737,16 @@ impl UploadSink for DriveUpload {
     /// fails (removing the file) when they differ.
     fn verifies_on_commit(&self) -> bool {
         true
+    }
+
+    /// The bytes the server acknowledged (hashed as they were) and those still buffered.
+    fn written(&self) -> (u64, String) {
+        let mut hasher = self.hasher.clone();
+        hasher.update(&self.buf);
+        (
+            self.offset + self.buf.len() as u64,
+            hex::encode(hasher.finalize()),
+        )
     }
 
     fn abort(mut self: Box<Self>) -> Result<(), StoreError> {

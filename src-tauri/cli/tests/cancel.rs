@@ -1,0 +1,100 @@
+//! A cancelled backup never commits: `driveback backup` stopped by SIGINT or SIGTERM at a chosen
+//! stage (a pause point holds it there until the cancel, so the stop lands every time) exits with
+//! the shell's code, lists nothing, leaves no partial file, and is recorded as cancelled.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::*;
+use driveback_engine::history::{History, Outcome, RunKind};
+
+async fn db_with_data(name: &str) -> String {
+    let server = mongo();
+    let client = server.client().await;
+    let db = server.fresh_db(name);
+    seed_ids(&client, &db, "items", 2000).await;
+    db
+}
+
+/// Starts a backup paused at `point`, stops it with `signal` once it is there, and returns its
+/// exit code and stderr.
+fn stopped_backup(env: &Env, db: &str, point: &str, signal: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driveback"))
+        .args(backup_args(mongo().uri(), db, &env.dest()))
+        .env("DRIVEBACK_PASSPHRASE", PASSPHRASE)
+        .env_remove("DRIVEBACK_MONGO_URI")
+        .env("DRIVEBACK_KEYRING_SERVICE", &env.keyring_service)
+        .env("DRIVEBACK_CONFIG_DIR", env.config_dir())
+        .env_remove("DRIVEBACK_DATA_DIR")
+        .env("DRIVEBACK_PAUSE_AT", format!("{point}:{db}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the backup ended before reaching {point}: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains(&format!("paused at {point}")) {
+            break;
+        }
+    }
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    seen.push_str(&rest);
+    let status = child.wait().unwrap();
+    (status.code(), seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_backup_keeps_nothing_at_any_stage() {
+    let db = db_with_data("cancel").await;
+    let env = Env::new();
+    // The key first, so that the stop lands in the backup itself.
+    env.ok(&["key", "init", "--dest", &env.dest()]);
+    let cases = [
+        ("backup.writing", "INT", 130),
+        ("backup.before_commit", "TERM", 143),
+    ];
+    for (point, signal, code) in cases {
+        let (exit, stderr) = stopped_backup(&env, &db, point, signal);
+        assert_eq!(exit, Some(code), "{point}: {stderr}");
+        assert!(stderr.contains("cancelled: nothing was kept"), "{stderr}");
+        let listed: serde_json::Value =
+            serde_json::from_str(&env.ok(&["list", "--dest", &env.dest(), "--json"])).unwrap();
+        assert_eq!(listed["backups"], serde_json::json!([]), "{point}");
+        // Only the key files are left: no backup, no partial upload.
+        let mut left: Vec<String> = files_under(&env.dest_path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["driveback-key.age", "driveback-key.pub"], "{point}");
+    }
+    let runs: Vec<_> = History::new(env.config_dir().join("history.jsonl"))
+        .load()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == RunKind::Backup)
+        .collect();
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter().all(|r| r.outcome == Outcome::Cancelled),
+        "{runs:?}"
+    );
+    // And the next backup works.
+    env.backup(mongo().uri(), &db);
+}
