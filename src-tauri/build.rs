@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "set_destination_folder",
     "set_passphrase",
     "check_passphrase",
+    "confirm_destination_key",
     "change_passphrase",
     "show_key",
     "backup_now",

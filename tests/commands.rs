@@ -465,6 +465,75 @@ fn passphrase_check_change_and_key() {
     assert_eq!(again["public_key"], key["public_key"]);
 }
 
+/// A replaced backup key stops Backup Now (`key_changed`), and the app's way out works only
+/// with the passphrase that opens the new key.
+#[test]
+fn a_replaced_key_stops_backups_until_the_passphrase_confirms_it() {
+    use driveback_engine::keys::{BackupKey, PUBLIC_KEY_FILE, WRAPPED_KEY_FILE};
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_rekey");
+    let client = rt.block_on(mongo.client());
+    rt.block_on(seed(&client.database(&db_name)));
+    let h = harness(|dir| EnvDefaults {
+        mongo_uri: Some(mongo.uri().to_string()),
+        database: Some(db_name.clone()),
+        folder: Some(dir.join("backups")),
+    });
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    let first = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:1"}));
+    assert_eq!(
+        h.outcome(first["job_id"].as_str().unwrap())["event"],
+        "finished"
+    );
+
+    // Someone plants their public key: backups stop, nothing is written.
+    let planted = BackupKey::generate();
+    let public = h.backups_folder().join(PUBLIC_KEY_FILE);
+    std::fs::write(&public, format!("{}\n", planted.recipient())).unwrap();
+    let files = || std::fs::read_dir(h.backups_folder()).unwrap().count();
+    let before = files();
+    let (code, message) = h.err("backup_now", json!({"onEvent": "__CHANNEL__:2"}));
+    assert_eq!(code, "key_changed", "{message}");
+    assert_eq!(files(), before);
+    // The passphrase does not confirm a key it does not open.
+    let (code, message) = h.err("confirm_destination_key", json!({"passphrase": PASSPHRASE}));
+    assert_eq!(code, "key_error", "{message}");
+    assert!(message.contains("hold different keys"), "{message}");
+
+    // The user replaces the key on purpose (a new key, a new passphrase): that passphrase
+    // confirms it, a wrong one does not, and backups go on.
+    let new_key = BackupKey::generate();
+    let new_pass = "a whole new passphrase";
+    let wrapped = new_key
+        .wrap(&secrecy::SecretString::from(new_pass.to_string()))
+        .unwrap();
+    std::fs::write(h.backups_folder().join(WRAPPED_KEY_FILE), wrapped).unwrap();
+    std::fs::write(&public, format!("{}\n", new_key.recipient())).unwrap();
+    assert_eq!(
+        h.err("backup_now", json!({"onEvent": "__CHANNEL__:3"})).0,
+        "key_changed"
+    );
+    assert_eq!(
+        h.ok("confirm_destination_key", json!({"passphrase": PASSPHRASE}))["ok"],
+        false
+    );
+    assert_eq!(
+        h.ok("confirm_destination_key", json!({"passphrase": new_pass}))["ok"],
+        true
+    );
+    let again = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:4"}));
+    assert_eq!(
+        h.outcome(again["job_id"].as_str().unwrap())["event"],
+        "finished"
+    );
+    // The new backup is the one listed (the old key's backups are not this key's).
+    let listed = h.ok("list_backups", json!({}));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    rt.block_on(async { client.database(&db_name).drop().await })
+        .unwrap();
+}
+
 #[test]
 fn environment_defaults_start_connected() {
     let mongo = driveback_testkit::mongo();

@@ -35,6 +35,7 @@ pub fn builder<R: tauri::Runtime>(b: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::connection::set_destination_folder,
         commands::passphrase::set_passphrase,
         commands::passphrase::check_passphrase,
+        commands::passphrase::confirm_destination_key,
         commands::passphrase::change_passphrase,
         commands::passphrase::show_key,
         commands::backups::backup_now,

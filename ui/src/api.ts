@@ -243,6 +243,8 @@ export const api = {
   setPassphrase: (passphrase: string) =>
     invoke<{ public_key: string; notices: string[] }>("set_passphrase", { passphrase }),
   checkPassphrase: (passphrase: string) => invoke<{ ok: boolean }>("check_passphrase", { passphrase }),
+  confirmDestinationKey: (passphrase: string) =>
+    invoke<{ ok: boolean }>("confirm_destination_key", { passphrase }),
   changePassphrase: (current: string, next: string) =>
     invoke<void>("change_passphrase", { current, new: next }),
   showKey: (passphrase: string) =>

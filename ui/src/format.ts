@@ -126,7 +126,7 @@ export const EXPLAIN: Record<ErrorCode, [string, string]> = {
   ],
   key_changed: [
     "The backup key where your backups go was replaced.",
-    "Your backups still use the key you confirmed; nothing is restored from there until you check who can write to it. See Details.",
+    "Nothing is backed up there or restored from there until you check who can write to it. If you replaced it yourself, confirm it with your passphrase; otherwise choose another place for backups.",
   ],
   no_key: ["No passphrase is set for your backups yet.", "Set a passphrase first."],
   wrong_key: [

@@ -42,6 +42,8 @@ async function refresh(): Promise<void> {
 
 // Backups started by the schedule or the tray, and changes made elsewhere, show on the home view.
 listenToBackend({ refresh });
+// A view that changed the state outside the home view (a confirmed key) asks for a new look.
+window.addEventListener("driveback:refresh", () => void refresh());
 
 void refresh().then(() => {
   // After the first paint: the backend logs the time from start (and the end-to-end test reads it).

@@ -1,5 +1,6 @@
 // Errors and short notices, in plain words with the action to take.
 import { asApiError, type ApiError } from "./api";
+import { button } from "./dialog";
 import { h } from "./dom";
 import { explainError } from "./format";
 
@@ -13,6 +14,20 @@ export function errorBox(e: unknown, id?: string): HTMLElement {
     " ",
     x.action,
     x.detail ? h("div", { class: "detail" }, `Details: ${x.detail}`) : null,
+    err.code === "key_changed" ? confirmKeyButton() : null,
+  );
+}
+
+/** The way out of `key_changed` for a key the user replaced on purpose: the passphrase that
+ * opens the new key confirms it. */
+function confirmKeyButton(): HTMLElement {
+  return button(
+    "I replaced it: confirm with my passphrase",
+    async () => {
+      const { confirmNewKey } = await import("./views/keys");
+      await confirmNewKey();
+    },
+    { class: "confirm-new-key" },
   );
 }
 

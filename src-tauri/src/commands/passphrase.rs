@@ -23,6 +23,18 @@ pub async fn check_passphrase(state: State<'_, Shared>, passphrase: String) -> A
     on_service(state.inner(), move |s| s.check_passphrase(passphrase)).await
 }
 
+/// Confirms a destination's replaced backup key with the passphrase that opens it.
+#[tauri::command]
+pub async fn confirm_destination_key(
+    state: State<'_, Shared>,
+    passphrase: String,
+) -> ApiResult<Checked> {
+    on_service(state.inner(), move |s| {
+        s.confirm_destination_key(passphrase)
+    })
+    .await
+}
+
 /// Rewraps the backup key with a new passphrase; backups stay as they are.
 #[tauri::command]
 pub async fn change_passphrase(

@@ -131,3 +131,19 @@ export async function passphraseCheck(onChecked: () => void): Promise<void> {
     onChecked();
   }
 }
+
+/** Confirms a destination's replaced backup key: the passphrase must open it. */
+export async function confirmNewKey(): Promise<void> {
+  const p = await askPassphrase(
+    "Confirm the new backup key",
+    "Enter the passphrase that protects the new key. Backups made with the old key are no longer listed here.",
+    async (x) => {
+      const r = await api.confirmDestinationKey(x);
+      if (!r.ok) throw { code: "wrong_passphrase", message: "" };
+    },
+  );
+  if (p !== null) {
+    toast("The new backup key is confirmed: backups go on.");
+    window.dispatchEvent(new Event("driveback:refresh"));
+  }
+}

@@ -167,6 +167,40 @@ impl Service {
             Err(e) if e.code == ErrorCode::WrongPassphrase => return Ok(Checked { ok: false }),
             Err(e) => return Err(e),
         };
+        self.keep_unlocked(&key)
+    }
+
+    /// The way out of `key_changed` when the user replaced the destination's key on purpose:
+    /// `passphrase` must open the destination's wrapped key, and that key must be the one its
+    /// public file names (a planted public key alone never is); it then becomes this device's
+    /// confirmed key. Blocking.
+    pub fn confirm_destination_key(&self, passphrase: String) -> ApiResult<Checked> {
+        let store = self.store()?;
+        let key = match unwrap_with(store.as_ref(), &passphrase) {
+            Ok(k) => k,
+            Err(e) if e.code == ErrorCode::WrongPassphrase => return Ok(Checked { ok: false }),
+            Err(e) => return Err(e),
+        };
+        let location = store.location();
+        let published = self
+            .key_ring(store.as_ref(), &GivenPassphrase(None))
+            .published()?;
+        if published.map(|r| r.to_string()) != Some(key.recipient().to_string()) {
+            return Err(KeyError::Corrupt(format!(
+                "{WRAPPED_KEY_FILE} and {PUBLIC_KEY_FILE} at {location} hold different keys: \
+                 the public key there was not made with your passphrase"
+            ))
+            .into());
+        }
+        self.key_pins().set_key(&location, &key)?;
+        super::lock(&self.inner.signers).remove(&location);
+        tracing::info!(%location, "the destination's new backup key is confirmed");
+        self.keep_unlocked(&key)
+    }
+
+    /// After the passphrase opened `key`: kept in the keyring, the reminder reset, and a backup
+    /// that waited for the key runs.
+    fn keep_unlocked(&self, key: &BackupKey) -> ApiResult<Checked> {
         if let Some(secrets) = self.secrets() {
             if let Err(e) = secrets.set(
                 &keyring_entry_name(&key.recipient()),
