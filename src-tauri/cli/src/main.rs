@@ -178,6 +178,8 @@ enum KeyCommand {
 const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {
+    // Before any thread starts: no child process inherits a secret given in the environment.
+    driveback_engine::envsecrets::take_from_env();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -291,11 +293,11 @@ impl PassphraseSource for CliPassphrase {
             }
             Ok(SecretString::from(p))
         };
-        if let Ok(p) = std::env::var(env_name) {
+        if let Some(p) = driveback_engine::envsecrets::var(env_name) {
             return checked(p);
         }
         if matches!(purpose, PassphrasePurpose::New) {
-            if let Ok(p) = std::env::var("DRIVEBACK_PASSPHRASE") {
+            if let Some(p) = driveback_engine::envsecrets::var("DRIVEBACK_PASSPHRASE") {
                 return checked(p);
             }
         }
@@ -329,8 +331,7 @@ impl PassphraseSource for CliPassphrase {
 /// Blocking: it asks the keyring, and the Google sign-in's HTTP client is a blocking one.
 fn service() -> CliResult<Service> {
     let env = EnvDefaults {
-        mongo_uri: std::env::var("DRIVEBACK_MONGO_URI")
-            .ok()
+        mongo_uri: driveback_engine::envsecrets::var("DRIVEBACK_MONGO_URI")
             .filter(|u| !u.is_empty()),
         ..EnvDefaults::default()
     };

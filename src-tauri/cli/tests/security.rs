@@ -253,3 +253,60 @@ async fn no_secret_is_printed_logged_or_written_by_backups_restores_and_email() 
         secrets.len() * (files.len() + 1)
     );
 }
+
+/// Secrets given in the environment are taken out of it when the process starts: a browser
+/// started through the platform's opener (here `$BROWSER`, with no `xdg-open` on the PATH) does
+/// not inherit them.
+#[test]
+fn no_child_process_inherits_a_secret_from_the_environment() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let emu = Emulator::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("browser-env");
+    let browser = dir.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!(
+            "#!/bin/sh\n/usr/bin/env > '{0}.tmp' && /bin/mv '{0}.tmp' '{0}'\n",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let empty_path = dir.path().join("bin");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    let service = format!("driveback-test-sec-{:08x}", rand::random::<u32>());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driveback"))
+        .args(["connect", "--timeout", "30"])
+        .env("DRIVEBACK_GOOGLE_BASE_URL", emu.base_url())
+        .env("DRIVEBACK_CONFIG_DIR", dir.path().join("config"))
+        .env("DRIVEBACK_KEYRING_SERVICE", &service)
+        .env_remove("DRIVEBACK_BROWSER")
+        .env("BROWSER", &browser)
+        .env("PATH", &empty_path)
+        .env("DRIVEBACK_PASSPHRASE", "secret passphrase 1234")
+        .env("DRIVEBACK_SMTP_PASSWORD", "secret smtp 5678")
+        .env("DRIVEBACK_MONGO_URI", "mongodb://user:secret9012@localhost:1/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        if let Ok(e) = std::fs::read_to_string(&env_file) {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no browser was opened");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("BROWSER="), "the script saw its environment: {seen}");
+    for secret in ["secret passphrase 1234", "secret smtp 5678", "secret9012"] {
+        assert!(!seen.contains(secret), "the browser inherited {secret:?}");
+    }
+}

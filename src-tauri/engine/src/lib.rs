@@ -5,6 +5,7 @@ pub mod auth;
 pub mod authenticity;
 pub mod container;
 pub mod crash;
+pub mod envsecrets;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

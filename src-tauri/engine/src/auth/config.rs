@@ -45,7 +45,8 @@ impl OAuthClient {
         let emulated = var("DRIVEBACK_GOOGLE_BASE_URL").is_some();
         Self::resolve(
             var("DRIVEBACK_GOOGLE_CLIENT_ID"),
-            var("DRIVEBACK_GOOGLE_CLIENT_SECRET"),
+            crate::envsecrets::var("DRIVEBACK_GOOGLE_CLIENT_SECRET")
+                .filter(|v| !v.trim().is_empty()),
             emulated,
         )
     }

@@ -86,7 +86,7 @@ impl MailError {
 /// The SMTP password: `DRIVEBACK_SMTP_PASSWORD`, else the keyring entry
 /// [`secrets::SMTP_PASSWORD`]; `None` when neither has one.
 pub fn smtp_password(store: Option<&dyn SecretStore>) -> Result<Option<SecretString>, MailError> {
-    if let Ok(p) = std::env::var(PASSWORD_ENV) {
+    if let Some(p) = crate::envsecrets::var(PASSWORD_ENV) {
         if !p.is_empty() {
             return Ok(Some(SecretString::from(p)));
         }

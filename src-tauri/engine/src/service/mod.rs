@@ -72,7 +72,8 @@ impl EnvDefaults {
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         Self {
-            mongo_uri: var("DRIVEBACK_MONGO_URI"),
+            mongo_uri: crate::envsecrets::var("DRIVEBACK_MONGO_URI")
+                .filter(|v| !v.trim().is_empty()),
             database: var("DRIVEBACK_DEMO_DB"),
             folder: var("DRIVEBACK_DEMO_FOLDER").map(PathBuf::from),
         }
