@@ -29,6 +29,7 @@ const COMMANDS: &[&str] = &[
     "set_smtp_password",
     "send_test_email",
     "health",
+    "acknowledge_alarms",
 ];
 
 fn main() {

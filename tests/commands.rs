@@ -783,6 +783,7 @@ fn a_missed_slot_runs_once_after_launch() {
     // The history says the last run was three days ago: today's 02:00 slot (and the two before)
     // were missed while the app was closed.
     let old = driveback_engine::history::RunRecord {
+        warnings: Vec::new(),
         job_id: "old".into(),
         kind: driveback_engine::history::RunKind::Backup,
         trigger: driveback_engine::history::Trigger::Scheduled,

@@ -54,6 +54,7 @@ pub fn builder<R: tauri::Runtime>(b: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::settings::set_smtp_password,
         commands::settings::send_test_email,
         commands::settings::health,
+        commands::settings::acknowledge_alarms,
     ])
 }
 

@@ -28,6 +28,22 @@ pub fn desktop_text(
     now: DateTime<Utc>,
 ) -> Option<(String, String)> {
     match event {
+        // Data that went missing is told whatever the settings.
+        Event::BackupSucceeded { record, .. } if !record.warnings.is_empty() => Some((
+            format!(
+                "Data went missing from {}",
+                record.database.as_deref().unwrap_or("your database")
+            ),
+            format!(
+                "{}. The backup before it is kept until you acknowledge this in Health.",
+                record
+                    .warnings
+                    .iter()
+                    .map(|w| w.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )),
         Event::BackupSucceeded { record, .. } => notify.desktop_on_success.then(|| {
             (
                 "Backup complete".to_string(),
@@ -155,6 +171,7 @@ mod tests {
     fn record(outcome: Outcome, error: Option<(&str, &str)>) -> RunRecord {
         let t: DateTime<Utc> = "2026-05-01T02:00:00Z".parse().unwrap();
         RunRecord {
+            warnings: Vec::new(),
             job_id: "j".into(),
             kind: RunKind::Backup,
             trigger: Trigger::Scheduled,
@@ -195,6 +212,25 @@ mod tests {
         let (t, b) = desktop_text(&ok, &chatty, now).unwrap();
         assert_eq!(t, "Backup complete");
         assert!(b.starts_with("shop: 1234 documents, 12.3 MB"), "{b}");
+
+        // Data that went missing is told even with success notifications off.
+        let mut lossy = record(Outcome::Success, None);
+        lossy.warnings = vec![driveback_engine::alarms::DataWarning {
+            code: "documents_dropped".into(),
+            collection: "timeEntries".into(),
+            before: 41_230,
+            after: 12_004,
+        }];
+        let loss = Event::BackupSucceeded {
+            record: lossy,
+            backup: None,
+        };
+        let (t, b) = desktop_text(&loss, &quiet, now).unwrap();
+        assert_eq!(t, "Data went missing from shop");
+        assert!(
+            b.starts_with("timeEntries: 41,230 -> 12,004 documents."),
+            "{b}"
+        );
 
         let failed = Event::BackupFailed {
             record: record(

@@ -200,6 +200,15 @@ export interface RunRecord {
   bytes?: number;
   documents?: number;
   error?: ApiError;
+  /** What the backup's data showed: a collection that lost documents or vanished. */
+  warnings?: DataWarning[];
+}
+
+export interface DataWarning {
+  code: "documents_dropped" | "collection_missing";
+  collection: string;
+  before: number;
+  after: number;
 }
 
 export interface Health {
@@ -277,6 +286,7 @@ export const api = {
   setSmtpPassword: (password: string | null) => invoke<void>("set_smtp_password", { password }),
   sendTestEmail: () => invoke<{ to: string[]; server: string }>("send_test_email"),
   health: () => invoke<Health>("health"),
+  acknowledgeAlarms: () => invoke<number>("acknowledge_alarms"),
 };
 
 /** Listens to an event the backend pushes; answers the way to stop. Outside the app (tests, a

@@ -213,6 +213,16 @@ describe("the run history", () => {
       ["Today 02:00", "Backup, catch-up", "Failed", "—", "unreachable"],
     ],
     [{ kind: "email_summary", trigger: "scheduled" }, ["Today 02:00", "Weekly summary, scheduled", "Done", "—", ""]],
+    [
+      {
+        bytes: 1_000,
+        warnings: [
+          { code: "documents_dropped", collection: "timeEntries", before: 41_230, after: 12_004 },
+          { code: "collection_missing", collection: "users", before: 10, after: 0 },
+        ],
+      },
+      ["Today 02:00", "Backup, manual", "Done", "1.0 KB", "timeEntries: 41,230 → 12,004 documents; users: gone (10 documents before)"],
+    ],
     [{ kind: "new_kind", trigger: "new_trigger", outcome: "cancelled" }, ["Today 02:00", "New kind, new trigger", "Cancelled", "—", ""]],
   ])("runCells(%o)", (over, cells) => {
     expect(runCells(run(over), now)).toEqual(cells);

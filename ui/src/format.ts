@@ -1,5 +1,5 @@
 // Pure formatting: what the user reads. No DOM, no backend: tested with Vitest.
-import type { ApiError, Backup, ErrorCode, HealthStatus, Progress, RunRecord } from "./api";
+import type { ApiError, Backup, DataWarning, ErrorCode, HealthStatus, Progress, RunRecord } from "./api";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
@@ -237,6 +237,8 @@ const CHECK_NAMES: Record<string, string> = {
   free_space: "Free space",
   success_rate: "Success rate",
   email: "Email",
+  data_loss: "Data went missing",
+  foreign_files: "Files that are not yours",
 };
 
 /** A health check's name for people: "free_space" → "Free space". */
@@ -268,6 +270,14 @@ export function runCells(r: RunRecord, now: Date = new Date()): [string, string,
     `${capitalize(runWord(r.kind))}, ${runWord(r.trigger)}`,
     capitalize(runWord(r.outcome)),
     r.bytes === undefined ? "—" : formatBytes(r.bytes),
-    r.error?.message ?? "",
+    r.error?.message ?? (r.warnings ?? []).map(dataWarning).join("; "),
   ];
+}
+
+/** "timeEntries: 41,230 → 12,004 documents", "users: gone (10 documents before)". */
+export function dataWarning(w: DataWarning): string {
+  const n = (x: number) => x.toLocaleString("en-US");
+  return w.code === "collection_missing"
+    ? `${w.collection}: gone (${n(w.before)} documents before)`
+    : `${w.collection}: ${n(w.before)} → ${n(w.after)} documents`;
 }

@@ -122,6 +122,8 @@ enum Command {
     Status(policy::StatusArgs),
     /// Send a test email with the SMTP settings (smtp.*).
     TestEmail,
+    /// Acknowledge the data-loss alarms: the backups they kept follow the retention policy again.
+    Acknowledge,
     /// Read or change settings (schedule, what to back up, retention, email).
     Config {
         #[command(subcommand)]
@@ -633,6 +635,7 @@ async fn backup(
             "collections": m.collections.iter().map(|c| serde_json::json!({
                 "name": c.name, "kind": c.kind, "documents": c.documents, "bytes": c.bytes, "status": c.status,
             })).collect::<Vec<_>>(),
+            "warnings": record.warnings,
         }));
     } else {
         println!(
@@ -647,6 +650,12 @@ async fn backup(
     }
     for w in &result.warnings {
         eprintln!("driveback: warning: {w}");
+    }
+    if !record.warnings.is_empty() {
+        eprintln!(
+            "driveback: warning: data went missing since the previous backup: {}. The previous backup is kept until you run `driveback acknowledge`.",
+            record.warnings.iter().map(|w| w.describe()).collect::<Vec<_>>().join("; ")
+        );
     }
     if !m.point_in_time {
         eprintln!("driveback: warning: this backup is {}", m.consistency);
@@ -869,6 +878,31 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Daemon(args) => policy::daemon(&svc, args).await,
         Command::Status(args) => policy::status(&svc, args).await,
         Command::TestEmail => notify::test_email(&svc).await,
+        Command::Acknowledge => {
+            let alarms = svc.alarms().open();
+            for a in &alarms {
+                println!(
+                    "{} at {} ({}): {}",
+                    a.database,
+                    a.dest,
+                    a.raised.format("%Y-%m-%d %H:%M UTC"),
+                    a.warnings
+                        .iter()
+                        .map(|w| w.describe())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
+            let n = sync(|| svc.acknowledge_alarms());
+            println!(
+                "{}",
+                match n {
+                    0 => "No data-loss alarm is open.".to_string(),
+                    n => format!("Acknowledged {n} data-loss alarm(s): the backups they kept follow the retention policy again."),
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Key { command } => {
             match command {
                 KeyCommand::Init { dest } => {

@@ -122,12 +122,13 @@ pub async fn prune(svc: &Service, args: PruneArgs) -> CliResult<ExitCode> {
     let store = open_dest(svc, &dest)?;
     let policy = settings.retention;
     let now = svc.now();
+    let protected = svc.alarms().protected(&store.location());
     let plan = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || {
-            store
-                .list()
-                .map(|backups| retention::plan(&backups, &policy, now, &Local))
+            store.list().map(|backups| {
+                retention::protect(retention::plan(&backups, &policy, now, &Local), &protected)
+            })
         })
         .await
         .map_err(blocking_error)??

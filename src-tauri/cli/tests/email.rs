@@ -310,6 +310,7 @@ fn jobs_for(w: &World, uri: String) -> Jobs {
                 recipient: recipient.clone(),
                 signer: None,
                 retention: None,
+                alarms: None,
                 tz: chrono::Utc,
                 on_result: None,
                 on_listing: None,

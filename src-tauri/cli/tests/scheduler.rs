@@ -224,6 +224,7 @@ fn daily() -> ScheduleSettings {
 
 fn past_run(start: &str, outcome: Outcome) -> RunRecord {
     RunRecord {
+        warnings: Vec::new(),
         job_id: "earlier".into(),
         kind: RunKind::Backup,
         trigger: Trigger::Scheduled,

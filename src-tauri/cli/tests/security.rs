@@ -289,7 +289,10 @@ fn no_child_process_inherits_a_secret_from_the_environment() {
         .env("PATH", &empty_path)
         .env("DRIVEBACK_PASSPHRASE", "secret passphrase 1234")
         .env("DRIVEBACK_SMTP_PASSWORD", "secret smtp 5678")
-        .env("DRIVEBACK_MONGO_URI", "mongodb://user:secret9012@localhost:1/")
+        .env(
+            "DRIVEBACK_MONGO_URI",
+            "mongodb://user:secret9012@localhost:1/",
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -305,7 +308,10 @@ fn no_child_process_inherits_a_secret_from_the_environment() {
     };
     let _ = child.kill();
     let _ = child.wait();
-    assert!(seen.contains("BROWSER="), "the script saw its environment: {seen}");
+    assert!(
+        seen.contains("BROWSER="),
+        "the script saw its environment: {seen}"
+    );
     for secret in ["secret passphrase 1234", "secret smtp 5678", "secret9012"] {
         assert!(!seen.contains(secret), "the browser inherited {secret:?}");
     }

@@ -40,7 +40,7 @@ pub enum Status {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Check {
-    /// Stable name: `database`, `destination`, `foreign_files`, `last_backup`, `last_run`,
+    /// Stable name: `database`, `destination`, `data_loss`, `foreign_files`, `last_backup`, `last_run`,
     /// `verified`, `retention`, `scheduler`, `free_space`, `success_rate`, `email`.
     pub name: &'static str,
     pub status: Status,
@@ -93,6 +93,21 @@ pub struct Observations<'a> {
     pub backups: Option<&'a [StoredBackup]>,
     /// Files at the destination that look like backups but are not the user's own.
     pub ignored: &'a [crate::authenticity::Ignored],
+    /// Data-loss alarms not acknowledged yet.
+    pub alarms: &'a [crate::alarms::Alarm],
+}
+
+/// "41,230": a count with thousands separators.
+pub fn human_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// "3 hours", "2 days", "40 minutes".
@@ -203,6 +218,24 @@ pub fn health<Tz: TimeZone>(
                 format!("The backup destination cannot be reached right now: {e}"),
             ),
         });
+    }
+
+    for a in obs.alarms {
+        checks.push(check(
+            "data_loss",
+            Status::Warning,
+            format!(
+                "Data went missing from {} on {}: {}. The backup before it is kept until you \
+                 acknowledge this.",
+                a.database,
+                a.raised.format("%Y-%m-%d"),
+                a.warnings
+                    .iter()
+                    .map(|w| w.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ));
     }
 
     if let Some(first) = obs.ignored.first() {
@@ -753,7 +786,29 @@ mod tests {
             id: "0000000f".into(),
             reason: "it is not signed by your backup key".into(),
         }];
+        let loss = [crate::alarms::Alarm {
+            raised: now,
+            dest: "drive:appdata".into(),
+            database: "shop".into(),
+            backup_id: "0000000b".into(),
+            protected_id: "0000000a".into(),
+            warnings: vec![crate::alarms::DataWarning {
+                code: "documents_dropped".into(),
+                collection: "orders".into(),
+                before: 100,
+                after: 60,
+            }],
+        }];
         let cases: Vec<(&str, Observations, &str, Status)> = vec![
+            (
+                "an alarm on data loss",
+                Observations {
+                    alarms: &loss,
+                    ..Default::default()
+                },
+                "data_loss",
+                Status::Warning,
+            ),
             (
                 "a file that is not the user's backup",
                 Observations {

@@ -111,6 +111,9 @@ pub struct RunRecord {
     pub pruned: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
+    /// What the backup's data showed (a collection that lost documents or vanished).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<crate::alarms::DataWarning>,
 }
 
 impl RunRecord {
@@ -325,6 +328,7 @@ pub(crate) mod tests {
     pub fn record(i: i64, outcome: Outcome) -> RunRecord {
         let started = Utc.with_ymd_and_hms(2024, 1, 1, 2, 0, 0).unwrap() + Duration::days(i);
         RunRecord {
+            warnings: Vec::new(),
             job_id: format!("job{i}"),
             kind: RunKind::Backup,
             trigger: Trigger::Scheduled,

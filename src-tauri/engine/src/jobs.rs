@@ -98,6 +98,7 @@ pub struct JobOutcome {
     pub verified: Option<bool>,
     pub pruned: Option<u32>,
     pub error: Option<RunError>,
+    pub warnings: Vec<crate::alarms::DataWarning>,
 }
 
 impl JobOutcome {
@@ -110,6 +111,7 @@ impl JobOutcome {
             verified: None,
             pruned: None,
             error: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -591,6 +593,7 @@ impl Jobs {
             };
             let stored = outcome.backup.clone();
             let record = RunRecord {
+                warnings: outcome.warnings,
                 job_id: id.clone(),
                 kind: RunKind::Backup,
                 trigger,
@@ -719,6 +722,9 @@ pub struct BackupRequest<Tz: TimeZone> {
     pub signer: Option<Arc<crate::authenticity::Signer>>,
     /// Applied after a complete backup; `None` keeps everything.
     pub retention: Option<RetentionPolicy>,
+    /// Compares a complete backup with the previous good one and keeps the backups before a
+    /// loss (see [`crate::alarms`]); `None`: no alarms.
+    pub alarms: Option<Arc<crate::alarms::AlarmBook>>,
     /// Local time zone of retention's days and months.
     pub tz: Tz,
     /// Hears the pipeline's full result (the one-shot CLI prints the manifest from it).
@@ -814,6 +820,29 @@ where
     }
     let mut outcome = JobOutcome::success(result.backup);
     outcome.verified = verified;
+    // Compared with the previous good backup: a loss keeps that one from retention.
+    let protected = match &req.alarms {
+        Some(book) => {
+            let (book, dest, manifest, now) = (
+                book.clone(),
+                dest.clone(),
+                result.manifest.clone(),
+                ctx.clock.now(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let warnings = book.check(&dest, &manifest, now);
+                (warnings, book.protected(&dest))
+            })
+            .await
+            .unwrap_or_default()
+        }
+        None => Default::default(),
+    };
+    let (warnings, protected) = protected;
+    for w in &warnings {
+        tracing::warn!(collection = %w.collection, "data-loss alarm: {}", w.describe());
+    }
+    outcome.warnings = warnings;
     if let Some(policy) = req.retention.filter(|_| !ctx.cancel.is_cancelled()) {
         let store = req.store.clone();
         let now = ctx.clock.now();
@@ -831,7 +860,7 @@ where
                 }
                 _ => store.list()?,
             };
-            let plan = retention::plan(&backups, &policy, now, &tz);
+            let plan = retention::protect(retention::plan(&backups, &policy, now, &tz), &protected);
             retention::apply(store.as_ref(), &plan).map(|report| (backups, report))
         })
         .await;

@@ -1,5 +1,6 @@
 //! Driveback's backup engine: export, archive, encryption, stores and restore. No Tauri dependency.
 
+pub mod alarms;
 pub mod archive;
 pub mod auth;
 pub mod authenticity;

@@ -48,6 +48,8 @@ pub enum Reason {
     NotKept,
     /// Its file is not named like a Driveback backup: never deleted.
     NotDriveback,
+    /// The last backup before a data-loss alarm: kept until the user acknowledges the alarm.
+    Protected,
 }
 
 impl Reason {
@@ -63,6 +65,7 @@ impl Reason {
             Reason::PartialReplaced => "partial_replaced",
             Reason::NotKept => "not_kept",
             Reason::NotDriveback => "not_driveback",
+            Reason::Protected => "protected",
         }
     }
 }
@@ -99,6 +102,9 @@ impl fmt::Display for Reason {
             Reason::NotDriveback => {
                 f.write_str("not named like a Driveback backup, so never deleted")
             }
+            Reason::Protected => f.write_str(
+                "the last backup before a data-loss alarm, kept until you acknowledge it",
+            ),
         }
     }
 }
@@ -241,6 +247,18 @@ fn plan_one_database<Tz: TimeZone>(
             }
         })
         .collect()
+}
+
+/// Keeps the backups `ids` names, whatever the policy says (the backups before a data loss).
+pub fn protect(mut plan: Vec<Decision>, ids: &[String]) -> Vec<Decision> {
+    for d in plan.iter_mut().filter(|d| ids.contains(&d.backup.id)) {
+        if !d.keep {
+            d.keep = true;
+            d.reasons.clear();
+        }
+        d.reasons.push(Reason::Protected);
+    }
+    plan
 }
 
 /// What [`apply`] did.

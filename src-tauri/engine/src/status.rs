@@ -26,6 +26,8 @@ pub struct DestinationSeen {
     pub quota: Option<Quota>,
     /// Files at the destination that look like backups but are not the user's own.
     pub ignored: Vec<crate::authenticity::Ignored>,
+    /// Data-loss alarms not acknowledged yet.
+    pub alarms: Vec<crate::alarms::Alarm>,
 }
 
 /// The health check words it "Google Drive needs reconnecting: why": keep only the why.
@@ -54,6 +56,7 @@ pub fn observe_destination(
                 listed: Some(Err(reconnect_needed(e.to_string()))),
                 quota: None,
                 ignored: Vec::new(),
+                alarms: Vec::new(),
             })
         }
         Some(Err(e)) => return Err(e),
@@ -75,6 +78,7 @@ pub fn observe_destination(
         listed: Some(listed),
         quota,
         ignored: store.ignored(),
+        alarms: Vec::new(),
     })
 }
 
@@ -117,6 +121,7 @@ pub fn report<Tz: TimeZone>(
         scheduler_heartbeat: heartbeat.map(|h| h.alive_at),
         backups: backups.map(|v| v.as_slice()),
         ignored: &seen.ignored,
+        alarms: &seen.alarms,
     };
     let health = health::health(records, settings, &obs, now, tz);
     let scheduler_running =
@@ -155,6 +160,7 @@ mod tests {
 
     fn run(started: DateTime<Utc>, outcome: Outcome) -> RunRecord {
         RunRecord {
+            warnings: Vec::new(),
             job_id: started.to_rfc3339(),
             kind: RunKind::Backup,
             trigger: Trigger::Scheduled,
@@ -186,6 +192,7 @@ mod tests {
             ))),
             quota: None,
             ignored: Vec::new(),
+            alarms: Vec::new(),
         };
         let r = report(&records, &settings, &seen, None, None, now(), &Utc);
         assert_eq!(r.health.status, Status::Critical);

@@ -38,6 +38,12 @@ pub async fn send_test_email(state: State<'_, Shared>) -> ApiResult<TestEmailSen
     on_service(state.inner(), |s| s.send_test_email()).await
 }
 
+/// The user has seen the data-loss alarms: the backups they kept follow the policy again.
+#[tauri::command]
+pub async fn acknowledge_alarms(state: State<'_, Shared>) -> ApiResult<usize> {
+    on_service(state.inner(), |s| Ok(s.acknowledge_alarms())).await
+}
+
 /// The health checks, metrics and recent runs (asks the database and the destination).
 #[tauri::command]
 pub async fn health(state: State<'_, Shared>) -> ApiResult<HealthView> {

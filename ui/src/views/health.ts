@@ -1,7 +1,7 @@
 // Backup health: the badge on the home card and its dialog (the checks, the last 30 days, the
 // recent runs).
 import { api, asApiError, type Health, type HealthStatus, type RunRecord } from "../api";
-import { loadingDialog } from "../dialog";
+import { button, loadingDialog } from "../dialog";
 import { h } from "../dom";
 import { checkName, formatHours, formatWhen, healthWord, percent, runCells, scheduleLine } from "../format";
 
@@ -65,6 +65,7 @@ export function healthBody(x: Health, now: Date = new Date()): HTMLElement[] {
           { class: "check", "data-name": c.name, "data-status": c.status },
           h("span", { class: "check-icon", "aria-hidden": "true" }, ICONS[c.status] ?? "?"),
           h("span", {}, h("strong", {}, `${checkName(c.name)}: `), h("span", { class: "check-word" }, healthWord(c.status)), h("br", {}), c.message),
+          c.name === "data_loss" ? acknowledgeButton() : null,
         ),
       ),
     ),
@@ -74,6 +75,21 @@ export function healthBody(x: Health, now: Date = new Date()): HTMLElement[] {
     h("h3", {}, "Recent runs"),
     x.recent_runs.length ? historyTable(x.recent_runs, now) : h("p", { class: "muted", id: "history-empty" }, "No backups have run yet."),
   ].filter((el): el is HTMLElement => el !== null);
+}
+
+/** "I know, it was me": the backups kept after a data-loss alarm follow the policy again. */
+function acknowledgeButton(): HTMLElement {
+  return button(
+    "I know about this",
+    async (e) => {
+      const b = e.currentTarget as HTMLButtonElement;
+      b.disabled = true;
+      await api.acknowledgeAlarms();
+      b.closest("li")?.setAttribute("data-status", "healthy");
+      b.replaceWith(h("span", { class: "muted small" }, " Acknowledged: old backups follow your policy again."));
+    },
+    { class: "acknowledge-alarm" },
+  );
 }
 
 export function historyTable(runs: RunRecord[], now: Date = new Date()): HTMLElement {

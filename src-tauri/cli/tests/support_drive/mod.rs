@@ -552,6 +552,7 @@ pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> Sc
                 recipient: recipient.clone(),
                 signer: Some(signer.clone()),
                 retention: Some(RetentionPolicy::default()),
+                alarms: None,
                 tz: chrono::Utc,
                 on_result: None,
                 on_listing: None,

@@ -126,7 +126,10 @@ impl EmailNotifier {
             return false;
         }
         match event {
-            Event::BackupSucceeded { .. } => s.notify.email_on_success || s.notify.email_copy,
+            // Data that went missing is mailed like a failure.
+            Event::BackupSucceeded { record, .. } => {
+                s.notify.email_on_success || s.notify.email_copy || !record.warnings.is_empty()
+            }
             Event::BackupFailed { .. } => s.notify.email_on_failure,
             _ => false,
         }
@@ -186,6 +189,7 @@ impl EmailNotifier {
             tracing::warn!(error = %e, "email report not sent");
         }
         let rec = RunRecord {
+            warnings: Vec::new(),
             job_id: record.job_id.clone(),
             kind: RunKind::Email,
             trigger: record.trigger,
@@ -326,6 +330,7 @@ impl EmailNotifier {
             now + chrono::Duration::from_std(t0.elapsed()).unwrap_or_default(),
         );
         let rec = RunRecord {
+            warnings: Vec::new(),
             job_id: format!("summary-{}", now.format("%Y%m%d")),
             kind: RunKind::EmailSummary,
             trigger: Trigger::Scheduled,

@@ -147,6 +147,24 @@ pub fn backup_succeeded(
         )),
         CopyNote::Skipped(why) => after.push(format!("No copy is attached: {why}")),
     }
+    if !r.warnings.is_empty() {
+        let mut lines: Vec<String> = r.warnings.iter().map(|w| w.describe()).collect();
+        lines.push(
+            "The backup before this one is kept until you acknowledge this in Driveback (Health), \
+             or with `driveback acknowledge`. If you did not mean to delete this data, restore \
+             that backup."
+                .to_string(),
+        );
+        lines.extend(after);
+        return compose(
+            format!("Driveback: data went missing from {db}"),
+            &format!("Data went missing from {db}"),
+            "The backup succeeded, but it holds much less than the one before:",
+            &rows,
+            &lines,
+            "#9a6700",
+        );
+    }
     compose(
         format!("Driveback: backup of {db} succeeded"),
         &format!("Backup of {db} succeeded"),
@@ -363,6 +381,7 @@ mod tests {
     fn record(outcome: Outcome) -> RunRecord {
         let t = Utc::now();
         RunRecord {
+            warnings: Vec::new(),
             job_id: "j".into(),
             kind: RunKind::Backup,
             trigger: Trigger::Scheduled,

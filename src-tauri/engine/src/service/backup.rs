@@ -156,6 +156,7 @@ impl Service {
                 // The retention policy is the configured destination's: a one-shot backup to
                 // another place adds to it and deletes nothing there.
                 retention: managed.then(|| self.settings().retention),
+                alarms: Some(self.inner.alarms.clone()),
                 tz: Local,
                 on_listing: managed.then(|| {
                     let (svc, dest) = (self.clone(), dest_name.clone());

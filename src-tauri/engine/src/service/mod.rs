@@ -161,6 +161,8 @@ pub(crate) struct Inner {
     prepared: Mutex<Option<BackupPlan>>,
     /// The backup keys this device confirmed, per destination.
     pins: Arc<crate::keys::KeyPins>,
+    /// The last good counts and the open data-loss alarms.
+    alarms: Arc<crate::alarms::AlarmBook>,
     /// Signing keys unlocked in this process, per destination: (recipient, signer).
     signers: Mutex<HashMap<String, (String, Arc<crate::authenticity::Signer>)>>,
     /// The destination's backups as the last backup job left them: (destination, when, list).
@@ -271,6 +273,9 @@ impl Service {
                 seen: Mutex::new(None),
                 pins: Arc::new(crate::keys::KeyPins::in_dir(&opts.config_dir)),
                 signers: Mutex::new(HashMap::new()),
+                alarms: Arc::new(crate::alarms::AlarmBook::new(
+                    opts.data_dir.join("alarms.json"),
+                )),
                 results: Mutex::new(HashMap::new()),
                 scheduler: Mutex::new(None),
                 background_options: Mutex::new(None),
@@ -367,6 +372,17 @@ impl Service {
         passphrases: &'a dyn crate::keys::PassphraseSource,
     ) -> crate::keys::KeyRing<'a> {
         crate::keys::KeyRing::new(store, self.secrets(), passphrases).with_pins(&self.inner.pins)
+    }
+
+    /// The data-loss alarms (see [`crate::alarms`]).
+    pub fn alarms(&self) -> &Arc<crate::alarms::AlarmBook> {
+        &self.inner.alarms
+    }
+
+    /// The user has seen the data-loss alarms: the backups they kept follow the retention policy
+    /// again. How many there were. Blocking.
+    pub fn acknowledge_alarms(&self) -> usize {
+        self.inner.alarms.acknowledge()
     }
 
     pub fn key_pins(&self) -> &crate::keys::KeyPins {

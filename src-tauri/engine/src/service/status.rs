@@ -300,6 +300,7 @@ impl Service {
                     None
                 }),
                 ignored: store.ignored(),
+                alarms: Vec::new(),
             },
             Some(Ok(store)) => report::observe_destination(Some(Ok(store)))?,
             Some(Err(e)) => DestinationSeen {
@@ -310,8 +311,11 @@ impl Service {
                 })),
                 quota: None,
                 ignored: Vec::new(),
+                alarms: Vec::new(),
             },
         };
+        let mut seen = seen;
+        seen.alarms = self.inner.alarms.open();
         let heartbeat = SchedulerStatus::read(&self.data_dir().join(HEARTBEAT_FILE));
         let report = report::report(
             records,
