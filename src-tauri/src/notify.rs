@@ -94,6 +94,19 @@ pub fn desktop_text(
                 ),
             )
         }),
+        Event::TestRestoreFailed { record } => Some((
+            "A restore test failed".to_string(),
+            format!(
+                "Backup {} of {} did not restore as it was made: {}. Make a new backup and test it again.",
+                record.backup_id.as_deref().unwrap_or("?"),
+                record.database.as_deref().unwrap_or("your database"),
+                record
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.trim_end_matches('.'))
+                    .unwrap_or("it did not pass")
+            ),
+        )),
         Event::ReconnectNeeded { message } => Some((
             "Google Drive needs reconnecting".to_string(),
             format!(

@@ -239,6 +239,7 @@ const CHECK_NAMES: Record<string, string> = {
   email: "Email",
   data_loss: "Data went missing",
   foreign_files: "Files that are not yours",
+  last_test_restore: "Restore test",
 };
 
 /** A health check's name for people: "free_space" → "Free space". */
@@ -250,6 +251,7 @@ const RUN_WORDS: Record<string, string> = {
   backup: "Backup",
   email: "Email report",
   email_summary: "Weekly summary",
+  audit: "Restore test",
   manual: "manual",
   scheduled: "scheduled",
   catch_up: "catch-up",

@@ -83,7 +83,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Download, decrypt and check a backup's counts and checksums without touching a database.
+    /// Download, decrypt and check a backup's counts and checksums without touching a database;
+    /// with --test-restore, restore it into a scratch database, compare what the server gives
+    /// back, and drop the scratch database (exit 0 only when it passed).
     Verify {
         #[arg(long)]
         backup: String,
@@ -91,6 +93,14 @@ enum Command {
         dest: Option<String>,
         #[arg(long)]
         json: bool,
+        #[arg(long)]
+        test_restore: bool,
+        /// The scratch database of --test-restore (default: <db>_driveback_audit).
+        #[arg(long, requires = "test_restore")]
+        scratch_db: Option<String>,
+        /// The server of --test-restore (default: DRIVEBACK_MONGO_URI or the saved one).
+        #[arg(long, requires = "test_restore")]
+        mongo_uri: Option<String>,
     },
     /// Write a backup out as a plain mongodump archive or as Extended JSON files.
     Export {
@@ -832,7 +842,65 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { backup, dest, json } => {
+        Command::Verify {
+            backup,
+            dest,
+            json,
+            test_restore: true,
+            scratch_db,
+            mongo_uri: uri,
+        } => {
+            let uri = match uri {
+                Some(u) => Some(mongo_uri(&svc, Some(u))?),
+                None => None,
+            };
+            let report = svc
+                .test_restore(
+                    driveback_engine::service::TestRestore {
+                        id: backup,
+                        dest,
+                        uri,
+                        scratch: scratch_db,
+                        trigger: driveback_engine::history::Trigger::Manual,
+                    },
+                    driveback_engine::envsecrets::var("DRIVEBACK_PASSPHRASE"),
+                )
+                .await?;
+            use driveback_engine::audit::Verdict;
+            if json {
+                print_json(&serde_json::to_value(&report).expect("report serialises"));
+            } else {
+                match report.verdict {
+                    Verdict::Passed => println!(
+                        "Restore test passed: backup {} of {} restored into {} ({} collections, {} documents, every one read back as it was); {} was dropped",
+                        report.backup_id,
+                        report.database,
+                        report.scratch_db,
+                        report.collections.len(),
+                        report.collections.iter().map(|c| c.documents).sum::<u64>(),
+                        report.scratch_db
+                    ),
+                    _ => {}
+                }
+            }
+            match report.verdict {
+                Verdict::Passed => Ok(ExitCode::SUCCESS),
+                Verdict::Failed => Err(CliError::new(format!(
+                    "the restore test of backup {} failed: {} ({} was dropped)",
+                    report.backup_id,
+                    report.problems.join("; "),
+                    report.scratch_db
+                ))),
+                Verdict::Skipped => Err(CliError::new(format!(
+                    "the restore test of backup {} was skipped: {}",
+                    report.backup_id,
+                    report.problems.join("; ")
+                ))),
+            }
+        }
+        Command::Verify {
+            backup, dest, json, ..
+        } => {
             let (src, notices) = sync(|| source(&svc, &backup, dest.as_deref()))?;
             notify(&notices);
             let p = progress(json);

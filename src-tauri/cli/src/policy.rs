@@ -295,12 +295,12 @@ pub async fn status(svc: &Service, args: StatusArgs) -> CliResult<ExitCode> {
     let dest = args.dest.clone().or_else(|| settings.backup.dest.clone());
     // The history, and the health: the backups at the destination and, for one with a quota
     // (Google Drive), its free space; the scheduler's heartbeat.
-    let (records, report) = {
+    let report = {
         let svc = svc.clone();
         blocking(move || {
             let records = svc.load_history()?;
             let (_, report) = svc.health_report(&records, args.dest.as_deref(), None)?;
-            Ok((records, report))
+            Ok(report)
         })
         .await?
     };
@@ -319,7 +319,8 @@ pub async fn status(svc: &Service, args: StatusArgs) -> CliResult<ExitCode> {
             "retention": report.retention_text,
             "dest": dest,
             "latest_backup": newest,
-            "last_run": records.last(),
+            "last_run": report.last_run,
+            "last_test_restore": report.last_test_restore,
         }));
     } else {
         let word = |s: Status| match s {
@@ -371,6 +372,17 @@ pub async fn status(svc: &Service, args: StatusArgs) -> CliResult<ExitCode> {
         }
         if let Some(e) = &m.last_error {
             println!("Last error: {}", one_line(e));
+        }
+        if let Some(a) = &report.last_test_restore {
+            println!(
+                "Last restore test: {} of backup {}, {}",
+                local_time(a.ended),
+                a.backup_id.as_deref().unwrap_or("?"),
+                match &a.error {
+                    None => "passed".to_string(),
+                    Some(e) => format!("not passed: {}", one_line(&e.message)),
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

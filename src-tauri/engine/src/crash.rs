@@ -66,10 +66,12 @@ pub const PAUSE_AT_VAR: &str = "DRIVEBACK_PAUSE_AT";
 /// How long a pause point waits for the cancel at most.
 const PAUSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Waits here, when `DRIVEBACK_PAUSE_AT` is `<name>:<scope>`, until `cancelled()` says so (at
-/// most two minutes), after printing `driveback: paused at <name>` on stderr: the cancel tests
-/// cancel a backup at a chosen stage every time. `scope` (the database name) keeps a test's
-/// pause away from other tests in the same process. Without the variable: one lookup of it.
+/// Waits here, when `DRIVEBACK_PAUSE_AT` is `<name>:<scope>`, until `cancelled()` says so or the
+/// file `DRIVEBACK_PAUSE_RELEASE` names exists (at most two minutes), after printing
+/// `driveback: paused at <name>` on stderr: the cancel tests cancel a backup at a chosen stage
+/// every time, and the audit test changes the scratch database before it is compared. `scope`
+/// (a database name) keeps a test's pause away from other tests in the same process. Without the
+/// variable: one lookup of it.
 pub fn pause_point(name: &str, scope: &str, cancelled: impl Fn() -> bool) {
     let Ok(spec) = std::env::var(PAUSE_AT_VAR) else {
         return;
@@ -81,8 +83,10 @@ pub fn pause_point(name: &str, scope: &str, cancelled: impl Fn() -> bool) {
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "driveback: paused at {name}");
     }
+    let release = std::env::var_os("DRIVEBACK_PAUSE_RELEASE").map(std::path::PathBuf::from);
+    let released = || release.as_ref().is_some_and(|f| f.exists());
     let until = std::time::Instant::now() + PAUSE_LIMIT;
-    while !cancelled() && std::time::Instant::now() < until {
+    while !cancelled() && !released() && std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

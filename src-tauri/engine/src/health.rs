@@ -27,6 +27,9 @@ pub const CRITICAL_FREE_SPACE: f64 = 0.02;
 pub const LOW_SUCCESS_RATE: f64 = 0.8;
 pub const MIN_RUNS_FOR_RATE: usize = 5;
 
+/// A restore test older than this is a warning (audits run monthly by default).
+pub const AUDIT_STALE: Duration = Duration::days(45);
+
 /// This many failed runs in a row is critical.
 pub const FAILURES_IN_A_ROW: usize = 3;
 
@@ -40,7 +43,7 @@ pub enum Status {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Check {
-    /// Stable name: `database`, `destination`, `data_loss`, `foreign_files`, `last_backup`, `last_run`,
+    /// Stable name: `database`, `destination`, `data_loss`, `last_test_restore`, `foreign_files`, `last_backup`, `last_run`,
     /// `verified`, `retention`, `scheduler`, `free_space`, `success_rate`, `email`.
     pub name: &'static str,
     pub status: Status,
@@ -236,6 +239,35 @@ pub fn health<Tz: TimeZone>(
                     .join("; ")
             ),
         ));
+    }
+
+    if let Some(a) = records.iter().rev().find(|r| r.kind == RunKind::Audit) {
+        let ago = human_duration(now - a.ended);
+        let why = a.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
+        checks.push(
+            match (a.outcome, a.error.as_ref().map(|e| e.code.as_str())) {
+                (crate::history::Outcome::Success, _) if now - a.ended > AUDIT_STALE => check(
+                    "last_test_restore",
+                    Status::Warning,
+                    format!("The last restore test passed, {ago} ago: test a newer backup."),
+                ),
+                (crate::history::Outcome::Success, _) => check(
+                    "last_test_restore",
+                    Status::Healthy,
+                    format!("Last restore test: {ago} ago, passed."),
+                ),
+                (_, Some(crate::audit::SKIPPED_CODE)) => check(
+                    "last_test_restore",
+                    Status::Warning,
+                    format!("The last restore test ({ago} ago) could not run: {why}"),
+                ),
+                _ => check(
+                    "last_test_restore",
+                    Status::Critical,
+                    format!("The last restore test ({ago} ago) failed: {why}"),
+                ),
+            },
+        );
     }
 
     if let Some(first) = obs.ignored.first() {

@@ -49,6 +49,9 @@ pub enum RunKind {
     Email,
     /// The weekly summary email.
     EmailSummary,
+    /// A test restore of a backup into a scratch database (`Failed` with the code
+    /// `audit_skipped` when the server refused it).
+    Audit,
 }
 
 /// How a run ended.

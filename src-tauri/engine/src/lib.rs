@@ -2,6 +2,7 @@
 
 pub mod alarms;
 pub mod archive;
+pub mod audit;
 pub mod auth;
 pub mod authenticity;
 pub mod container;

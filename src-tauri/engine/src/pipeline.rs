@@ -531,6 +531,10 @@ pub struct RestoreOptions {
 pub struct RestoreResult {
     pub report: restore::RestoreReport,
     pub manifest: Option<Manifest>,
+    /// What the backup held, per collection and view, in an order-independent digest, and the
+    /// names of the indexes it asked for (a restore test compares them with the server).
+    #[serde(skip)]
+    pub contents: Vec<(Namespace, crate::archive::DocSet)>,
 }
 
 /// Restores `source` into `opts.target_db`: verified in staging first, then swapped in.
@@ -547,6 +551,16 @@ pub async fn restore(
     result
 }
 
+/// [`restore`] on a client the caller holds (a restore test reads the result back with it).
+pub async fn restore_with(
+    client: &mongodb::Client,
+    source: Source,
+    opts: &RestoreOptions,
+    progress: Arc<dyn ProgressSink>,
+) -> Result<RestoreResult, EngineError> {
+    restore_on(client, source, opts, progress).await
+}
+
 async fn restore_on(
     client: &mongodb::Client,
     source: Source,
@@ -557,7 +571,8 @@ async fn restore_on(
     let (prelude_tx, prelude_rx) = oneshot::channel::<Vec<Namespace>>();
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let reader = tokio::task::spawn_blocking(move || read_into_channel(source, prelude_tx, tx));
-    let namespaces = match prelude_rx.await {
+    let prelude = prelude_rx.await;
+    let namespaces = match prelude {
         Ok(ns) => ns,
         Err(_) => {
             // The reader failed before the prelude: its error says why.
@@ -582,7 +597,7 @@ async fn restore_on(
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?;
     // A reader error (corrupt file, wrong key) explains a stopped load better than the load's own.
-    let (mut staged, manifest) = match (staged, read) {
+    let (mut staged, (manifest, sets)) = match (staged, read) {
         (Ok(s), Ok(m)) => (s, m),
         (Ok(s), Err(e)) => {
             s.discard().await;
@@ -622,7 +637,12 @@ async fn restore_on(
     let mut report = staged.finalize(progress.as_ref()).await?;
     report.warnings.splice(0..0, warnings);
     progress.report(Progress::phase(Phase::Done));
-    Ok(RestoreResult { report, manifest })
+    let contents = namespaces.into_iter().zip(sets).collect();
+    Ok(RestoreResult {
+        report,
+        manifest,
+        contents,
+    })
 }
 
 /// Documents per message from the reader to the loader, and bytes.
@@ -630,17 +650,20 @@ const BATCH_DOCS: usize = 1000;
 const BATCH_BYTES: u64 = 4 << 20;
 
 /// The blocking side of a restore: decrypt, decompress, parse and check CRCs, batching documents
-/// into the channel. Returns the manifest once the whole file was read.
+/// into the channel. Returns the manifest once the whole file was read, and each namespace's
+/// documents as an order-independent digest.
+#[allow(clippy::type_complexity)]
 fn read_into_channel(
     source: Source,
     prelude: oneshot::Sender<Vec<Namespace>>,
     tx: mpsc::Sender<restore::RestoreMsg>,
-) -> Result<Option<Manifest>, EngineError> {
+) -> Result<(Option<Manifest>, Vec<crate::archive::DocSet>), EngineError> {
     let opened = open_source(source)?;
     let mut archive = ArchiveReader::new(BufReader::with_capacity(1 << 16, opened))?;
     if prelude.send(archive.namespaces().to_vec()).is_err() {
         return Err(EngineError::Internal("the restore stopped".into()));
     }
+    let mut sets = vec![crate::archive::DocSet::default(); archive.namespaces().len()];
     let mut batch: Vec<bson::RawDocumentBuf> = Vec::new();
     let mut batch_ns = usize::MAX;
     let mut batch_bytes = 0u64;
@@ -648,6 +671,7 @@ fn read_into_channel(
     while let Some(item) = archive.next_item()? {
         match item {
             Item::Document { ns, raw } => {
+                sets[ns].add(&raw);
                 if ns != batch_ns || batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES {
                     if !batch.is_empty() {
                         let docs = std::mem::take(&mut batch);
@@ -695,7 +719,7 @@ fn read_into_channel(
     }
     drop(tx);
     let opened = archive.into_inner().into_inner();
-    opened.finish()
+    Ok((opened.finish()?, sets))
 }
 
 #[derive(Clone, Debug)]

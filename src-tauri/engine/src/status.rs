@@ -95,6 +95,8 @@ pub struct Report {
     pub scheduler_running: bool,
     pub latest_backup: Option<StoredBackup>,
     pub last_run: Option<RunRecord>,
+    /// The last audit by test restore: when, which backup, passed or why not.
+    pub last_test_restore: Option<RunRecord>,
 }
 
 /// Pure: the report for `records` (oldest first) and what was observed, at `now`.
@@ -146,7 +148,17 @@ pub fn report<Tz: TimeZone>(
         next_due,
         scheduler_running,
         latest_backup: backups.and_then(|v| v.first().cloned()),
-        last_run: records.last().cloned(),
+        last_run: records
+            .iter()
+            .rev()
+            .find(|r| r.kind == crate::history::RunKind::Backup)
+            .or(records.last())
+            .cloned(),
+        last_test_restore: records
+            .iter()
+            .rev()
+            .find(|r| r.kind == crate::history::RunKind::Audit)
+            .cloned(),
     }
 }
 

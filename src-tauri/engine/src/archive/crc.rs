@@ -9,6 +9,30 @@ use crc::{Crc, Digest, Table, CRC_64_XZ};
 /// Slice-by-16 tables: several GB/s, so the checksum never limits a backup.
 static CRC64_XZ: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_XZ);
 
+/// The CRC-64/XZ of `bytes` at once.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    CRC64_XZ.checksum(bytes)
+}
+
+/// A digest of a set of documents that does not depend on their order: the count and the
+/// wrapping sum and XOR of each document's CRC-64. A restore test compares what the backup held
+/// with what the server gives back, in whatever order it does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DocSet {
+    pub count: u64,
+    pub sum: u64,
+    pub xor: u64,
+}
+
+impl DocSet {
+    pub fn add(&mut self, raw: &[u8]) {
+        let c = checksum(raw);
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(c);
+        self.xor ^= c.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// Streaming CRC-64/XZ (Go's `crc64.ECMA`), fed the raw BSON bytes of a namespace's documents.
 #[derive(Clone)]
 pub struct Crc64 {

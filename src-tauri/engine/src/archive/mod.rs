@@ -28,7 +28,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use self::crc::{crc64, Crc64};
+pub use self::crc::{crc64, Crc64, DocSet};
 pub use self::meta::{CollectionMetadata, Header, Namespace, NamespaceSummary};
 pub use self::reader::{ArchiveReader, Item};
 pub use self::writer::ArchiveWriter;

@@ -130,7 +130,9 @@ impl EmailNotifier {
             Event::BackupSucceeded { record, .. } => {
                 s.notify.email_on_success || s.notify.email_copy || !record.warnings.is_empty()
             }
-            Event::BackupFailed { .. } => s.notify.email_on_failure,
+            Event::BackupFailed { .. } | Event::TestRestoreFailed { .. } => {
+                s.notify.email_on_failure
+            }
             _ => false,
         }
     }
@@ -152,7 +154,9 @@ impl EmailNotifier {
                 };
                 (record, copy, attachment)
             }
-            Event::BackupFailed { record, .. } => (record, CopyNote::None, None),
+            Event::BackupFailed { record, .. } | Event::TestRestoreFailed { record } => {
+                (record, CopyNote::None, None)
+            }
             _ => return None,
         };
         let mail = match event {
@@ -164,6 +168,7 @@ impl EmailNotifier {
             Event::BackupFailed {
                 record, last_good, ..
             } => templates::backup_failed(record, *last_good, self.clock.now()),
+            Event::TestRestoreFailed { record } => templates::test_restore_failed(record),
             _ => return None,
         };
         let attached_bytes = attachment.as_ref().map(|(_, b)| b.len() as u64);

@@ -43,6 +43,8 @@ pub enum Event {
         ok: bool,
         message: String,
     },
+    /// A test restore found a backup that does not restore as it should (always told).
+    TestRestoreFailed { record: RunRecord },
     /// Google Drive's sign-in is gone: the user must connect again.
     ReconnectNeeded { message: String },
     /// The destination is almost full.
@@ -80,6 +82,7 @@ impl Event {
             Event::BackupSucceeded { .. } => "backup_succeeded",
             Event::BackupFailed { .. } => "backup_failed",
             Event::RestoreFinished { .. } => "restore_finished",
+            Event::TestRestoreFailed { .. } => "test_restore_failed",
             Event::ReconnectNeeded { .. } => "reconnect_needed",
             Event::DestinationAlmostFull { .. } => "destination_almost_full",
             Event::NoRecentBackup { .. } => "no_recent_backup",

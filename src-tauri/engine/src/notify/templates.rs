@@ -175,6 +175,32 @@ pub fn backup_succeeded(
     )
 }
 
+/// A test restore found a backup that does not restore as it should.
+pub fn test_restore_failed(r: &RunRecord) -> Mail {
+    let db = r.database.as_deref().unwrap_or("your database");
+    let mut rows = vec![("Database", db.to_string())];
+    if let Some(id) = &r.backup_id {
+        rows.push(("Backup", id.clone()));
+    }
+    rows.push(("Tested", when(r.ended)));
+    let why = r
+        .error
+        .as_ref()
+        .map(|e| e.message.clone())
+        .unwrap_or_else(|| "the test restore did not pass".into());
+    compose(
+        format!("Driveback: the restore test of {db} failed"),
+        &format!("The restore test of {db} failed"),
+        "Driveback restored a backup into a scratch database and it did not come back as it was made:",
+        &rows,
+        &[
+            why,
+            "Make a new backup now (Back up in Driveback), and test it again; keep the older backups until one passes.".to_string(),
+        ],
+        "#cf222e",
+    )
+}
+
 /// A backup failed (or made only a partial backup).
 pub fn backup_failed(r: &RunRecord, last_good: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Mail {
     let db = r.database.as_deref().unwrap_or("your database");
@@ -399,6 +425,23 @@ mod tests {
                 code: "database_unreachable".into(),
                 message: "could not reach the database at localhost:27017".into(),
             }),
+        }
+    }
+
+    #[test]
+    fn a_failed_restore_test_names_the_backup_and_why() {
+        let mut r = record(Outcome::Failed);
+        r.kind = crate::history::RunKind::Audit;
+        r.backup_id = Some("0a1b2c3d".into());
+        r.error = Some(crate::history::RunError {
+            code: "verification_failed".into(),
+            message: "users: the server gave back 6 documents, the backup holds 7".into(),
+        });
+        let m = test_restore_failed(&r);
+        assert!(m.subject.contains("restore test"), "{}", m.subject);
+        for part in [&m.text, &m.html] {
+            assert!(part.contains("0a1b2c3d"), "{part}");
+            assert!(part.contains("the server gave back 6 documents"), "{part}");
         }
     }
 

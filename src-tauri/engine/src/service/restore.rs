@@ -102,6 +102,80 @@ pub struct Copied {
 }
 
 /// Ends an exclusive job with `outcome`, announced to its followers.
+/// What to test-restore, and where.
+pub struct TestRestore {
+    /// A backup id, a file name or `latest`.
+    pub id: String,
+    /// The destination (default: the configured one).
+    pub dest: Option<String>,
+    /// The server (default: the configured one).
+    pub uri: Option<secrecy::SecretString>,
+    /// The scratch database (default: `<db>_driveback_audit`).
+    pub scratch: Option<String>,
+    pub trigger: crate::history::Trigger,
+}
+
+/// The history's line for a restore test.
+fn audit_record(
+    outcome: &ApiResult<crate::audit::AuditReport>,
+    trigger: crate::history::Trigger,
+    started: chrono::DateTime<chrono::Utc>,
+    ended: chrono::DateTime<chrono::Utc>,
+) -> crate::history::RunRecord {
+    use crate::audit::Verdict;
+    use crate::history::{Outcome, RunError, RunKind, RunRecord};
+    let (result, error, backup_id, database, documents) = match outcome {
+        Ok(r) => (
+            if r.verdict == Verdict::Passed {
+                Outcome::Success
+            } else {
+                Outcome::Failed
+            },
+            match r.verdict {
+                Verdict::Passed => None,
+                Verdict::Failed => Some(RunError {
+                    code: "verification_failed".into(),
+                    message: r.problems.join("; "),
+                }),
+                Verdict::Skipped => Some(RunError {
+                    code: crate::audit::SKIPPED_CODE.into(),
+                    message: r.problems.join("; "),
+                }),
+            },
+            Some(r.backup_id.clone()),
+            Some(r.database.clone()),
+            Some(r.collections.iter().map(|c| c.documents).sum()),
+        ),
+        Err(e) => (
+            Outcome::Failed,
+            Some(RunError {
+                code: e.code.as_str().into(),
+                message: e.message.clone(),
+            }),
+            None,
+            None,
+            None,
+        ),
+    };
+    RunRecord {
+        warnings: Vec::new(),
+        job_id: format!("audit-{}", started.format("%Y%m%dT%H%M%S")),
+        kind: RunKind::Audit,
+        trigger,
+        started,
+        ended,
+        outcome: result,
+        database,
+        dest: None,
+        backup_id,
+        bytes: None,
+        documents,
+        verified: None,
+        pruned: None,
+        error,
+    }
+}
+
 fn end_with<T: Serialize>(job: ExclusiveJob, outcome: &ApiResult<T>) {
     job.end(match outcome {
         Ok(v) => JobResult::Finished {
@@ -185,6 +259,85 @@ impl Service {
         })
         .await;
         end_with(job, &outcome);
+        outcome
+    }
+
+    /// The audit by test restore: backup `id` (or `latest`) is restored into `scratch` (default
+    /// `<db>_driveback_audit`) on the configured server, read back and compared, and the scratch
+    /// database dropped (see [`crate::audit`]). Recorded in the history; a failed audit is told
+    /// (desktop, email). A job like a verify: refused while another runs.
+    pub async fn test_restore(
+        &self,
+        req: TestRestore,
+        passphrase: Option<String>,
+    ) -> ApiResult<crate::audit::AuditReport> {
+        let TestRestore {
+            id,
+            dest,
+            uri,
+            scratch,
+            trigger,
+        } = req;
+        let uri = match uri {
+            Some(u) => u,
+            None => self.require_mongo_uri()?,
+        };
+        let store = {
+            let svc = self.clone();
+            blocking(move || match dest {
+                Some(d) => svc.open_dest(&d),
+                None => svc.store(),
+            })
+            .await?
+        };
+        let job = self.jobs().begin(JobKind::Verify)?;
+        let started = self.now();
+        let found = {
+            let (svc, store) = (self.clone(), store.clone());
+            blocking(move || {
+                let key = svc.backup_key(store.as_ref(), passphrase)?;
+                Ok((store.find(&id)?, key))
+            })
+            .await
+        };
+        let outcome = match found {
+            Ok((backup, key)) => {
+                job.tracker.begin_step(Step::Main, backup.documents);
+                let scratch =
+                    scratch.unwrap_or_else(|| crate::audit::scratch_name(&backup.database));
+                let source = Source::Stored {
+                    store,
+                    backup: backup.clone(),
+                    key,
+                };
+                crate::audit::test_restore(
+                    uri.expose_secret(),
+                    source,
+                    &backup.id,
+                    &backup.database,
+                    &scratch,
+                    job.progress(),
+                )
+                .await
+                .map_err(ApiError::from)
+            }
+            Err(e) => Err(e),
+        };
+        end_with(job, &outcome);
+        let record = audit_record(&outcome, trigger, started, self.now());
+        {
+            let (history, r) = (self.history().clone(), record.clone());
+            let _ = blocking(move || {
+                history
+                    .append(&r)
+                    .map_err(|e| ApiError::new(ErrorCode::IoError, e.to_string()))
+            })
+            .await
+            .map_err(|e| tracing::warn!("could not record the restore test: {}", e.message));
+        }
+        if matches!(&outcome, Ok(r) if r.verdict == crate::audit::Verdict::Failed) {
+            self.tell(&Event::TestRestoreFailed { record });
+        }
         outcome
     }
 
