@@ -741,6 +741,111 @@ fn settings_failures_notifications_and_health() {
     .contains("mongodb://"));
 }
 
+/// Audits run on their own: with the first good backup a month old and no restore test yet, the
+/// app test-restores the newest backup after its next run, records it, and the scratch database
+/// is gone afterwards.
+#[test]
+fn a_due_restore_test_runs_after_a_backup() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_audit");
+    let client = rt.block_on(mongo.client());
+    rt.block_on(seed(&client.database(&db_name)));
+    let dir = tempfile::tempdir().unwrap();
+    let state: Shared = Arc::new(AppState::new(
+        Ok(secrets()),
+        &dir.path().join("config"),
+        &dir.path().join("data"),
+        EnvDefaults {
+            mongo_uri: Some(mongo.uri().to_string()),
+            database: Some(db_name.clone()),
+            folder: Some(dir.path().join("backups")),
+        },
+    ));
+    let app = driveback_app::builder(mock_builder())
+        .manage(state.clone())
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    invoke(&window, "set_passphrase", json!({"passphrase": PASSPHRASE})).unwrap();
+    let month_ago = chrono::Utc::now() - chrono::Duration::days(31);
+    state
+        .history()
+        .append(&driveback_engine::history::RunRecord {
+            warnings: Vec::new(),
+            job_id: "first".into(),
+            kind: driveback_engine::history::RunKind::Backup,
+            trigger: driveback_engine::history::Trigger::Manual,
+            started: month_ago,
+            ended: month_ago,
+            outcome: driveback_engine::history::Outcome::Success,
+            database: Some(db_name.clone()),
+            dest: None,
+            backup_id: None,
+            bytes: None,
+            documents: None,
+            verified: None,
+            pruned: None,
+            error: None,
+        })
+        .unwrap();
+    driveback_app::start(
+        app.handle(),
+        &state,
+        Some(Arc::new(Toasts::default())),
+        StartOptions {
+            tick: Duration::from_millis(100),
+            catch_up_delay: chrono::Duration::seconds(1),
+            ..StartOptions::default()
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let audit = loop {
+        let records = state.history().load().unwrap();
+        if let Some(a) = records
+            .iter()
+            .find(|r| r.kind == driveback_engine::history::RunKind::Audit)
+        {
+            break a.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no restore test ran: {records:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        audit.outcome,
+        driveback_engine::history::Outcome::Success,
+        "{audit:?}"
+    );
+    assert_eq!(audit.trigger, driveback_engine::history::Trigger::Scheduled);
+    let backup = state
+        .history()
+        .load()
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|r| r.is_good())
+        .unwrap();
+    assert_eq!(
+        audit.backup_id, backup.backup_id,
+        "the newest backup was tested"
+    );
+    assert_eq!(audit.documents, backup.documents);
+    let dbs = rt
+        .block_on(async { client.list_database_names().await })
+        .unwrap();
+    assert!(
+        !dbs.contains(&format!("{db_name}_driveback_audit")),
+        "{dbs:?}"
+    );
+    rt.block_on(async { client.database(&db_name).drop().await })
+        .unwrap();
+}
+
 /// The scheduler runs in the app: a slot missed while it was closed runs once, shortly after the
 /// launch, and its progress can be followed with Backup Now (which attaches instead of starting
 /// a second backup).

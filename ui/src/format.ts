@@ -240,6 +240,7 @@ const CHECK_NAMES: Record<string, string> = {
   data_loss: "Data went missing",
   foreign_files: "Files that are not yours",
   last_test_restore: "Restore test",
+  last_verify: "Check of the newest backup",
 };
 
 /** A health check's name for people: "free_space" → "Free space". */
@@ -252,6 +253,7 @@ const RUN_WORDS: Record<string, string> = {
   email: "Email report",
   email_summary: "Weekly summary",
   audit: "Restore test",
+  verify: "Check of the newest backup",
   manual: "manual",
   scheduled: "scheduled",
   catch_up: "catch-up",

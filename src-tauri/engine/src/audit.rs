@@ -247,9 +247,120 @@ async fn compare(
     Ok((collections, problems))
 }
 
+/// Which audit the schedule calls for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    TestRestore,
+    Verify,
+}
+
+/// Pure: the audit due at `now` given the history (oldest first): a test restore every
+/// `test_restore_days`, else a full read every `verify_days`, each counted from the last one
+/// (a test restore reads the whole backup too), or from the first complete backup when there
+/// was none yet. Nothing before the first complete backup.
+pub fn due(
+    records: &[crate::history::RunRecord],
+    s: &crate::settings::AuditSettings,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Due> {
+    use crate::history::RunKind;
+    let first_good = records.iter().find(|r| r.is_good())?.ended;
+    let last = |kinds: &[RunKind]| {
+        records
+            .iter()
+            .rev()
+            .find(|r| kinds.contains(&r.kind))
+            .map_or(first_good, |r| r.ended)
+    };
+    let every = |days: u32| chrono::Duration::days(days.into());
+    if s.test_restore_days > 0 && now - last(&[RunKind::Audit]) >= every(s.test_restore_days) {
+        return Some(Due::TestRestore);
+    }
+    if s.verify_days > 0 && now - last(&[RunKind::Audit, RunKind::Verify]) >= every(s.verify_days) {
+        return Some(Due::Verify);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audits_fall_due_from_the_first_backup_and_the_last_audit() {
+        use crate::history::{Outcome, RunKind, RunRecord};
+        use crate::settings::AuditSettings;
+        let t = |d: i64| {
+            "2026-03-01T02:00:00Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+                + chrono::Duration::days(d)
+        };
+        let run = |kind: RunKind, day: i64, outcome: Outcome| {
+            let mut r = crate::history::tests::record(0, outcome);
+            r.kind = kind;
+            r.started = t(day);
+            r.ended = t(day);
+            r
+        };
+        let s = AuditSettings::default(); // 30 and 7 days
+        let backup = |d| run(RunKind::Backup, d, Outcome::Success);
+        let failed = |d| run(RunKind::Backup, d, Outcome::Failed);
+        let audit = |d| run(RunKind::Audit, d, Outcome::Success);
+        let verify = |d| run(RunKind::Verify, d, Outcome::Success);
+        // (case, history, now in days, due)
+        let rows: Vec<(&str, Vec<RunRecord>, i64, Option<Due>)> = vec![
+            ("nothing before a good backup", vec![failed(0)], 40, None),
+            ("a new install waits a week", vec![backup(0)], 6, None),
+            ("then verifies", vec![backup(0)], 7, Some(Due::Verify)),
+            (
+                "and test-restores after 30 days",
+                vec![backup(0)],
+                30,
+                Some(Due::TestRestore),
+            ),
+            (
+                "a verify resets the week",
+                vec![backup(0), verify(7)],
+                13,
+                None,
+            ),
+            (
+                "a test restore counts as a verify",
+                vec![backup(0), audit(30)],
+                36,
+                None,
+            ),
+            (
+                "a week after it",
+                vec![backup(0), audit(30)],
+                37,
+                Some(Due::Verify),
+            ),
+            (
+                "a month after it",
+                vec![
+                    backup(0),
+                    audit(30),
+                    verify(37),
+                    verify(44),
+                    verify(51),
+                    verify(58),
+                ],
+                60,
+                Some(Due::TestRestore),
+            ),
+        ];
+        for (case, records, now, want) in rows {
+            assert_eq!(due(&records, &s, t(now)), want, "{case}");
+        }
+        let off = AuditSettings {
+            test_restore_days: 0,
+            verify_days: 0,
+            scratch_db: None,
+        };
+        assert_eq!(due(&[backup(0)], &off, t(400)), None, "turned off");
+    }
 
     #[test]
     fn scratch_names_fit() {

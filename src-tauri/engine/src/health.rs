@@ -241,6 +241,24 @@ pub fn health<Tz: TimeZone>(
         ));
     }
 
+    if let Some(v) = records
+        .iter()
+        .rev()
+        .find(|r| matches!(r.kind, RunKind::Audit | RunKind::Verify))
+        .filter(|r| r.kind == RunKind::Verify && r.outcome != Outcome::Success)
+    {
+        if v.error.as_ref().map(|e| e.code.as_str()) != Some(crate::audit::SKIPPED_CODE) {
+            checks.push(check(
+                "last_verify",
+                Status::Critical,
+                format!(
+                    "The scheduled check of the newest backup ({} ago) failed: {}",
+                    human_duration(now - v.ended),
+                    v.error.as_ref().map(|e| e.message.as_str()).unwrap_or("")
+                ),
+            ));
+        }
+    }
     if let Some(a) = records.iter().rev().find(|r| r.kind == RunKind::Audit) {
         let ago = human_duration(now - a.ended);
         let why = a.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");

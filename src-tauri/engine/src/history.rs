@@ -52,6 +52,8 @@ pub enum RunKind {
     /// A test restore of a backup into a scratch database (`Failed` with the code
     /// `audit_skipped` when the server refused it).
     Audit,
+    /// A scheduled full read of the newest backup (decrypt, counts, checksums).
+    Verify,
 }
 
 /// How a run ended.

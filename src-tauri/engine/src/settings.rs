@@ -416,6 +416,28 @@ impl Default for NotifySettings {
     }
 }
 
+/// Audits of the backups: a test restore into a scratch database, and a full read (verify).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditSettings {
+    /// Test-restore the newest backup every N days (0: never).
+    pub test_restore_days: u32,
+    /// Read and check the newest backup every N days (0: never).
+    pub verify_days: u32,
+    /// The scratch database of test restores (default: `<db>_driveback_audit`).
+    pub scratch_db: Option<String>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            test_restore_days: 30,
+            verify_days: 7,
+            scratch_db: None,
+        }
+    }
+}
+
 /// Everything the user chose. Secrets are not here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -426,6 +448,7 @@ pub struct Settings {
     pub retention: RetentionPolicy,
     pub smtp: SmtpSettings,
     pub notify: NotifySettings,
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -437,6 +460,7 @@ impl Default for Settings {
             retention: RetentionPolicy::default(),
             smtp: SmtpSettings::default(),
             notify: NotifySettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -754,6 +778,33 @@ pub static KEYS: &[SettingKey] = &[
         get: |s| Value::from(s.notify.email_on_failure),
         set: |s, v| {
             s.notify.email_on_failure = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "audit.test_restore_days",
+        help: "test-restore the newest backup into a scratch database every N days (0: never)",
+        get: |s| Value::from(s.audit.test_restore_days),
+        set: |s, v| {
+            s.audit.test_restore_days = parse_count(v, 0)?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "audit.verify_days",
+        help: "read and check the newest backup every N days (0: never)",
+        get: |s| Value::from(s.audit.verify_days),
+        set: |s, v| {
+            s.audit.verify_days = parse_count(v, 0)?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "audit.scratch_db",
+        help: "the scratch database of test restores (empty: <database>_driveback_audit)",
+        get: |s| text_or_null(&s.audit.scratch_db),
+        set: |s, v| {
+            s.audit.scratch_db = optional_text(v);
             Ok(())
         },
     },

@@ -191,6 +191,9 @@ impl Service {
             for event in memory.fresh(alerts(&seen, &report)) {
                 svc.tell(&event);
             }
+            if let Ok(records) = svc.load_history() {
+                svc.start_due_audit(&records);
+            }
             let health = report.health.clone();
             if let Some(r) = svc
                 .email()

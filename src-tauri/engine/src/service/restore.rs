@@ -149,7 +149,12 @@ fn audit_record(
         Err(e) => (
             Outcome::Failed,
             Some(RunError {
-                code: e.code.as_str().into(),
+                // What only the user can fix (the passphrase, the sign-in) skips the audit.
+                code: if crate::schedule::needs_the_user(e.code.as_str()) {
+                    crate::audit::SKIPPED_CODE.into()
+                } else {
+                    e.code.as_str().into()
+                },
                 message: e.message.clone(),
             }),
             None,
@@ -271,6 +276,7 @@ impl Service {
         req: TestRestore,
         passphrase: Option<String>,
     ) -> ApiResult<crate::audit::AuditReport> {
+        let kind = crate::history::RunKind::Audit;
         let TestRestore {
             id,
             dest,
@@ -324,7 +330,14 @@ impl Service {
             Err(e) => Err(e),
         };
         end_with(job, &outcome);
-        let record = audit_record(&outcome, trigger, started, self.now());
+        // A scheduled audit with nothing to test yet waits for a backup, unrecorded.
+        if trigger == crate::history::Trigger::Scheduled
+            && matches!(&outcome, Err(e) if e.code == ErrorCode::NotFound)
+        {
+            return outcome;
+        }
+        let mut record = audit_record(&outcome, trigger, started, self.now());
+        record.kind = kind;
         {
             let (history, r) = (self.history().clone(), record.clone());
             let _ = blocking(move || {
@@ -339,6 +352,96 @@ impl Service {
             self.tell(&Event::TestRestoreFailed { record });
         }
         outcome
+    }
+
+    /// The scheduled full read of the newest backup: like Verify, recorded in the history
+    /// (`verify`); a backup that does not read back is told like a failed restore test.
+    pub async fn scheduled_verify(&self) {
+        let started = self.now();
+        let outcome = self.verify("latest".into(), None, |_| {}).await;
+        if matches!(&outcome, Err(e) if e.code == ErrorCode::Busy) {
+            return;
+        }
+        let as_audit = outcome.map(|v| crate::audit::AuditReport {
+            backup_id: v.id,
+            database: String::new(),
+            scratch_db: String::new(),
+            verdict: crate::audit::Verdict::Passed,
+            collections: v
+                .collections
+                .into_iter()
+                .map(|c| crate::audit::AuditedCollection {
+                    name: c.name,
+                    documents: c.documents,
+                    ok: true,
+                })
+                .collect(),
+            problems: Vec::new(),
+        });
+        let mut record = audit_record(
+            &as_audit,
+            crate::history::Trigger::Scheduled,
+            started,
+            self.now(),
+        );
+        record.kind = crate::history::RunKind::Verify;
+        record.database = self.database();
+        tracing::info!(
+            outcome = record.outcome.label(),
+            "scheduled check of the newest backup"
+        );
+        let failed = record.error.as_ref().is_some_and(|e| {
+            matches!(
+                e.code.as_str(),
+                "corrupt_backup" | "verification_failed" | "wrong_key" | "unsupported_format"
+            )
+        });
+        let history = self.history().clone();
+        let r = record.clone();
+        let _ = blocking(move || {
+            history
+                .append(&r)
+                .map_err(|e| ApiError::new(ErrorCode::IoError, e.to_string()))
+        })
+        .await;
+        if failed {
+            self.tell(&Event::TestRestoreFailed { record });
+        }
+    }
+
+    /// Starts the audit the settings call for, if one is due and nothing else runs.
+    pub(crate) fn start_due_audit(&self, records: &[crate::history::RunRecord]) {
+        let settings = self.settings();
+        if self.database().is_none() || self.jobs().current().is_some() {
+            return;
+        }
+        let Some(due) = crate::audit::due(records, &settings.audit, self.now()) else {
+            return;
+        };
+        let svc = self.clone();
+        tokio::spawn(async move {
+            match due {
+                crate::audit::Due::TestRestore => {
+                    let r = svc
+                        .test_restore(
+                            TestRestore {
+                                id: "latest".into(),
+                                dest: None,
+                                uri: None,
+                                scratch: settings.audit.scratch_db.clone(),
+                                trigger: crate::history::Trigger::Scheduled,
+                            },
+                            None,
+                        )
+                        .await;
+                    match r {
+                        Ok(r) => tracing::info!(verdict = ?r.verdict, "scheduled restore test"),
+                        Err(e) => tracing::warn!("scheduled restore test: {}", e.message),
+                    }
+                }
+                crate::audit::Due::Verify => svc.scheduled_verify().await,
+            }
+        });
     }
 
     /// What restoring backup `id` would do, read from the backup's manifest (this reads and
