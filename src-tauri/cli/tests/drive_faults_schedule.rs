@@ -47,7 +47,8 @@ fn drive_faults_fail_one_slot_and_the_next_slot_runs() {
     for (day, (faults, outcome, code)) in days.into_iter().enumerate() {
         let today = first + Duration::days(day as i64);
         let slot = Utc.from_utc_datetime(&today.and_hms_opt(2, 0, 0).unwrap());
-        // A failed run covers its slot: the next one is the next day's, as on a good day.
+        // One run a slot here (the schedule is asked without the recent runs, so a failed run is
+        // not retried; `month.rs` runs the retries).
         let now = clock.now();
         let due = schedule::next_due(
             &schedule_settings,

@@ -504,6 +504,8 @@ pub struct ScheduledDrive {
     pub clock: Arc<SimClock>,
     pub history: Arc<driveback_engine::history::History>,
     pub jobs: driveback_engine::jobs::Jobs,
+    /// While set, the job's database does not answer (its connection string names a closed port).
+    pub db_down: Arc<std::sync::atomic::AtomicBool>,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
@@ -540,12 +542,19 @@ pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> Sc
     let key = driveback_engine::keys::BackupKey::generate();
     let recipient = key.recipient();
     let signer = Arc::new(driveback_engine::authenticity::Signer::for_key(&key));
+    let db_down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let runner = {
-        let (store, uri) = (store.clone(), server.uri().to_string());
+        let (store, uri, down) = (store.clone(), server.uri().to_string(), db_down.clone());
         move |ctx: JobContext| {
+            let uri = if down.load(std::sync::atomic::Ordering::SeqCst) {
+                "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
+                    .to_string()
+            } else {
+                uri.clone()
+            };
             let req = BackupRequest {
                 server: Arc::new(driveback_engine::service::MongoDriver),
-                mongo_uri: SecretString::from(uri.clone()),
+                mongo_uri: SecretString::from(uri),
                 database: db.clone(),
                 zstd_level: 3,
                 store: store.clone(),
@@ -570,6 +579,7 @@ pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> Sc
         clock,
         history,
         jobs,
+        db_down,
         _dirs: (state_dir, hist_dir),
     }
 }
