@@ -220,6 +220,8 @@ export interface Health {
     success_rate_30d: number | null;
     average_interval_hours: number | null;
     size_trend: number[];
+    /** Seconds each of the last (up to) 10 good backups took, oldest first. */
+    duration_trend: number[];
     last_good_backup: string | null;
     last_error: string | null;
   };

@@ -241,6 +241,7 @@ const CHECK_NAMES: Record<string, string> = {
   foreign_files: "Files that are not yours",
   last_test_restore: "Restore test",
   last_verify: "Check of the newest backup",
+  duration: "Time a backup takes",
 };
 
 /** A health check's name for people: "free_space" → "Free space". */

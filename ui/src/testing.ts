@@ -96,6 +96,7 @@ export function sampleHealth(over: Partial<Health> = {}): Health {
       success_rate_30d: 0.9166,
       average_interval_hours: 26,
       size_trend: [2_000_000, 2_100_000],
+      duration_trend: [30, 190],
       last_good_backup: null,
       last_error: "the database server at 127.0.0.1:27017 is unreachable",
     },

@@ -117,7 +117,6 @@ struct Book {
 /// The last good counts and the open alarms, in a file.
 pub struct AlarmBook {
     path: PathBuf,
-    share: f64,
     lock: Mutex<()>,
 }
 
@@ -125,7 +124,6 @@ impl AlarmBook {
     pub fn new(path: PathBuf) -> Self {
         AlarmBook {
             path,
-            share: DEFAULT_DROP_SHARE,
             lock: Mutex::new(()),
         }
     }
@@ -145,14 +143,21 @@ impl AlarmBook {
     }
 
     /// Compares a complete backup with the previous good one of its database at `dest`, records
-    /// it as the new baseline, and opens an alarm when data went missing. Returns the warnings.
-    pub fn check(&self, dest: &str, manifest: &Manifest, now: DateTime<Utc>) -> Vec<DataWarning> {
+    /// it as the new baseline, and opens an alarm when a collection lost more than `share` of its
+    /// documents or vanished. Returns the warnings.
+    pub fn check(
+        &self,
+        dest: &str,
+        manifest: &Manifest,
+        now: DateTime<Utc>,
+        share: f64,
+    ) -> Vec<DataWarning> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut book = self.load();
         let key = format!("{dest}\n{}", manifest.database);
         let after = counts(manifest);
         let warnings = match book.baselines.get(&key) {
-            Some(prev) => compare(&prev.collections, &after, self.share),
+            Some(prev) => compare(&prev.collections, &after, share),
             None => Vec::new(),
         };
         if !warnings.is_empty() {

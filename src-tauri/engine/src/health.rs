@@ -43,7 +43,7 @@ pub enum Status {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Check {
-    /// Stable name: `database`, `destination`, `data_loss`, `last_test_restore`, `foreign_files`, `last_backup`, `last_run`,
+    /// Stable name: `database`, `destination`, `data_loss`, `last_test_restore`, `duration`, `foreign_files`, `last_backup`, `last_run`,
     /// `verified`, `retention`, `scheduler`, `free_space`, `success_rate`, `email`.
     pub name: &'static str,
     pub status: Status,
@@ -60,6 +60,8 @@ pub struct Metrics {
     pub average_interval_hours: Option<f64>,
     /// Sizes of the last (up to) 10 complete backups, oldest first.
     pub size_trend: Vec<u64>,
+    /// How long each of the last (up to) 10 complete backups took, in seconds, oldest first.
+    pub duration_trend: Vec<f64>,
     /// When the newest complete backup was made (history or destination, whichever is newer).
     pub last_good_backup: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
@@ -578,6 +580,33 @@ pub fn health<Tz: TimeZone>(
         let span = *recent_goods.last().expect("two or more") - recent_goods[0];
         span.num_seconds() as f64 / 3600.0 / (recent_goods.len() - 1) as f64
     });
+    let duration_trend: Vec<f64> = goods
+        .iter()
+        .rev()
+        .take(10)
+        .rev()
+        .map(|r| (r.ended - r.started).num_milliseconds().max(0) as f64 / 1000.0)
+        .collect();
+    if let Some((last, before)) = duration_trend.split_last() {
+        if before.len() >= 3 {
+            let mut sorted = before.to_vec();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            let median = sorted[sorted.len() / 2];
+            // Seconds are noise for small databases: a minute at least before it is news.
+            if *last > 2.0 * median && *last - median >= 60.0 {
+                checks.push(check(
+                    "duration",
+                    Status::Warning,
+                    format!(
+                        "The last backup took {}, more than twice the usual {} (the median of the \
+                         ones before): the database grew, or the server or the network is slow.",
+                        human_duration(Duration::seconds(*last as i64)),
+                        human_duration(Duration::seconds(median as i64))
+                    ),
+                ));
+            }
+        }
+    }
     let metrics = Metrics {
         runs_30d: recent.len(),
         success_rate_30d: rate,
@@ -589,6 +618,7 @@ pub fn health<Tz: TimeZone>(
             .rev()
             .filter_map(|r| r.bytes)
             .collect(),
+        duration_trend,
         last_good_backup: last_good,
         last_error: runs
             .iter()
@@ -1070,6 +1100,39 @@ mod tests {
             )
         );
         assert_eq!(h.status, Status::Healthy);
+    }
+
+    #[test]
+    fn a_backup_twice_as_slow_as_usual_is_a_warning() {
+        // (case, seconds each good run took (oldest first), warned)
+        let rows: [(&str, &[i64], bool); 5] = [
+            ("steady", &[600, 660, 540, 600, 720], false),
+            ("twice the median", &[600, 660, 540, 600, 1500], true),
+            ("just under twice", &[600, 660, 540, 600, 1140], false),
+            ("too few to judge", &[600, 600, 1800], false),
+            ("seconds are noise", &[10, 10, 10, 10, 40], false),
+        ];
+        for (case, seconds, warned) in rows {
+            let mut r = runs(&vec![Success; seconds.len()]);
+            for (rec, x) in r.iter_mut().zip(seconds) {
+                rec.ended = rec.started + Duration::seconds(*x);
+            }
+            let now = r.last().unwrap().ended + Duration::minutes(5);
+            let h = health(
+                &r,
+                &settings(Frequency::Daily),
+                &Observations::default(),
+                now,
+                &Utc,
+            );
+            assert_eq!(
+                status_of(&h, "duration").is_some(),
+                warned,
+                "{case}: {:?}",
+                h.checks
+            );
+            assert_eq!(h.metrics.duration_trend.len(), seconds.len(), "{case}");
+        }
     }
 
     #[test]

@@ -723,8 +723,9 @@ pub struct BackupRequest<Tz: TimeZone> {
     /// Applied after a complete backup; `None` keeps everything.
     pub retention: Option<RetentionPolicy>,
     /// Compares a complete backup with the previous good one and keeps the backups before a
-    /// loss (see [`crate::alarms`]); `None`: no alarms.
-    pub alarms: Option<Arc<crate::alarms::AlarmBook>>,
+    /// loss beyond the given share of a collection's documents (see [`crate::alarms`]); `None`:
+    /// no alarms.
+    pub alarms: Option<(Arc<crate::alarms::AlarmBook>, f64)>,
     /// Local time zone of retention's days and months.
     pub tz: Tz,
     /// Hears the pipeline's full result (the one-shot CLI prints the manifest from it).
@@ -822,15 +823,16 @@ where
     outcome.verified = verified;
     // Compared with the previous good backup: a loss keeps that one from retention.
     let protected = match &req.alarms {
-        Some(book) => {
-            let (book, dest, manifest, now) = (
+        Some((book, share)) => {
+            let (book, share, dest, manifest, now) = (
                 book.clone(),
+                *share,
                 dest.clone(),
                 result.manifest.clone(),
                 ctx.clock.now(),
             );
             tokio::task::spawn_blocking(move || {
-                let warnings = book.check(&dest, &manifest, now);
+                let warnings = book.check(&dest, &manifest, now, share);
                 (warnings, book.protected(&dest))
             })
             .await

@@ -401,6 +401,9 @@ pub struct NotifySettings {
     pub email_copy: bool,
     /// Largest backup file attached, in MB (10^6 bytes).
     pub email_copy_max_mb: u32,
+    /// A collection that lost more than this percentage of its documents since the previous
+    /// backup raises a data-loss alarm.
+    pub data_loss_percent: u32,
 }
 
 impl Default for NotifySettings {
@@ -412,6 +415,7 @@ impl Default for NotifySettings {
             weekly_summary: true,
             email_copy: false,
             email_copy_max_mb: DEFAULT_EMAIL_COPY_MAX_MB,
+            data_loss_percent: 20,
         }
     }
 }
@@ -805,6 +809,19 @@ pub static KEYS: &[SettingKey] = &[
         get: |s| text_or_null(&s.audit.scratch_db),
         set: |s, v| {
             s.audit.scratch_db = optional_text(v);
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "notify.data_loss_percent",
+        help: "warn when a collection lost more than this percentage of its documents since the previous backup (1-100)",
+        get: |s| Value::from(s.notify.data_loss_percent),
+        set: |s, v| {
+            let n = parse_count(v, 1)?;
+            if n > 100 {
+                return Err(format!("{n} is out of range (1 to 100)"));
+            }
+            s.notify.data_loss_percent = n;
             Ok(())
         },
     },

@@ -141,6 +141,39 @@ pub fn report<Tz: TimeZone>(
             tz,
         ),
     };
+    let mut health = health;
+    // A failed run that will be tried again says when, and which try that will be.
+    let backup_runs: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| r.kind == crate::history::RunKind::Backup)
+        .collect();
+    if let (Some(last), Some(due)) = (backup_runs.last(), next_due) {
+        let attempt = |r: &RunRecord| {
+            schedule::Attempt::of(r.outcome, r.error.as_ref().map(|e| e.code.as_str()))
+        };
+        let next_slot = schedule::next_slot(&settings.schedule, last.ended, tz);
+        if attempt(last) == schedule::Attempt::Failed
+            && due > last.ended
+            && next_slot.is_none_or(|n| due < n)
+        {
+            let tries = backup_runs
+                .iter()
+                .rev()
+                .take_while(|r| attempt(r) == schedule::Attempt::Failed)
+                .count();
+            if let Some(c) = health.checks.iter_mut().find(|c| c.name == "last_run") {
+                c.message = format!(
+                    "Retrying at {} (attempt {}): {}",
+                    due.with_timezone(tz).naive_local().format("%H:%M"),
+                    tries + 1,
+                    last.error
+                        .as_ref()
+                        .map(|e| e.message.as_str())
+                        .unwrap_or("the last backup failed")
+                );
+            }
+        }
+    }
     Report {
         health,
         schedule_text: schedule::describe(&settings.schedule),
@@ -219,6 +252,66 @@ mod tests {
         // Daily at 02:00 (UTC here), last run at 02:00 today: the next is tomorrow 02:00.
         assert_eq!(r.next_due, Some("2026-03-11T02:00:00Z".parse().unwrap()));
         assert_eq!(r.last_run, records.last().cloned());
+    }
+
+    #[test]
+    fn a_failed_run_says_when_it_is_tried_again() {
+        let settings = Settings::default(); // daily at 02:00 UTC here
+        let slot: DateTime<Utc> = "2026-03-10T02:00:00Z".parse().unwrap();
+        let failed = |at: DateTime<Utc>| {
+            let mut r = run(at, Outcome::Failed);
+            r.error = Some(crate::history::RunError {
+                code: "database_unreachable".into(),
+                message: "the database server at db.example.net is unreachable".into(),
+            });
+            r
+        };
+        // Two failures since the slot (ended 02:01 and 02:07): the third try 15 min after.
+        let records = vec![
+            run(slot - Duration::days(1), Outcome::Success),
+            failed(slot),
+            failed(slot + Duration::minutes(6)),
+        ];
+        let now = slot + Duration::minutes(8);
+        let r = report(
+            &records,
+            &settings,
+            &DestinationSeen::default(),
+            None,
+            None,
+            now,
+            &Utc,
+        );
+        assert_eq!(r.next_due, Some(slot + Duration::minutes(22)));
+        let last_run = r
+            .health
+            .checks
+            .iter()
+            .find(|c| c.name == "last_run")
+            .unwrap();
+        assert_eq!(
+            last_run.message,
+            "Retrying at 02:22 (attempt 3): the database server at db.example.net is unreachable"
+        );
+        // One the user must fix is not retried: it says what failed, not a time.
+        let mut blocked = failed(slot);
+        blocked.error.as_mut().unwrap().code = "reconnect_needed".into();
+        let r = report(
+            &[blocked],
+            &settings,
+            &DestinationSeen::default(),
+            None,
+            None,
+            now,
+            &Utc,
+        );
+        let last_run = r
+            .health
+            .checks
+            .iter()
+            .find(|c| c.name == "last_run")
+            .unwrap();
+        assert!(!last_run.message.starts_with("Retrying"), "{last_run:?}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 import { api, asApiError, type Health, type HealthStatus, type RunRecord } from "../api";
 import { button, loadingDialog } from "../dialog";
 import { h } from "../dom";
-import { checkName, formatHours, formatWhen, healthWord, percent, runCells, scheduleLine } from "../format";
+import { checkName, formatBytes, formatHours, formatWhen, healthWord, percent, runCells, scheduleLine } from "../format";
 
 const ICONS: Record<HealthStatus, string> = { healthy: "✓", warning: "!", critical: "✕" };
 
@@ -46,6 +46,8 @@ export function healthBody(x: Health, now: Date = new Date()): HTMLElement[] {
     ["Average time between backups", formatHours(m.average_interval_hours)],
     ["Last good backup", m.last_good_backup ? formatWhen(m.last_good_backup, now) : "none yet"],
     ["Last error", m.last_error ?? "none"],
+    ["Size of the last backups", trend(m.size_trend, formatBytes)],
+    ["Time they took", trend(m.duration_trend, formatSeconds)],
   ];
   return [
     h(
@@ -75,6 +77,17 @@ export function healthBody(x: Health, now: Date = new Date()): HTMLElement[] {
     h("h3", {}, "Recent runs"),
     x.recent_runs.length ? historyTable(x.recent_runs, now) : h("p", { class: "muted", id: "history-empty" }, "No backups have run yet."),
   ].filter((el): el is HTMLElement => el !== null);
+}
+
+/** "12 KB → 14 KB (10 backups)": the oldest and the newest of a trend. */
+function trend(xs: number[], f: (x: number) => string): string {
+  if (xs.length === 0) return "none yet";
+  if (xs.length === 1) return f(xs[0]);
+  return `${f(xs[0])} → ${f(xs[xs.length - 1])} (${xs.length} backups)`;
+}
+
+function formatSeconds(s: number): string {
+  return s < 60 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`;
 }
 
 /** "I know, it was me": the backups kept after a data-loss alarm follow the policy again. */

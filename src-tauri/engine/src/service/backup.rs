@@ -156,7 +156,10 @@ impl Service {
                 // The retention policy is the configured destination's: a one-shot backup to
                 // another place adds to it and deletes nothing there.
                 retention: managed.then(|| self.settings().retention),
-                alarms: Some(self.inner.alarms.clone()),
+                alarms: Some((
+                    self.inner.alarms.clone(),
+                    f64::from(self.settings().notify.data_loss_percent) / 100.0,
+                )),
                 tz: Local,
                 on_listing: managed.then(|| {
                     let (svc, dest) = (self.clone(), dest_name.clone());
