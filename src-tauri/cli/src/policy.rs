@@ -370,6 +370,9 @@ pub async fn status(svc: &Service, args: StatusArgs) -> CliResult<ExitCode> {
                     .unwrap_or_default()
             );
         }
+        if let Some(t) = driveback_engine::health::trend_text(m) {
+            println!("Trend: {t}");
+        }
         if let Some(e) = &m.last_error {
             println!("Last error: {}", one_line(e));
         }

@@ -99,6 +99,8 @@ struct World {
     scheduler: Option<SchedulerHandle>,
     dir: tempfile::TempDir,
     settings: Settings,
+    /// What the scheduler's network probe answers.
+    online: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl World {
@@ -147,6 +149,7 @@ impl World {
             scheduler: None,
             dir,
             settings: Settings::default(),
+            online: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 
@@ -166,6 +169,10 @@ impl World {
                 wake_gap: Duration::minutes(1),
                 catch_up_delay: Duration::minutes(2),
                 heartbeat_file: Some(self.heartbeat_path()),
+                online: Some(scheduler::OnlineProbe({
+                    let online = self.online.clone();
+                    Arc::new(move || online.load(Ordering::SeqCst))
+                })),
             },
         ));
     }
@@ -390,7 +397,7 @@ async fn a_cancelled_run_is_recorded_and_retried_at_the_next_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_run_shows_in_health_and_is_retried_at_the_next_slot() {
+async fn a_failed_run_shows_in_health_and_is_retried_within_the_day() {
     let mut w = World::new(
         "2024-05-10 01:59:59",
         &[past_run("2024-05-09 02:00", Outcome::Success)],
@@ -401,9 +408,10 @@ async fn a_failed_run_shows_in_health_and_is_retried_at_the_next_slot() {
     w.clock.set(at("2024-05-10 02:00:00"));
     eventually("the scheduled run", || w.job.runs() == 1).await;
     w.idle().await;
-    w.clock.set(at("2024-05-10 03:00:00"));
     w.tick().await;
-    assert_eq!(w.job.runs(), 1);
+    // Retried 5 minutes later, then 15 (the clock moves a minute at a time, as for a computer
+    // that stays awake).
+    assert_eq!(w.status().next_due, Some(at("2024-05-10 02:05")));
     let h = w.health();
     assert_eq!(h.status, Status::Warning);
     let last_run = h.checks.iter().find(|c| c.name == "last_run").unwrap();
@@ -411,17 +419,48 @@ async fn a_failed_run_shows_in_health_and_is_retried_at_the_next_slot() {
         last_run.message,
         "The last backup failed: could not connect to the database at db:27017"
     );
-    // Past 26 hours without a good backup: critical.
-    w.clock.set(at("2024-05-11 01:59:00"));
+    for _ in 0..5 {
+        w.clock.advance(Duration::minutes(1));
+        w.tick().await;
+    }
+    eventually("the first retry", || w.job.runs() == 2).await;
+    w.idle().await;
     w.tick().await;
-    assert_eq!(w.health().status, Status::Critical);
-
+    assert_eq!(w.status().next_due, Some(at("2024-05-10 02:20")));
     w.job.set_mode(Mode::Succeed);
-    w.clock.set(at("2024-05-11 02:00:00"));
-    eventually("the retry at the next slot", || w.job.runs() == 2).await;
+    for _ in 0..15 {
+        w.clock.advance(Duration::minutes(1));
+        w.tick().await;
+    }
+    eventually("the second retry", || w.job.runs() == 3).await;
     w.idle().await;
     w.tick().await;
     assert_eq!(w.health().status, Status::Healthy);
+    // Served: the next run is tomorrow's.
+    assert_eq!(w.status().next_due, Some(at("2024-05-11 02:00")));
+    w.stop().await;
+}
+
+/// While the network a backup needs is not there, a due backup waits: no try is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_backup_waits_for_the_network() {
+    let mut w = World::new(
+        "2024-05-10 01:59:59",
+        &[past_run("2024-05-09 02:00", Outcome::Success)],
+    );
+    w.online.store(false, Ordering::SeqCst);
+    w.start(daily());
+    w.tick().await;
+    for _ in 0..3 {
+        w.clock.advance(Duration::minutes(1));
+        w.tick().await;
+    }
+    assert_eq!(w.job.runs(), 0, "no try while offline");
+    assert_eq!(w.history.load().unwrap().len(), 1, "nothing recorded");
+    w.online.store(true, Ordering::SeqCst);
+    w.clock.advance(Duration::seconds(30));
+    eventually("the run once the network is back", || w.job.runs() == 1).await;
+    w.idle().await;
     w.stop().await;
 }
 

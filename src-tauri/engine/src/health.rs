@@ -102,6 +102,30 @@ pub struct Observations<'a> {
     pub alarms: &'a [crate::alarms::Alarm],
 }
 
+/// "12.0 KB → 14.1 KB, 30 s → 3 min over the last 10 backups": how the size and the time of
+/// the last good backups went; `None` with fewer than two.
+pub fn trend_text(m: &Metrics) -> Option<String> {
+    let n = m.size_trend.len().max(m.duration_trend.len());
+    if n < 2 {
+        return None;
+    }
+    let secs = |s: f64| {
+        if s < 60.0 {
+            format!("{} s", s.round().max(1.0))
+        } else {
+            format!("{} min", (s / 60.0).round())
+        }
+    };
+    let mut parts = Vec::new();
+    if let (Some(a), Some(b)) = (m.size_trend.first(), m.size_trend.last()) {
+        parts.push(format!("{} → {}", human_bytes(*a), human_bytes(*b)));
+    }
+    if let (Some(a), Some(b)) = (m.duration_trend.first(), m.duration_trend.last()) {
+        parts.push(format!("{} → {}", secs(*a), secs(*b)));
+    }
+    Some(format!("{} over the last {n} backups", parts.join(", ")))
+}
+
 /// "41,230": a count with thousands separators.
 pub fn human_count(n: u64) -> String {
     let digits = n.to_string();
@@ -1153,6 +1177,10 @@ mod tests {
         // Good runs on days 0, 1, 3 and 5: 5 days over 3 intervals.
         assert_eq!(h.metrics.average_interval_hours, Some(40.0));
         assert_eq!(h.metrics.size_trend, vec![100, 200, 400, 600]);
+        assert_eq!(
+            trend_text(&h.metrics).unwrap(),
+            "100 bytes → 600 bytes, 3 min → 3 min over the last 4 backups"
+        );
         assert_eq!(h.metrics.last_good_backup, Some(utc("2024-01-06 02:03")));
         assert_eq!(human_duration(Duration::seconds(20)), "less than a minute");
         assert_eq!(human_duration(Duration::minutes(1)), "1 minute");

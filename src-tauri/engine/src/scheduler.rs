@@ -33,6 +33,19 @@ pub struct SchedulerConfig {
     pub catch_up_delay: chrono::Duration,
     /// Where to write the heartbeat (best effort), if anywhere.
     pub heartbeat_file: Option<PathBuf>,
+    /// Whether what a backup needs over the network can be reached; while it says no, a due
+    /// backup waits (no try is spent, none is recorded). `None`: always.
+    pub online: Option<OnlineProbe>,
+}
+
+/// Asks whether the network a backup needs is there (blocking, a second or two at most).
+#[derive(Clone)]
+pub struct OnlineProbe(pub Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for OnlineProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnlineProbe")
+    }
 }
 
 impl Default for SchedulerConfig {
@@ -42,6 +55,7 @@ impl Default for SchedulerConfig {
             wake_gap: chrono::Duration::minutes(2),
             catch_up_delay: schedule::CATCH_UP_DELAY,
             heartbeat_file: None,
+            online: None,
         }
     }
 }
@@ -126,6 +140,7 @@ where
         tokio::spawn(async move {
             let mut awake_since = now;
             let mut last_tick = now;
+            let mut waiting_for_network = false;
             // A normal tick is never mistaken for a wake.
             let wake_gap = config
                 .wake_gap
@@ -157,7 +172,20 @@ where
                 if let Some(path) = &config.heartbeat_file {
                     write_heartbeat(path, &snapshot);
                 }
-                if next_due.is_some_and(|t| t <= now) {
+                let online = match (&config.online, next_due.is_some_and(|t| t <= now)) {
+                    (Some(probe), true) if jobs.current().is_none() => {
+                        let probe = probe.0.clone();
+                        tokio::task::spawn_blocking(move || probe())
+                            .await
+                            .unwrap_or(true)
+                    }
+                    _ => true,
+                };
+                if !online && !waiting_for_network {
+                    tracing::info!("a backup is due: waiting for the network");
+                }
+                waiting_for_network = !online;
+                if online && next_due.is_some_and(|t| t <= now) {
                     // Judged again against the last run as the job manager sees it right now.
                     let started = jobs.start_if(Trigger::Scheduled, |recent| {
                         let state = state.with_recent(crate::history::attempts(recent));

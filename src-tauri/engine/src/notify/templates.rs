@@ -269,6 +269,8 @@ pub struct WeeklySummary {
     pub last_size: Option<u64>,
     pub bytes_made: u64,
     pub health: Option<(Status, Vec<String>)>,
+    /// How the size and time of the last backups went (see [`crate::health::trend_text`]).
+    pub trend: Option<String>,
 }
 
 impl WeeklySummary {
@@ -303,6 +305,7 @@ impl WeeklySummary {
                 .filter(|r| r.is_good())
                 .filter_map(|r| r.bytes)
                 .sum(),
+            trend: health.and_then(|h| crate::health::trend_text(&h.metrics)),
             health: health.map(|h| {
                 (
                     h.status,
@@ -332,6 +335,9 @@ pub fn weekly_summary(s: &WeeklySummary) -> Mail {
     ];
     if let Some(b) = s.last_size {
         rows.push(("Newest backup", human_bytes(b)));
+    }
+    if let Some(t) = &s.trend {
+        rows.push(("Trend", t.clone()));
     }
     let mut after = Vec::new();
     let (lead, colour) = match &s.health {

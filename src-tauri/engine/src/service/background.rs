@@ -168,9 +168,40 @@ impl Service {
                 tick: opts.tick,
                 catch_up_delay: opts.catch_up_delay,
                 heartbeat_file: Some(self.data_dir().join(HEARTBEAT_FILE)),
+                online: Some(scheduler::OnlineProbe({
+                    // Weak: the scheduler lives in the service it asks.
+                    let service = Arc::downgrade(&self.inner);
+                    Arc::new(move || {
+                        service
+                            .upgrade()
+                            .is_none_or(|inner| Service { inner }.network_ready())
+                    })
+                })),
                 ..SchedulerConfig::default()
             },
         ));
+    }
+
+    /// Whether the network a backup needs is there: for Google Drive, whether its API host
+    /// accepts a connection (two seconds at most); a folder needs none. Blocking.
+    pub fn network_ready(&self) -> bool {
+        if !matches!(self.parsed_dest(), Some(crate::store::Dest::Drive(_))) {
+            return true;
+        }
+        let api = crate::auth::GoogleEndpoints::from_env().drive;
+        let Ok(url) = url::Url::parse(&api) else {
+            return true;
+        };
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return true;
+        };
+        use std::net::ToSocketAddrs;
+        let Ok(addrs) = (host, port).to_socket_addrs() else {
+            return false; // the name does not resolve: offline
+        };
+        addrs.take(2).any(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+        })
     }
 
     /// Looks at the health in the background: raises the alerts that are new, and sends the
@@ -192,6 +223,25 @@ impl Service {
                 svc.tell(&event);
             }
             if let Ok(records) = svc.load_history() {
+                // A backup that found the destination full runs again once there is room for it.
+                let last = records
+                    .iter()
+                    .rev()
+                    .find(|r| r.kind == crate::history::RunKind::Backup);
+                let needed = records
+                    .iter()
+                    .rev()
+                    .find_map(|r| r.is_good().then_some(r.bytes)?);
+                let full = last.is_some_and(|r| {
+                    r.error
+                        .as_ref()
+                        .is_some_and(|e| e.code == "destination_full")
+                });
+                let room = seen.quota.as_ref().and_then(|q| q.free());
+                if full && room.is_some_and(|free| free > needed.unwrap_or(0).saturating_mul(2)) {
+                    tracing::info!("the destination has room again: backing up");
+                    svc.retry_after_fix();
+                }
                 svc.start_due_audit(&records);
             }
             let health = report.health.clone();
