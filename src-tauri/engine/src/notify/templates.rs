@@ -488,5 +488,29 @@ mod tests {
         assert_eq!((s.runs, s.succeeded, s.failed, s.pruned), (3, 2, 1, 3));
         let m = weekly_summary(&s);
         assert!(m.text.contains("Success rate: 66% (2 of 3)"), "{}", m.text);
+        // With the health: the trend of the last backups' size and time.
+        let mut rs = rs;
+        for (i, r) in rs.iter_mut().enumerate() {
+            r.bytes = Some(10_000 * (i as u64 + 1));
+        }
+        let h = crate::health::health(
+            &rs,
+            &crate::settings::Settings::default(),
+            &crate::health::Observations::default(),
+            now,
+            &Utc,
+        );
+        let s = WeeklySummary::from_records(
+            &rs,
+            now - Duration::days(7),
+            now + Duration::days(1),
+            Some(&h),
+        );
+        let m = weekly_summary(&s);
+        assert!(
+            m.text.contains("Trend: 10 kB → 30 kB,") && m.text.contains("over the last 2 backups"),
+            "{}",
+            m.text
+        );
     }
 }
