@@ -741,6 +741,55 @@ fn settings_failures_notifications_and_health() {
     .contains("mongodb://"));
 }
 
+/// When the destination cannot be read, the card still shows the last good backup (from this
+/// computer's history), and a Backup Now that cannot start is in the history with why.
+#[test]
+fn an_unreadable_destination_keeps_the_last_backup_and_records_the_attempt() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_unreadable");
+    let client = rt.block_on(mongo.client());
+    rt.block_on(seed(&client.database(&db_name)));
+    let h = harness(|dir| EnvDefaults {
+        mongo_uri: Some(mongo.uri().to_string()),
+        database: Some(db_name.clone()),
+        folder: Some(dir.join("backups")),
+    });
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    let first = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:1"}));
+    let done = h.outcome(first["job_id"].as_str().unwrap());
+    assert_eq!(done["event"], "finished", "{done}");
+    let made = h.ok("app_state", json!({}))["last_backup"].clone();
+    assert_eq!(made["from_history"], false);
+
+    // The folder is gone and something else is in its place.
+    let folder = h.backups_folder();
+    std::fs::rename(&folder, h.dir.path().join("moved")).unwrap();
+    std::fs::write(&folder, b"not a folder").unwrap();
+    let s = h.ok("app_state", json!({}));
+    assert!(s["destination"]["problem"].is_string(), "{s}");
+    assert_eq!(s["last_backup"]["id"], made["id"], "{s}");
+    assert_eq!(s["last_backup"]["from_history"], true);
+    assert_eq!(s["last_backup"]["documents"], made["documents"]);
+
+    let (code, message) = h.err("backup_now", json!({"onEvent": "__CHANNEL__:2"}));
+    let runs = h.state.history().load().unwrap();
+    let last = runs.last().unwrap();
+    assert_eq!(
+        last.outcome,
+        driveback_engine::history::Outcome::Failed,
+        "{runs:?}"
+    );
+    assert_eq!(last.trigger, driveback_engine::history::Trigger::Manual);
+    let error = last.error.as_ref().unwrap();
+    assert_eq!(
+        (error.code.as_str(), error.message.as_str()),
+        (code.as_str(), message.as_str())
+    );
+    rt.block_on(async { client.database(&db_name).drop().await })
+        .unwrap();
+}
+
 /// Audits run on their own: with the first good backup a month old and no restore test yet, the
 /// app test-restores the newest backup after its next run, records it, and the scratch database
 /// is gone afterwards.

@@ -23,6 +23,8 @@ export interface Backup {
   documents: number;
   status: BackupStatus;
   latest: boolean;
+  /** Known from this computer's history: the destination could not be read just now. */
+  from_history?: boolean;
 }
 
 export type JobKind = "backup" | "verify" | "restore";

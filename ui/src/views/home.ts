@@ -109,7 +109,9 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     "p",
     { class: "muted small", id: "last-backup-detail" },
     state.last_backup
-      ? `${state.last_backup.documents.toLocaleString("en")} documents · ${state.last_backup.status === "complete" ? "complete" : "partial"}`
+      ? `${state.last_backup.documents.toLocaleString("en")} documents · ${state.last_backup.status === "complete" ? "complete" : "partial"}${
+          state.last_backup.from_history ? " · as this computer last saw it: the backups can't be read right now" : ""
+        }`
       : "Make your first backup now.",
   );
   const bar = h("div", { class: "bar", id: "progress-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "Backup progress" }, h("span", {}));

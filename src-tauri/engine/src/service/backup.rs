@@ -71,7 +71,16 @@ impl Service {
             return jobs.try_start(trigger);
         }
         let svc = self.clone();
-        let plan = blocking(move || svc.plan_backup()).await?;
+        let started = self.now();
+        let plan = match blocking(move || svc.plan_backup()).await {
+            Ok(p) => p,
+            Err(e) => {
+                // A backup that could not start is an attempt too: in the history and in the
+                // recent runs, with why.
+                self.record_unstarted(trigger, started, &e).await;
+                return Err(e);
+            }
+        };
         *lock(&self.inner.prepared) = Some(plan);
         let started = jobs.try_start(trigger);
         if !matches!(&started, Ok(h) if !h.attached) {
@@ -214,6 +223,54 @@ impl Service {
 }
 
 impl Service {
+    /// Records a backup that could not start (nothing to back up yet is not one).
+    async fn record_unstarted(
+        &self,
+        trigger: Trigger,
+        started: chrono::DateTime<chrono::Utc>,
+        e: &ApiError,
+    ) {
+        if matches!(
+            e.code,
+            ErrorCode::NotConfigured | ErrorCode::NoKey | ErrorCode::Busy
+        ) {
+            return;
+        }
+        let record = RunRecord {
+            warnings: Vec::new(),
+            job_id: format!("unstarted-{}", started.format("%Y%m%dT%H%M%S%3f")),
+            kind: crate::history::RunKind::Backup,
+            trigger,
+            started,
+            ended: self.now(),
+            outcome: crate::history::Outcome::Failed,
+            database: self.database(),
+            dest: self.dest(),
+            backup_id: None,
+            bytes: None,
+            documents: None,
+            verified: None,
+            pruned: None,
+            error: Some(crate::history::RunError {
+                code: e.code.as_str().into(),
+                message: e.message.clone(),
+            }),
+        };
+        let history = self.history().clone();
+        let _ = blocking(move || {
+            history
+                .append(&record)
+                .map_err(|e| ApiError::new(ErrorCode::IoError, e.to_string()))
+        })
+        .await
+        .map_err(|e| {
+            tracing::warn!(
+                "could not record the backup that did not start: {}",
+                e.message
+            )
+        });
+    }
+
     /// After the user fixed what blocked the automatic backups (signed in again, gave the
     /// passphrase): when the latest run failed for a reason only the user could fix, the
     /// scheduler of this process runs the backup now rather than at the next slot.

@@ -33,6 +33,8 @@ pub struct BackupView {
     pub documents: u64,
     pub status: BackupStatus,
     pub latest: bool,
+    /// Known from this device's history because the destination could not be read just now.
+    pub from_history: bool,
 }
 
 impl BackupView {
@@ -46,7 +48,23 @@ impl BackupView {
             documents: b.documents,
             status: b.status,
             latest,
+            from_history: false,
         }
+    }
+
+    /// The newest good backup this device's history knows of.
+    pub fn from_record(r: &crate::history::RunRecord) -> Option<Self> {
+        Some(Self {
+            id: r.backup_id.clone()?,
+            file: String::new(),
+            bytes: r.bytes.unwrap_or(0),
+            created: r.started,
+            database: r.database.clone().unwrap_or_default(),
+            documents: r.documents.unwrap_or(0),
+            status: BackupStatus::Complete,
+            latest: true,
+            from_history: true,
+        })
     }
 }
 
@@ -155,6 +173,11 @@ impl Service {
                 }
                 Err(e) => problem = Some(e.message),
             }
+        }
+        // The destination cannot be read just now: the last good backup is still known here.
+        if problem.is_some() && last_backup.is_none() {
+            let records = self.history().load().unwrap_or_default();
+            last_backup = crate::history::last_success(&records).and_then(BackupView::from_record);
         }
         let account = self.account();
         let drive = match self.google() {
