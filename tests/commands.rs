@@ -790,6 +790,97 @@ fn an_unreadable_destination_keeps_the_last_backup_and_records_the_attempt() {
         .unwrap();
 }
 
+/// A scheduled backup that failed for a reason only the user can fix (the key is not on this
+/// computer) is not retried by the clock; giving the passphrase runs it at once.
+#[test]
+fn the_passphrase_runs_a_blocked_backup_at_once() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_blocked");
+    let client = rt.block_on(mongo.client());
+    rt.block_on(seed(&client.database(&db_name)));
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = secrets();
+    let state: Shared = Arc::new(AppState::new(
+        Ok(secrets.clone()),
+        &dir.path().join("config"),
+        &dir.path().join("data"),
+        EnvDefaults {
+            mongo_uri: Some(mongo.uri().to_string()),
+            database: Some(db_name.clone()),
+            folder: Some(dir.path().join("backups")),
+        },
+    ));
+    let app = driveback_app::builder(mock_builder())
+        .manage(state.clone())
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    let made = invoke(&window, "set_passphrase", json!({"passphrase": PASSPHRASE})).unwrap();
+    // This computer's keyring loses the key (another user session, a reset keyring).
+    secrets
+        .delete(&driveback_engine::keys::keyring_entry_for(
+            made["public_key"].as_str().unwrap(),
+        ))
+        .unwrap();
+    driveback_app::start(
+        app.handle(),
+        &state,
+        Some(Arc::new(Toasts::default())),
+        StartOptions {
+            tick: Duration::from_millis(100),
+            catch_up_delay: chrono::Duration::seconds(1),
+            ..StartOptions::default()
+        },
+    );
+    let runs = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r: Vec<_> = state
+                .history()
+                .load()
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.kind == driveback_engine::history::RunKind::Backup)
+                .collect();
+            if r.len() >= n {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "{r:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The missed slot runs and cannot sign without the key.
+    let first = runs(1);
+    assert_eq!(first[0].outcome, driveback_engine::history::Outcome::Failed);
+    assert_eq!(first[0].error.as_ref().unwrap().code, "passphrase_required");
+    // Not retried by the clock (it would be within seconds here).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(1).len(), 1);
+    // The passphrase, once: the backup runs now.
+    let checked = invoke(
+        &window,
+        "check_passphrase",
+        json!({"passphrase": PASSPHRASE}),
+    )
+    .unwrap();
+    assert_eq!(checked["ok"], true);
+    let after = runs(2);
+    assert_eq!(
+        after[1].outcome,
+        driveback_engine::history::Outcome::Success,
+        "{after:?}"
+    );
+    assert_eq!(
+        after[1].trigger,
+        driveback_engine::history::Trigger::Scheduled
+    );
+    rt.block_on(async { client.database(&db_name).drop().await })
+        .unwrap();
+}
+
 /// Audits run on their own: with the first good backup a month old and no restore test yet, the
 /// app test-restores the newest backup after its next run, records it, and the scratch database
 /// is gone afterwards.

@@ -385,7 +385,12 @@ impl PassphraseSource for FixedPassphrase {
 
 /// Name of the keyring entry caching the backup key with this public half.
 pub fn keyring_entry_name(recipient: &x25519::Recipient) -> String {
-    format!("backup-key:{recipient}")
+    keyring_entry_for(&recipient.to_string())
+}
+
+/// [`keyring_entry_name`] of a public key given as text (`age1...`).
+pub fn keyring_entry_for(public_key: &str) -> String {
+    format!("backup-key:{public_key}")
 }
 
 /// A new backup key was made for a destination.

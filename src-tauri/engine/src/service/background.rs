@@ -91,7 +91,17 @@ impl Service {
             let set_up = if opts.wait_until_set_up {
                 let s = svc.clone();
                 tokio::task::spawn_blocking(move || {
-                    !s.history().load().unwrap_or_default().is_empty() || s.plan_backup().is_ok()
+                    // Set up: what to back up, where and the key are chosen (a backup that
+                    // then needs the passphrase or a new sign-in still counts: it is due).
+                    !s.history().load().unwrap_or_default().is_empty()
+                        || match s.plan_backup() {
+                            Ok(_) => true,
+                            Err(e) => !matches!(
+                                e.code,
+                                crate::error::ErrorCode::NotConfigured
+                                    | crate::error::ErrorCode::NoKey
+                            ),
+                        }
                 })
                 .await
                 .unwrap_or(false)
