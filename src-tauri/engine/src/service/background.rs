@@ -17,6 +17,26 @@ use crate::notify::Event;
 use crate::scheduler::{self, SchedulerConfig, HEARTBEAT_FILE};
 use crate::status::{DestinationSeen, Report};
 
+/// Pure: whether the last backup run found the destination full and there is now room for a
+/// backup the size of the last good one (twice it, for margin).
+pub(crate) fn room_again(records: &[crate::history::RunRecord], free: Option<u64>) -> bool {
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| r.kind == crate::history::RunKind::Backup);
+    let full = last.is_some_and(|r| {
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.code == "destination_full")
+    });
+    let needed = records
+        .iter()
+        .rev()
+        .find_map(|r| r.is_good().then_some(r.bytes)?)
+        .unwrap_or(0);
+    full && free.is_some_and(|free| free > needed.saturating_mul(2))
+}
+
 /// How the background work runs.
 #[derive(Clone, Debug)]
 pub struct BackgroundOptions {
@@ -234,21 +254,7 @@ impl Service {
             }
             if let Ok(records) = svc.load_history() {
                 // A backup that found the destination full runs again once there is room for it.
-                let last = records
-                    .iter()
-                    .rev()
-                    .find(|r| r.kind == crate::history::RunKind::Backup);
-                let needed = records
-                    .iter()
-                    .rev()
-                    .find_map(|r| r.is_good().then_some(r.bytes)?);
-                let full = last.is_some_and(|r| {
-                    r.error
-                        .as_ref()
-                        .is_some_and(|e| e.code == "destination_full")
-                });
-                let room = seen.quota.as_ref().and_then(|q| q.free());
-                if full && room.is_some_and(|free| free > needed.unwrap_or(0).saturating_mul(2)) {
+                if room_again(&records, seen.quota.as_ref().and_then(|q| q.free())) {
                     tracing::info!("the destination has room again: backing up");
                     svc.retry_after_fix();
                 }
@@ -328,5 +334,64 @@ mod tests {
         assert_eq!(m.fresh(vec![reconnect(), stale()]), vec![stale()]);
         assert_eq!(m.fresh(vec![]).len(), 0);
         assert_eq!(m.fresh(vec![reconnect()]).len(), 1, "it came back");
+    }
+}
+
+#[cfg(test)]
+mod room_tests {
+    use super::*;
+    use crate::history::{Outcome, RunError};
+
+    #[test]
+    fn a_full_destination_is_tried_again_once_there_is_room() {
+        let good = |bytes| {
+            let mut r = crate::history::tests::record(0, Outcome::Success);
+            r.bytes = Some(bytes);
+            r
+        };
+        let failed = |code: &str| {
+            let mut r = crate::history::tests::record(1, Outcome::Failed);
+            r.error = Some(RunError {
+                code: code.into(),
+                message: String::new(),
+            });
+            r
+        };
+        // (case, history, free bytes, run again)
+        let rows = [
+            (
+                "full, and room for two backups",
+                vec![good(1000), failed("destination_full")],
+                Some(2001),
+                true,
+            ),
+            (
+                "full, room for one only",
+                vec![good(1000), failed("destination_full")],
+                Some(1500),
+                false,
+            ),
+            (
+                "full, free space unknown",
+                vec![good(1000), failed("destination_full")],
+                None,
+                false,
+            ),
+            (
+                "another failure",
+                vec![good(1000), failed("database_unreachable")],
+                Some(1 << 30),
+                false,
+            ),
+            (
+                "the last run was good",
+                vec![failed("destination_full"), good(1000)],
+                Some(1 << 30),
+                false,
+            ),
+        ];
+        for (case, records, free, want) in rows {
+            assert_eq!(room_again(&records, free), want, "{case}");
+        }
     }
 }
