@@ -483,6 +483,80 @@ async fn reports_arrive_with_both_parts_and_the_copy_decrypts() {
 }
 
 /// Noon (local time) of the next Monday.
+/// A failed restore test is mailed (with failures on), and so is data that went missing, even
+/// with success reports off.
+#[test]
+fn a_failed_restore_test_and_missing_data_are_mailed() {
+    use driveback_engine::history::{RunError, RunRecord, Trigger};
+    let server = SmtpServer::start();
+    let s = smtp_settings(server.port, &server.ca());
+    assert!(!s.notify.email_on_success && s.notify.email_on_failure);
+    let notifier = Arc::new(EmailNotifier::new(
+        s,
+        Some(SecretString::from(PASSWORD)),
+        None,
+    ));
+    let now = chrono::Utc::now();
+    let record = |kind, outcome| RunRecord {
+        warnings: Vec::new(),
+        job_id: "audit-1".into(),
+        kind,
+        trigger: Trigger::Scheduled,
+        started: now,
+        ended: now,
+        outcome,
+        database: Some("timetrack".into()),
+        dest: None,
+        backup_id: Some("0a1b2c3d".into()),
+        bytes: Some(1000),
+        documents: Some(10),
+        verified: None,
+        pruned: None,
+        error: None,
+    };
+    let mut audit = record(RunKind::Audit, Outcome::Failed);
+    audit.error = Some(RunError {
+        code: "verification_failed".into(),
+        message: "users: the server gave back 6 documents, the backup holds 7".into(),
+    });
+    driveback_engine::notify::Notifier::notify(
+        &notifier,
+        &Event::TestRestoreFailed { record: audit },
+    );
+    wait_for("the restore-test email", || server.messages().len() == 1);
+    let m = parse(&server.messages()[0]);
+    assert_eq!(m.subject, "Driveback: the restore test of timetrack failed");
+    assert!(
+        m.text.contains("the server gave back 6 documents"),
+        "{}",
+        m.text
+    );
+
+    let mut lossy = record(RunKind::Backup, Outcome::Success);
+    lossy.warnings = vec![driveback_engine::alarms::DataWarning {
+        code: "documents_dropped".into(),
+        collection: "timeEntries".into(),
+        before: 41_230,
+        after: 12_004,
+    }];
+    driveback_engine::notify::Notifier::notify(
+        &notifier,
+        &Event::BackupSucceeded {
+            record: lossy,
+            backup: None,
+        },
+    );
+    wait_for("the data-loss email", || server.messages().len() == 2);
+    let m = parse(&server.messages()[1]);
+    assert_eq!(m.subject, "Driveback: data went missing from timetrack");
+    assert!(
+        m.text.contains("timeEntries: 41,230 -> 12,004 documents"),
+        "{}",
+        m.text
+    );
+    assert!(notifier.wait_idle(Duration::from_secs(30)));
+}
+
 fn next_monday_noon() -> chrono::DateTime<chrono::Utc> {
     use chrono::{Datelike, TimeZone};
     let mut d = chrono::Local::now().date_naive() + chrono::Duration::days(1);

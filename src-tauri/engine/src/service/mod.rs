@@ -359,10 +359,13 @@ impl Service {
     }
 
     /// Tells the door's notifiers (not the email reports: those are about backups).
+    /// Tells the door's notifiers (the desktop) and the email reports (which mail what their
+    /// settings ask for: a failed restore test, say).
     pub(crate) fn tell(&self, event: &Event) {
         for n in lock(&self.inner.notifiers).clone() {
             n.notify(event);
         }
+        self.inner.email.notify(event);
     }
 
     /// The backup key of `store`, with this device's keyring and confirmed keys.
