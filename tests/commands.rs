@@ -724,7 +724,7 @@ fn settings_failures_notifications_and_health() {
     let body = h.toasts.wait_for("Backup failed");
     assert!(
         body.ends_with(
-            "Check that the database is running; Driveback tries again at the next backup time."
+            "Check that the database is running; Driveback tries again within the hour."
         ),
         "{body}"
     );

@@ -25,6 +25,7 @@ pub trait Toaster: Send + Sync {
 pub fn desktop_text(
     event: &Event,
     notify: &NotifySettings,
+    automatic: bool,
     now: DateTime<Utc>,
 ) -> Option<(String, String)> {
     match event {
@@ -72,7 +73,7 @@ pub fn desktop_text(
             };
             Some((
                 title.to_string(),
-                format!("{}.{since} {}", capitalise(message.trim_end_matches('.')), what_to_do(code)),
+                format!("{}.{since} {}", capitalise(message.trim_end_matches('.')), what_to_do(code, automatic)),
             ))
         }
         Event::RestoreFinished {
@@ -138,18 +139,26 @@ pub fn desktop_text(
     }
 }
 
-/// What the user can do about a failed backup, by its error code.
-fn what_to_do(code: &str) -> &'static str {
-    match code {
-        "reconnect_needed" | "not_connected" => "Open Driveback and connect Google Drive again.",
-        "destination_full" => {
-            "Free up space where backups go; Driveback tries again at the next backup time."
+/// What the user can do about a failed backup, by its error code; `automatic`: backups run on a
+/// schedule, which tries a failure that may pass again within the hour.
+fn what_to_do(code: &str, automatic: bool) -> &'static str {
+    match (code, automatic) {
+        ("reconnect_needed" | "not_connected", _) => {
+            "Open Driveback and connect Google Drive again."
         }
-        "database_unreachable" | "database_error" => {
-            "Check that the database is running; Driveback tries again at the next backup time."
+        ("destination_full", true) => {
+            "Free up space where backups go; Driveback tries again once there is room."
         }
-        "no_key" | "not_configured" => "Open Driveback to finish setting up backups.",
-        _ => "Driveback tries again at the next backup time; open it for the details.",
+        ("destination_full", false) => "Free up space where backups go, then tap Back up.",
+        ("database_unreachable" | "database_error", true) => {
+            "Check that the database is running; Driveback tries again within the hour."
+        }
+        ("database_unreachable" | "database_error", false) => {
+            "Check that the database is running, then tap Back up."
+        }
+        ("no_key" | "not_configured", _) => "Open Driveback to finish setting up backups.",
+        (_, true) => "Driveback tries again within the hour; open it for the details.",
+        (_, false) => "Open Driveback for the details, then tap Back up.",
     }
 }
 
@@ -169,8 +178,11 @@ pub struct DesktopNotifier {
 
 impl Notifier for DesktopNotifier {
     fn notify(&self, event: &Event) {
-        let notify = self.service.settings().notify;
-        if let Some((title, body)) = desktop_text(event, &notify, self.service.now()) {
+        let settings = self.service.settings();
+        let automatic = settings.schedule.frequency != driveback_engine::settings::Frequency::Off;
+        if let Some((title, body)) =
+            desktop_text(event, &settings.notify, automatic, self.service.now())
+        {
             self.toaster.show(&title, &body);
         }
     }
@@ -218,11 +230,11 @@ mod tests {
             backup: None,
         };
         assert_eq!(
-            desktop_text(&ok, &quiet, now),
+            desktop_text(&ok, &quiet, true, now),
             None,
             "success is off by default"
         );
-        let (t, b) = desktop_text(&ok, &chatty, now).unwrap();
+        let (t, b) = desktop_text(&ok, &chatty, true, now).unwrap();
         assert_eq!(t, "Backup complete");
         assert!(b.starts_with("shop: 1234 documents, 12.3 MB"), "{b}");
 
@@ -238,7 +250,7 @@ mod tests {
             record: lossy,
             backup: None,
         };
-        let (t, b) = desktop_text(&loss, &quiet, now).unwrap();
+        let (t, b) = desktop_text(&loss, &quiet, true, now).unwrap();
         assert_eq!(t, "Data went missing from shop");
         assert!(
             b.starts_with("timeEntries: 41,230 -> 12,004 documents."),
@@ -255,7 +267,7 @@ mod tests {
             ),
             last_good: Some("2026-04-30T02:00:00Z".parse().unwrap()),
         };
-        let (t, b) = desktop_text(&failed, &quiet, now).unwrap();
+        let (t, b) = desktop_text(&failed, &quiet, true, now).unwrap();
         assert_eq!(t, "Backup failed");
         assert!(b.contains("the grant was revoked."), "{b}");
         assert!(b.contains("from 30 hours ago"), "{b}");
@@ -271,7 +283,7 @@ mod tests {
             ),
             last_good: None,
         };
-        let (t, b) = desktop_text(&partial, &quiet, now).unwrap();
+        let (t, b) = desktop_text(&partial, &quiet, true, now).unwrap();
         assert_eq!(t, "Backup incomplete");
         assert!(
             b.starts_with(
@@ -280,6 +292,19 @@ mod tests {
             "{b}"
         );
 
+        // A failure that may pass: tried again within the hour, or by the user without a schedule.
+        let down = Event::BackupFailed {
+            record: record(
+                Outcome::Failed,
+                Some(("database_unreachable", "the database server is unreachable")),
+            ),
+            last_good: None,
+        };
+        let (_, b) = desktop_text(&down, &quiet, true, now).unwrap();
+        assert!(b.ends_with("Driveback tries again within the hour."), "{b}");
+        let (_, b) = desktop_text(&down, &quiet, false, now).unwrap();
+        assert!(b.ends_with("then tap Back up."), "{b}");
+
         let restore = Event::RestoreFinished {
             database: "shop".into(),
             backup_id: "0000000a".into(),
@@ -287,7 +312,7 @@ mod tests {
             message: "the backup is damaged".into(),
         };
         assert_eq!(
-            desktop_text(&restore, &quiet, now).unwrap(),
+            desktop_text(&restore, &quiet, true, now).unwrap(),
             (
                 "Restore failed".to_string(),
                 "The backup is damaged. Your data was left as it was.".to_string()
@@ -297,7 +322,7 @@ mod tests {
             free_bytes: 500_000_000,
             total_bytes: 15_000_000_000,
         };
-        assert!(desktop_text(&full, &quiet, now)
+        assert!(desktop_text(&full, &quiet, true, now)
             .unwrap()
             .1
             .starts_with("500.0 MB free of 15.0 GB"));

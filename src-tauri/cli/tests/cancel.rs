@@ -10,17 +10,37 @@ use std::process::{Command, Stdio};
 use common::*;
 use driveback_engine::history::{History, Outcome, RunKind};
 
+/// About 2.5 MB of documents that do not compress away, so that a backup is still uploading
+/// after its first megabyte.
 async fn db_with_data(name: &str) -> String {
     let server = mongo();
     let client = server.client().await;
     let db = server.fresh_db(name);
-    seed_ids(&client, &db, "items", 2000).await;
+    let docs = (0..8000).map(|i: i32| {
+        let noise: String = (0..40)
+            .map(|_| format!("{:016x}", rand::random::<u64>()))
+            .collect::<Vec<_>>()
+            .join("");
+        bson::doc! { "_id": i, "noise": &noise[..300] }
+    });
+    client
+        .database(&db)
+        .collection::<bson::Document>("items")
+        .insert_many(docs)
+        .await
+        .unwrap();
     db
 }
 
-/// Starts a backup paused at `point`, stops it with `signal` once it is there, and returns its
-/// exit code and stderr.
-fn stopped_backup(env: &Env, db: &str, point: &str, signal: &str) -> (Option<i32>, String) {
+/// Starts a backup paused at `point`, checks `at_pause` there, stops it with `signal`, and
+/// returns its exit code and stderr.
+fn stopped_backup(
+    env: &Env,
+    db: &str,
+    point: &str,
+    signal: &str,
+    at_pause: impl Fn(),
+) -> (Option<i32>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_driveback"))
         .args(backup_args(mongo().uri(), db, &env.dest()))
         .env("DRIVEBACK_PASSPHRASE", PASSPHRASE)
@@ -47,6 +67,7 @@ fn stopped_backup(env: &Env, db: &str, point: &str, signal: &str) -> (Option<i32
             break;
         }
     }
+    at_pause();
     let sent = Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
@@ -67,10 +88,23 @@ async fn a_stopped_backup_keeps_nothing_at_any_stage() {
     env.ok(&["key", "init", "--dest", &env.dest()]);
     let cases = [
         ("backup.writing", "INT", 130),
+        ("backup.uploading", "INT", 130),
         ("backup.before_commit", "TERM", 143),
     ];
+    let partial_bytes = || -> u64 {
+        files_under(&env.dest_path())
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(".partial"))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    };
     for (point, signal, code) in cases {
-        let (exit, stderr) = stopped_backup(&env, &db, point, signal);
+        let (exit, stderr) = stopped_backup(&env, &db, point, signal, || {
+            if point == "backup.uploading" {
+                // Mid-upload: part of the file is already at the destination.
+                assert!(partial_bytes() > 0, "nothing was uploaded yet");
+            }
+        });
         assert_eq!(exit, Some(code), "{point}: {stderr}");
         assert!(stderr.contains("cancelled: nothing was kept"), "{stderr}");
         let listed: serde_json::Value =
@@ -90,7 +124,7 @@ async fn a_stopped_backup_keeps_nothing_at_any_stage() {
         .into_iter()
         .filter(|r| r.kind == RunKind::Backup)
         .collect();
-    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.len(), 3);
     assert!(
         runs.iter().all(|r| r.outcome == Outcome::Cancelled),
         "{runs:?}"

@@ -118,7 +118,12 @@ struct Cancellable<W> {
     cancel: Option<crate::jobs::CancelToken>,
     scope: String,
     started: bool,
+    /// Archive bytes passed on so far (the `backup.uploading` pause point comes after 1 MiB).
+    written: u64,
 }
+
+/// Where the `backup.uploading` pause point sits: part of the file is at the destination.
+const UPLOADING_PAUSE_AFTER: u64 = 1 << 20;
 
 impl<W> Cancellable<W> {
     fn check(&self) -> std::io::Result<()> {
@@ -141,7 +146,16 @@ impl<W: Write> Write for Cancellable<W> {
             });
         }
         self.check()?;
-        self.inner.write(buf)
+        let n = self.inner.write(buf)?;
+        let before = self.written;
+        self.written += n as u64;
+        if before < UPLOADING_PAUSE_AFTER && self.written >= UPLOADING_PAUSE_AFTER {
+            let cancel = self.cancel.clone();
+            crate::crash::pause_point("backup.uploading", &self.scope, || {
+                cancel.as_ref().is_some_and(|c| c.is_cancelled())
+            });
+        }
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -247,6 +261,7 @@ async fn backup_on(
             cancel: writer_cancel.clone(),
             scope,
             started: false,
+            written: 0,
         };
         let buffered = BufWriter::with_capacity(1 << 17, guarded);
         let archive = ArchiveWriter::new(buffered, &header, &namespaces).map_err(cancelled)?;
