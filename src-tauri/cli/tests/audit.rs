@@ -168,7 +168,33 @@ async fn a_good_backup_passes_and_a_changed_restore_fails() {
     assert_eq!(last["outcome"], "failed", "{last}");
     assert_eq!(check["status"], "critical", "{check}");
 
-    // 3. A scratch database that holds someone's data is refused and left alone.
+    // 3. A server that does not answer: the audit is skipped, with a warning (not a failure).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("mongodb://127.0.0.1:{closed}/?serverSelectionTimeoutMS=500");
+    let out = env.cli(&[
+        "verify",
+        "--backup",
+        id,
+        "--dest",
+        &dest,
+        "--test-restore",
+        "--mongo-uri",
+        &dead,
+    ]);
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("was skipped: the server refused the test restore"),
+        "{line}"
+    );
+    let (last, check) = last_test_restore(&env);
+    assert_eq!(last["error"]["code"], "audit_skipped", "{last}");
+    assert_eq!(check["status"], "warning", "{check}");
+
+    // 4. A scratch database that holds someone's data is refused and left alone.
     let theirs = server.fresh_db("audit_theirs");
     seed_ids(&client, &theirs, "precious", 3).await;
     let out = audit(&["--scratch-db", &theirs]);

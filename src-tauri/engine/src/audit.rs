@@ -75,7 +75,21 @@ pub async fn test_restore(
             "the scratch database must not be {database} itself: nothing was changed"
         )));
     }
-    let client = mongo::connect(mongo_uri).await?;
+    let skipped = |why: String| AuditReport {
+        backup_id: backup_id.to_string(),
+        database: database.to_string(),
+        scratch_db: scratch.to_string(),
+        verdict: Verdict::Skipped,
+        collections: Vec::new(),
+        problems: vec![format!("the server refused the test restore: {why}")],
+    };
+    let client = match mongo::connect(mongo_uri).await {
+        Ok(c) => c,
+        Err(e @ (MongoError::Unreachable { .. } | MongoError::Server { .. })) => {
+            return Ok(skipped(e.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    };
     // Someone's data is never touched: only an empty database or an earlier audit's is used.
     let existing = client
         .database(scratch)
@@ -90,9 +104,10 @@ pub async fn test_restore(
                 "the scratch database {scratch} already holds data: name an empty one (nothing was changed)"
             )));
         }
+        // The server does not answer or refuses: nothing is known about the backup.
         Err(e) => {
             client.shutdown().await;
-            return Err(e.into());
+            return Ok(skipped(e.to_string()));
         }
     }
     let result = run(&client, source, backup_id, database, scratch, progress).await;
