@@ -388,6 +388,15 @@ pub fn keyring_entry_name(recipient: &x25519::Recipient) -> String {
     keyring_entry_for(&recipient.to_string())
 }
 
+/// The backup key whose public half is `recipient`, when `secrets` holds it (an entry holding
+/// another key is not it).
+pub fn keyring_key(secrets: &dyn SecretStore, recipient: &x25519::Recipient) -> Option<BackupKey> {
+    let secret = secrets.get(&keyring_entry_name(recipient)).ok()??;
+    BackupKey::from_secret_str(secret.expose_secret())
+        .ok()
+        .filter(|k| k.recipient().to_string() == recipient.to_string())
+}
+
 /// [`keyring_entry_name`] of a public key given as text (`age1...`).
 pub fn keyring_entry_for(public_key: &str) -> String {
     format!("backup-key:{public_key}")
@@ -501,10 +510,7 @@ impl KeyRing<'_> {
 
     /// The key whose public half is `recipient`, when this device's keyring holds it.
     fn in_keyring(&self, recipient: &x25519::Recipient) -> Option<BackupKey> {
-        let secret = self.secrets?.get(&keyring_entry_name(recipient)).ok()??;
-        BackupKey::from_secret_str(secret.expose_secret())
-            .ok()
-            .filter(|k| k.recipient().to_string() == recipient.to_string())
+        keyring_key(self.secrets?, recipient)
     }
 
     /// The destination's public key file, as it is.

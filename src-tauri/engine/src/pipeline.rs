@@ -586,8 +586,7 @@ async fn restore_on(
     let (prelude_tx, prelude_rx) = oneshot::channel::<Vec<Namespace>>();
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let reader = tokio::task::spawn_blocking(move || read_into_channel(source, prelude_tx, tx));
-    let prelude = prelude_rx.await;
-    let namespaces = match prelude {
+    let namespaces = match prelude_rx.await {
         Ok(ns) => ns,
         Err(_) => {
             // The reader failed before the prelude: its error says why.

@@ -256,19 +256,7 @@ impl Service {
                 message: e.message.clone(),
             }),
         };
-        let history = self.history().clone();
-        let _ = blocking(move || {
-            history
-                .append(&record)
-                .map_err(|e| ApiError::new(ErrorCode::IoError, e.to_string()))
-        })
-        .await
-        .map_err(|e| {
-            tracing::warn!(
-                "could not record the backup that did not start: {}",
-                e.message
-            )
-        });
+        self.record_run(record).await;
     }
 
     /// After the user fixed what blocked the automatic backups (signed in again, gave the

@@ -319,6 +319,19 @@ impl Service {
         &self.inner.history
     }
 
+    /// Appends a run the service records itself (a restore test, a backup that could not
+    /// start); a history that cannot be written is logged, not fatal.
+    pub(crate) async fn record_run(&self, record: crate::history::RunRecord) {
+        let history = self.history().clone();
+        let what = record.kind;
+        let written = tokio::task::spawn_blocking(move || history.append(&record)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(kind = ?what, error = %e, "could not record the run"),
+            Err(e) => tracing::warn!(kind = ?what, error = %e, "could not record the run"),
+        }
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
@@ -701,15 +714,7 @@ impl crate::authenticity::Trust for ConfirmedKeys {
         }
         // A key confirmed before backups were signed: its signing half comes from the keyring.
         let recipient = self.pins.get(location)?;
-        let secret = self
-            .secrets
-            .as_ref()?
-            .get(&crate::keys::keyring_entry_name(&recipient))
-            .ok()??;
-        let key = crate::keys::BackupKey::from_secret_str(secret.expose_secret()).ok()?;
-        if key.recipient().to_string() != recipient.to_string() {
-            return None;
-        }
+        let key = crate::keys::keyring_key(self.secrets.as_deref()?, &recipient)?;
         if let Err(e) = self.pins.set_key(location, &key) {
             tracing::warn!(error = %e, "could not record the signing key");
         }

@@ -276,7 +276,6 @@ impl Service {
         req: TestRestore,
         passphrase: Option<String>,
     ) -> ApiResult<crate::audit::AuditReport> {
-        let kind = crate::history::RunKind::Audit;
         let TestRestore {
             id,
             dest,
@@ -336,18 +335,8 @@ impl Service {
         {
             return outcome;
         }
-        let mut record = audit_record(&outcome, trigger, started, self.now());
-        record.kind = kind;
-        {
-            let (history, r) = (self.history().clone(), record.clone());
-            let _ = blocking(move || {
-                history
-                    .append(&r)
-                    .map_err(|e| ApiError::new(ErrorCode::IoError, e.to_string()))
-            })
-            .await
-            .map_err(|e| tracing::warn!("could not record the restore test: {}", e.message));
-        }
+        let record = audit_record(&outcome, trigger, started, self.now());
+        self.record_run(record.clone()).await;
         if matches!(&outcome, Ok(r) if r.verdict == crate::audit::Verdict::Failed) {
             self.tell(&Event::TestRestoreFailed { record });
         }
@@ -396,14 +385,7 @@ impl Service {
                 "corrupt_backup" | "verification_failed" | "wrong_key" | "unsupported_format"
             )
         });
-        let history = self.history().clone();
-        let r = record.clone();
-        let _ = blocking(move || {
-            history
-                .append(&r)
-                .map_err(|e| ApiError::new(ErrorCode::IoError, e.to_string()))
-        })
-        .await;
+        self.record_run(record.clone()).await;
         if failed {
             self.tell(&Event::TestRestoreFailed { record });
         }
