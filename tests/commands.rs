@@ -71,7 +71,8 @@ fn rand_u32() -> u32 {
     t.subsec_nanos() ^ std::process::id().rotate_left(16)
 }
 
-fn harness(env: impl FnOnce(&Path) -> EnvDefaults) -> Harness {
+/// The app over its own folders and keyring, with its commands, nothing started yet.
+fn unstarted_harness(env: impl FnOnce(&Path) -> EnvDefaults) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let secrets = secrets();
     let state: Shared = Arc::new(AppState::new(
@@ -94,17 +95,6 @@ fn harness(env: impl FnOnce(&Path) -> EnvDefaults) -> Harness {
         .manage(state.clone())
         .build(mock_context(noop_assets()))
         .unwrap();
-    let toasts = Arc::new(Toasts::default());
-    // The app's background work, as at launch; the scheduler only where a test asks for it.
-    driveback_app::start(
-        app.handle(),
-        &state,
-        Some(toasts.clone()),
-        StartOptions {
-            scheduler: false,
-            ..StartOptions::default()
-        },
-    );
     let window = WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .unwrap();
@@ -115,8 +105,28 @@ fn harness(env: impl FnOnce(&Path) -> EnvDefaults) -> Harness {
         dir,
         secrets,
         state,
-        toasts,
+        toasts: Arc::new(Toasts::default()),
     }
+}
+
+/// The app with its background work started as at launch; the scheduler only where a test
+/// asks for it.
+fn harness(env: impl FnOnce(&Path) -> EnvDefaults) -> Harness {
+    let h = unstarted_harness(env);
+    h.start(StartOptions {
+        scheduler: false,
+        ..StartOptions::default()
+    });
+    h
+}
+
+/// The app over a database on the test server and a folder, nothing started yet.
+fn app_on(mongo: &driveback_testkit::TestMongo, db_name: &str) -> Harness {
+    unstarted_harness(|dir| EnvDefaults {
+        mongo_uri: Some(mongo.uri().to_string()),
+        database: Some(db_name.to_string()),
+        folder: Some(dir.join("backups")),
+    })
 }
 
 /// Calls `cmd` as the page in `window` would.
@@ -173,6 +183,25 @@ impl Harness {
             assert!(Instant::now() < deadline, "job {job_id} did not end");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Starts the app's background work, as at launch.
+    fn start(&self, opts: StartOptions) {
+        driveback_app::start(
+            self._app.handle(),
+            &self.state,
+            Some(self.toasts.clone()),
+            opts,
+        );
+    }
+
+    /// The scheduler ticking fast, a missed slot caught up a second after the start.
+    fn start_scheduler(&self) {
+        self.start(StartOptions {
+            tick: Duration::from_millis(100),
+            catch_up_delay: chrono::Duration::seconds(1),
+            ..StartOptions::default()
+        });
     }
 
     fn backups_folder(&self) -> std::path::PathBuf {
@@ -799,42 +828,16 @@ fn the_passphrase_runs_a_blocked_backup_at_once() {
     let db_name = mongo.fresh_db("app_blocked");
     let client = rt.block_on(mongo.client());
     rt.block_on(seed(&client.database(&db_name)));
-    let dir = tempfile::tempdir().unwrap();
-    let secrets = secrets();
-    let state: Shared = Arc::new(AppState::new(
-        Ok(secrets.clone()),
-        &dir.path().join("config"),
-        &dir.path().join("data"),
-        EnvDefaults {
-            mongo_uri: Some(mongo.uri().to_string()),
-            database: Some(db_name.clone()),
-            folder: Some(dir.path().join("backups")),
-        },
-    ));
-    let app = driveback_app::builder(mock_builder())
-        .manage(state.clone())
-        .build(mock_context(noop_assets()))
-        .unwrap();
-    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
-    let made = invoke(&window, "set_passphrase", json!({"passphrase": PASSPHRASE})).unwrap();
+    let h = app_on(mongo, &db_name);
+    let state = &h.state;
+    let made = h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
     // This computer's keyring loses the key (another user session, a reset keyring).
-    secrets
+    h.secrets
         .delete(&driveback_engine::keys::keyring_entry_for(
             made["public_key"].as_str().unwrap(),
         ))
         .unwrap();
-    driveback_app::start(
-        app.handle(),
-        &state,
-        Some(Arc::new(Toasts::default())),
-        StartOptions {
-            tick: Duration::from_millis(100),
-            catch_up_delay: chrono::Duration::seconds(1),
-            ..StartOptions::default()
-        },
-    );
+    h.start_scheduler();
     let runs = |n: usize| {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -860,12 +863,7 @@ fn the_passphrase_runs_a_blocked_backup_at_once() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(runs(1).len(), 1);
     // The passphrase, once: the backup runs now.
-    let checked = invoke(
-        &window,
-        "check_passphrase",
-        json!({"passphrase": PASSPHRASE}),
-    )
-    .unwrap();
+    let checked = h.ok("check_passphrase", json!({"passphrase": PASSPHRASE}));
     assert_eq!(checked["ok"], true);
     let after = runs(2);
     assert_eq!(
@@ -891,25 +889,9 @@ fn a_due_restore_test_runs_after_a_backup() {
     let db_name = mongo.fresh_db("app_audit");
     let client = rt.block_on(mongo.client());
     rt.block_on(seed(&client.database(&db_name)));
-    let dir = tempfile::tempdir().unwrap();
-    let state: Shared = Arc::new(AppState::new(
-        Ok(secrets()),
-        &dir.path().join("config"),
-        &dir.path().join("data"),
-        EnvDefaults {
-            mongo_uri: Some(mongo.uri().to_string()),
-            database: Some(db_name.clone()),
-            folder: Some(dir.path().join("backups")),
-        },
-    ));
-    let app = driveback_app::builder(mock_builder())
-        .manage(state.clone())
-        .build(mock_context(noop_assets()))
-        .unwrap();
-    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
-    invoke(&window, "set_passphrase", json!({"passphrase": PASSPHRASE})).unwrap();
+    let h = app_on(mongo, &db_name);
+    let state = &h.state;
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
     let month_ago = chrono::Utc::now() - chrono::Duration::days(31);
     state
         .history()
@@ -931,16 +913,7 @@ fn a_due_restore_test_runs_after_a_backup() {
             error: None,
         })
         .unwrap();
-    driveback_app::start(
-        app.handle(),
-        &state,
-        Some(Arc::new(Toasts::default())),
-        StartOptions {
-            tick: Duration::from_millis(100),
-            catch_up_delay: chrono::Duration::seconds(1),
-            ..StartOptions::default()
-        },
-    );
+    h.start_scheduler();
     let deadline = Instant::now() + Duration::from_secs(120);
     let audit = loop {
         let records = state.history().load().unwrap();
@@ -996,34 +969,8 @@ fn a_missed_slot_runs_once_after_launch() {
     let db_name = mongo.fresh_db("app_sched");
     let client = rt.block_on(mongo.client());
     rt.block_on(seed(&client.database(&db_name)));
-    let dir = tempfile::tempdir().unwrap();
-    let secrets = secrets();
-    let state: Shared = Arc::new(AppState::new(
-        Ok(secrets),
-        &dir.path().join("config"),
-        &dir.path().join("data"),
-        EnvDefaults {
-            mongo_uri: Some(mongo.uri().to_string()),
-            database: Some(db_name.clone()),
-            folder: Some(dir.path().join("backups")),
-        },
-    ));
-    let app = driveback_app::builder(mock_builder())
-        .manage(state.clone())
-        .build(mock_context(noop_assets()))
-        .unwrap();
-    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
-    let h = Harness {
-        _app: app,
-        window,
-        events: Arc::new(Mutex::new(Vec::new())),
-        dir,
-        secrets: Arc::new(MemorySecretStore::new()),
-        state: state.clone(),
-        toasts: Arc::new(Toasts::default()),
-    };
+    let h = app_on(mongo, &db_name);
+    let state = h.state.clone();
     h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
     // The history says the last run was three days ago: today's 02:00 slot (and the two before)
     // were missed while the app was closed.
@@ -1045,16 +992,7 @@ fn a_missed_slot_runs_once_after_launch() {
         error: None,
     };
     state.history().append(&old).unwrap();
-    driveback_app::start(
-        h._app.handle(),
-        &state,
-        Some(h.toasts.clone()),
-        StartOptions {
-            tick: Duration::from_millis(100),
-            catch_up_delay: chrono::Duration::seconds(1),
-            ..StartOptions::default()
-        },
-    );
+    h.start_scheduler();
     let deadline = Instant::now() + Duration::from_secs(60);
     let job_id = loop {
         if let Some(j) = h.ok("app_state", json!({}))["job"]["id"].as_str() {
