@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use bson::doc;
 use common::*;
 
@@ -105,37 +102,22 @@ async fn a_good_backup_passes_and_a_changed_restore_fails() {
     // 2. The scratch restore comes back different (held at a pause point while one document is
     // changed and another deleted): it fails, and the scratch database is still dropped.
     let release = env.dir.path().join("release");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_driveback"))
-        .args([
+    let (mut child, mut stderr, _) = paused_at(
+        &env,
+        &[
             "verify",
             "--backup",
             id,
             "--dest",
-            &env.dest(),
+            &dest,
             "--test-restore",
             "--mongo-uri",
             server.uri(),
-        ])
-        .env("DRIVEBACK_PASSPHRASE", PASSPHRASE)
-        .env("DRIVEBACK_KEYRING_SERVICE", &env.keyring_service)
-        .env("DRIVEBACK_CONFIG_DIR", env.config_dir())
-        .env_remove("DRIVEBACK_DATA_DIR")
-        .env("DRIVEBACK_PAUSE_AT", format!("audit.restored:{scratch}"))
-        .env("DRIVEBACK_PAUSE_RELEASE", &release)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("paused at audit.restored") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the audit ended early"
-        );
-    }
+        ],
+        "audit.restored",
+        &scratch,
+        &[("DRIVEBACK_PAUSE_RELEASE", release.as_os_str())],
+    );
     let entries = client
         .database(&scratch)
         .collection::<bson::Document>("entries");

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use driveback_engine::history::{History, Outcome, RunKind};
@@ -41,32 +40,9 @@ fn stopped_backup(
     signal: &str,
     at_pause: impl Fn(),
 ) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_driveback"))
-        .args(backup_args(mongo().uri(), db, &env.dest()))
-        .env("DRIVEBACK_PASSPHRASE", PASSPHRASE)
-        .env_remove("DRIVEBACK_MONGO_URI")
-        .env("DRIVEBACK_KEYRING_SERVICE", &env.keyring_service)
-        .env("DRIVEBACK_CONFIG_DIR", env.config_dir())
-        .env_remove("DRIVEBACK_DATA_DIR")
-        .env("DRIVEBACK_PAUSE_AT", format!("{point}:{db}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the backup ended before reaching {point}: {seen}"
-        );
-        seen.push_str(&line);
-        if line.contains(&format!("paused at {point}")) {
-            break;
-        }
-    }
+    let dest = env.dest();
+    let (mut child, mut stderr, mut seen) =
+        paused_at(env, &backup_args(mongo().uri(), db, &dest), point, db, &[]);
     at_pause();
     let sent = Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])

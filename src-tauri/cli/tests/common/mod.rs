@@ -77,6 +77,51 @@ impl Env {
     }
 }
 
+/// A `driveback` run (passphrase in the environment) held at the pause point `point` for
+/// `scope` (see `crash::pause_point`): returns the process and its stderr so far, once it is
+/// there. `extra` adds environment variables (`DRIVEBACK_PAUSE_RELEASE`).
+pub fn paused_at(
+    env: &Env,
+    args: &[&str],
+    point: &str,
+    scope: &str,
+    extra: &[(&str, &std::ffi::OsStr)],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
+    use std::io::BufRead;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_driveback"));
+    cmd.args(args)
+        .env("DRIVEBACK_PASSPHRASE", PASSPHRASE)
+        .env_remove("DRIVEBACK_MONGO_URI")
+        .env("DRIVEBACK_KEYRING_SERVICE", &env.keyring_service)
+        .env("DRIVEBACK_CONFIG_DIR", env.config_dir())
+        .env_remove("DRIVEBACK_DATA_DIR")
+        .env("DRIVEBACK_PAUSE_AT", format!("{point}:{scope}"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run driveback");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "driveback ended before reaching {point}: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains(&format!("paused at {point}")) {
+            return (child, stderr, seen);
+        }
+    }
+}
+
 /// `driveback backup` of `db` to `dest`, with `--json` last.
 pub fn backup_args<'a>(uri: &'a str, db: &'a str, dest: &'a str) -> [&'a str; 8] {
     [
