@@ -1132,3 +1132,487 @@ fn the_webview_may_call_only_what_its_capability_grants() {
         assert!(text.contains("not allowed"), "{cmd}: {text}");
     }
 }
+
+/// The app over `db_name` with a backup key and one backup of it; the backup's listing.
+fn app_with_a_backup(mongo: &driveback_testkit::TestMongo, db_name: &str) -> (Harness, Value) {
+    let h = app_on(mongo, db_name);
+    h.start(StartOptions {
+        scheduler: false,
+        ..StartOptions::default()
+    });
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    let started = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:1"}));
+    let done = h.outcome(started["job_id"].as_str().unwrap());
+    assert_eq!(done["event"], "finished", "{done}");
+    let list = h.ok("list_backups", json!({}));
+    (h, list[0].clone())
+}
+
+/// Every collection of `db` (not Driveback's staging ones) with its documents in `_id` order.
+async fn whole_db(db: &mongodb::Database) -> Vec<(String, Vec<Document>)> {
+    let mut names = db.list_collection_names().await.unwrap();
+    names.sort();
+    let mut out = Vec::new();
+    for n in names {
+        let docs = dump(db, &n).await;
+        out.push((n, docs));
+    }
+    out
+}
+
+/// A plan's collection by name.
+fn planned<'a>(plan: &'a Value, name: &str) -> &'a Value {
+    plan["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in the plan: {plan}"))
+}
+
+/// Restore from a file: a saved copy of a backup brings back exactly the data, through the same
+/// confirmation token, safety backup and undo as a backup from the list.
+#[test]
+fn restore_from_a_saved_backup_file() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_file");
+    let client = rt.block_on(mongo.client());
+    let db = client.database(&db_name);
+    rt.block_on(seed(&db));
+    let original = rt.block_on(whole_db(&db));
+    let (h, backup) = app_with_a_backup(mongo, &db_name);
+    let copies = h.dir.path().join("copies");
+    let copy = h.ok(
+        "save_copy",
+        json!({"id": backup["id"], "folder": copies.display().to_string()}),
+    );
+    let file = copy["path"].as_str().unwrap().to_string();
+
+    rt.block_on(async {
+        db.collection::<Document>("entries")
+            .delete_many(doc! { "n": { "$gte": 100 } })
+            .await
+            .unwrap();
+        db.collection::<Document>("extra")
+            .insert_one(doc! { "_id": 1 })
+            .await
+            .unwrap();
+    });
+    let changed = rt.block_on(whole_db(&db));
+
+    let plan = h.ok("prepare_restore_file", json!({"path": file}));
+    assert_eq!(plan["source"], "file");
+    assert_eq!(plan["file"], file.as_str());
+    assert_eq!(plan["target_db"], db_name.as_str());
+    assert_eq!(plan["backup"]["id"], backup["id"]);
+    assert_eq!(plan["backup"]["documents"], 2005);
+    assert_eq!(plan["safety_backup"], true);
+    assert_eq!(planned(&plan, "entries")["in_backup"], 2000);
+    assert_eq!(planned(&plan, "entries")["now"], 100);
+    assert_eq!(plan["untouched"], json!(["extra"]));
+    assert_eq!(plan["available"], json!(["entries", "projects"]), "{plan}");
+    // Planning changed nothing.
+    assert_eq!(rt.block_on(whole_db(&db)), changed);
+
+    let r = h.ok(
+        "restore",
+        json!({"token": plan["token"], "onEvent": "__CHANNEL__:2"}),
+    );
+    assert_eq!(r["documents"], 2005);
+    let mut want = original.clone();
+    want.push(("extra".into(), vec![doc! { "_id": 1 }]));
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(rt.block_on(whole_db(&db)), want);
+    let u = h.ok(
+        "restore",
+        json!({"token": r["undo_token"], "onEvent": "__CHANNEL__:3"}),
+    );
+    assert_eq!(u["undo_token"], Value::Null);
+    assert_eq!(rt.block_on(whole_db(&db)), changed);
+    rt.block_on(async { db.drop().await }).unwrap();
+}
+
+/// Restore from a file: the archives the real mongodump wrote (plain and gzip) restore into an
+/// empty database with no key needed, every document as mongodump read it.
+#[test]
+fn restore_from_a_mongodump_archive() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let client = rt.block_on(mongo.client());
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/mongodump-100.8.0");
+    for file in ["timetrack.archive", "timetrack.archive.gz"] {
+        let db_name = mongo.fresh_db("app_golden");
+        // No backup key yet: an archive into an empty database needs none.
+        let h = app_on(mongo, &db_name);
+        let path = testdata.join(file).display().to_string();
+        let plan = h.ok("prepare_restore_file", json!({"path": path}));
+        assert_eq!(plan["backup"]["database"], "timetrack", "{plan}");
+        assert_eq!(plan["target_db"], db_name.as_str());
+        assert_eq!(plan["safety_backup"], false);
+        assert_eq!(plan["untouched"], json!([]));
+        let r = h.ok(
+            "restore",
+            json!({"token": plan["token"], "onEvent": "__CHANNEL__:1"}),
+        );
+        assert_eq!(r["undo_token"], Value::Null);
+        assert_eq!(r["documents"], plan["backup"]["documents"]);
+        let db = client.database(&db_name);
+        let mut compared = 0;
+        for entry in std::fs::read_dir(testdata.join("expected")).unwrap() {
+            let p = entry.unwrap().path();
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            let Some(coll) = name.strip_suffix(".ejson") else {
+                continue;
+            };
+            let mut want: Vec<String> = std::fs::read_to_string(&p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap().to_string())
+                .collect();
+            let mut have: Vec<String> = rt
+                .block_on(dump(&db, coll))
+                .into_iter()
+                .map(|d| bson::Bson::Document(d).into_canonical_extjson().to_string())
+                .collect();
+            want.sort();
+            have.sort();
+            assert_eq!(have, want, "{file}: {coll}");
+            assert_eq!(
+                planned(&plan, coll)["in_backup"],
+                want.len(),
+                "{file}: {coll}"
+            );
+            compared += 1;
+        }
+        assert!(compared >= 6, "{compared} collections compared");
+        rt.block_on(async { db.drop().await }).unwrap();
+    }
+}
+
+/// The confirmation's "Advanced" part: another database name and some of the collections; the
+/// plan shows what that database holds now, and only the chosen collections change there.
+#[test]
+fn restore_from_a_backup_into_another_database_with_some_collections() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_adv");
+    let other_name = mongo.fresh_db("app_adv_other");
+    let client = rt.block_on(mongo.client());
+    let db = client.database(&db_name);
+    let other = client.database(&other_name);
+    rt.block_on(seed(&db));
+    rt.block_on(async {
+        other
+            .collection::<Document>("projects")
+            .insert_one(doc! { "_id": 42, "name": "theirs" })
+            .await
+            .unwrap();
+        other
+            .collection::<Document>("notes")
+            .insert_one(doc! { "_id": 1 })
+            .await
+            .unwrap();
+    });
+    let (h, backup) = app_with_a_backup(mongo, &db_name);
+    let source_before = rt.block_on(whole_db(&db));
+    let projects = rt.block_on(dump(&db, "projects"));
+
+    // Bad choices: one line each, nothing planned.
+    for (options, code, says) in [
+        (
+            json!({"target_db": ""}),
+            "bad_input",
+            "name of the database",
+        ),
+        (json!({"target_db": "a/b"}), "bad_input", "\"/\""),
+        (json!({"target_db": "a.b"}), "bad_input", "\".\""),
+        (json!({"target_db": "a b"}), "bad_input", "a space"),
+        (json!({"target_db": "a$b"}), "bad_input", "\"$\""),
+        (json!({"target_db": "a\"b"}), "bad_input", "\"\"\""),
+        (json!({"target_db": "a\\b"}), "bad_input", "\"\\\""),
+        (
+            json!({"target_db": "x".repeat(64)}),
+            "bad_input",
+            "64 bytes",
+        ),
+        (json!({"collections": []}), "bad_input", "at least one"),
+        (
+            json!({"collections": ["nope"]}),
+            "bad_input",
+            "no collection \"nope\"",
+        ),
+    ] {
+        let (c, m) = h.err(
+            "prepare_restore",
+            json!({"id": backup["id"], "options": options}),
+        );
+        assert_eq!(c, code, "{options}: {m}");
+        assert!(m.contains(says), "{options}: {m}");
+        assert!(!m.contains('\n'), "{m}");
+    }
+    // 63 bytes is a name MongoDB takes.
+    let plan = h.ok(
+        "prepare_restore",
+        json!({"id": backup["id"], "options": {"target_db": "x".repeat(63)}}),
+    );
+    assert_eq!(plan["target_db"], "x".repeat(63));
+
+    let plan = h.ok(
+        "prepare_restore",
+        json!({"id": backup["id"], "options": {"target_db": other_name, "collections": ["projects"]}}),
+    );
+    assert_eq!(plan["target_db"], other_name.as_str());
+    assert_eq!(plan["collections"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(planned(&plan, "projects")["now"], 1);
+    assert_eq!(planned(&plan, "projects")["in_backup"], 5);
+    assert_eq!(plan["available"], json!(["entries", "projects"]));
+    assert_eq!(plan["untouched"], json!(["notes"]));
+    assert_eq!(plan["safety_backup"], true);
+    let r = h.ok(
+        "restore",
+        json!({"token": plan["token"], "onEvent": "__CHANNEL__:2"}),
+    );
+    assert_eq!(r["database"], other_name.as_str());
+    assert_eq!(r["documents"], 5);
+    assert_eq!(
+        rt.block_on(whole_db(&other)),
+        vec![
+            ("notes".to_string(), vec![doc! { "_id": 1 }]),
+            ("projects".to_string(), projects.clone()),
+        ]
+    );
+    // The configured database was not touched.
+    assert_eq!(rt.block_on(whole_db(&db)), source_before);
+    // The undo puts back the chosen collection as it was, and only it.
+    rt.block_on(async {
+        other
+            .collection::<Document>("notes")
+            .insert_one(doc! { "_id": 2 })
+            .await
+            .unwrap();
+    });
+    h.ok(
+        "restore",
+        json!({"token": r["undo_token"], "onEvent": "__CHANNEL__:3"}),
+    );
+    assert_eq!(
+        rt.block_on(whole_db(&other)),
+        vec![
+            (
+                "notes".to_string(),
+                vec![doc! { "_id": 1 }, doc! { "_id": 2 }]
+            ),
+            (
+                "projects".to_string(),
+                vec![doc! { "_id": 42, "name": "theirs" }]
+            ),
+        ]
+    );
+
+    // A file restored into another database, some collections: the same choices.
+    let third = mongo.fresh_db("app_adv_file");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/testdata/mongodump-100.8.0/timetrack.archive.gz")
+        .display()
+        .to_string();
+    let plan = h.ok(
+        "prepare_restore_file",
+        json!({"path": path, "options": {"target_db": third, "collections": ["users", "feedback"]}}),
+    );
+    h.ok(
+        "restore",
+        json!({"token": plan["token"], "onEvent": "__CHANNEL__:4"}),
+    );
+    let third_db = client.database(&third);
+    let mut names = rt
+        .block_on(async { third_db.list_collection_names().await })
+        .unwrap();
+    names.sort();
+    assert_eq!(names, ["feedback", "users"]);
+    for d in [db, other, client.database(&third)] {
+        rt.block_on(async { d.drop().await }).unwrap();
+    }
+}
+
+/// Bad files are refused with one line and change nothing: not a backup, a truncated backup or
+/// archive, a backup made with another destination's key, a path that is not a file.
+#[test]
+fn restore_from_a_bad_file_changes_nothing() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_badfile");
+    let client = rt.block_on(mongo.client());
+    let db = client.database(&db_name);
+    rt.block_on(seed(&db));
+    let (h, backup) = app_with_a_backup(mongo, &db_name);
+    let files = h.dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let copy = h.ok(
+        "save_copy",
+        json!({"id": backup["id"], "folder": files.display().to_string()}),
+    );
+    let good = std::fs::read(copy["path"].as_str().unwrap()).unwrap();
+    rt.block_on(async {
+        db.collection::<Document>("entries")
+            .delete_many(doc! { "n": { "$gte": 10 } })
+            .await
+            .unwrap();
+    });
+    let before = rt.block_on(whole_db(&db));
+
+    // Another destination with its own key: its backup is not this one's.
+    let theirs_db = mongo.fresh_db("app_badfile_theirs");
+    rt.block_on(seed(&client.database(&theirs_db)));
+    let (them, their_backup) = app_with_a_backup(mongo, &theirs_db);
+    let their_copy = them.ok(
+        "save_copy",
+        json!({"id": their_backup["id"], "folder": files.join("theirs").display().to_string()}),
+    );
+
+    let write = |name: &str, bytes: &[u8]| {
+        let p = files.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let golden = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/testdata/mongodump-100.8.0/timetrack.archive"),
+    )
+    .unwrap();
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            write("notes.txt", b"just some text, not a backup\n"),
+            "bad_input",
+            "neither a Driveback backup nor a mongodump archive",
+        ),
+        (
+            write("cut.mdbk", &good[..good.len() * 2 / 3]),
+            "corrupt_backup",
+            "",
+        ),
+        (
+            write("cut.archive", &golden[..golden.len() / 2]),
+            "corrupt_backup",
+            "",
+        ),
+        (
+            their_copy["path"].as_str().unwrap().to_string(),
+            "wrong_key",
+            "different backup key",
+        ),
+        (
+            files.join("missing.mdbk").display().to_string(),
+            "not_found",
+            "there is no file",
+        ),
+        (files.display().to_string(), "not_found", "there is no file"),
+        ("relative/file.mdbk".to_string(), "bad_input", "full path"),
+    ];
+    for (path, code, says) in cases {
+        let (c, m) = h.err("prepare_restore_file", json!({"path": path}));
+        assert_eq!(c, code, "{path}: {m}");
+        assert!(m.contains(says), "{path}: {m}");
+        assert!(!m.contains('\n'), "{path}: {m}");
+        assert_eq!(rt.block_on(whole_db(&db)), before, "{path}");
+    }
+
+    // A file replaced after its plan is not restored.
+    let swapped = write("swap.mdbk", &good);
+    let plan = h.ok("prepare_restore_file", json!({"path": swapped}));
+    std::fs::write(&swapped, &good[..good.len() / 2]).unwrap();
+    let (c, m) = h.err(
+        "restore",
+        json!({"token": plan["token"], "onEvent": "__CHANNEL__:5"}),
+    );
+    assert_eq!(c, "bad_input", "{m}");
+    assert!(m.contains("changed after the restore was prepared"), "{m}");
+    assert_eq!(rt.block_on(whole_db(&db)), before);
+    for d in [db_name, theirs_db] {
+        rt.block_on(async { client.database(&d).drop().await })
+            .unwrap();
+    }
+}
+
+/// "Save as JSON": one canonical Extended JSON file per collection, in a new folder named after
+/// the backup; a second export of the same backup there is refused, nothing overwritten.
+#[test]
+fn save_as_json_writes_a_file_per_collection() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_json");
+    let client = rt.block_on(mongo.client());
+    let db = client.database(&db_name);
+    rt.block_on(seed(&db));
+    let (h, backup) = app_with_a_backup(mongo, &db_name);
+    let out = h.dir.path().join("exports");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("entries.ejson"), "mine\n").unwrap();
+    let folder = out.display().to_string();
+    let r = h.ok("export_json", json!({"id": backup["id"], "folder": folder}));
+    assert_eq!(r["documents"], 2005);
+    assert_eq!(r["files"], json!(["entries.ejson", "projects.ejson"]));
+    let made = Path::new(r["folder"].as_str().unwrap()).to_path_buf();
+    assert_eq!(made.parent().unwrap(), out);
+    let file = backup["file"].as_str().unwrap();
+    assert_eq!(
+        made.file_name().unwrap().to_str().unwrap(),
+        format!("{}-json", file.strip_suffix(".mdbk").unwrap())
+    );
+    // The user's own file of the same name is left alone.
+    assert_eq!(
+        std::fs::read_to_string(out.join("entries.ejson")).unwrap(),
+        "mine\n"
+    );
+    for coll in ["entries", "projects"] {
+        let text = std::fs::read_to_string(made.join(format!("{coll}.ejson"))).unwrap();
+        let mut docs: Vec<Document> = text
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                match bson::Bson::try_from(v).unwrap() {
+                    bson::Bson::Document(d) => d,
+                    other => panic!("not a document: {other}"),
+                }
+            })
+            .collect();
+        docs.sort_by_key(|d| d.get_i32("_id").unwrap());
+        assert_eq!(docs, rt.block_on(dump(&db, coll)), "{coll}");
+        assert!(text.contains("{\"$numberInt\":"), "canonical: {text:.80}");
+    }
+
+    // The same backup again: refused, the first export intact.
+    let first = std::fs::read(made.join("projects.ejson")).unwrap();
+    let (c, m) = h.err("export_json", json!({"id": backup["id"], "folder": folder}));
+    assert_eq!(c, "bad_input", "{m}");
+    assert!(m.contains("already exists"), "{m}");
+    assert_eq!(std::fs::read(made.join("projects.ejson")).unwrap(), first);
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        2,
+        "nothing else written"
+    );
+    // Not a full path; not a folder; not a backup.
+    assert_eq!(
+        h.err(
+            "export_json",
+            json!({"id": backup["id"], "folder": "exports"})
+        )
+        .0,
+        "bad_input"
+    );
+    assert_eq!(
+        h.err(
+            "export_json",
+            json!({"id": backup["id"], "folder": out.join("nope").display().to_string()})
+        )
+        .0,
+        "not_found"
+    );
+    assert_eq!(
+        h.err("export_json", json!({"id": "deadbeef", "folder": folder}))
+            .0,
+        "not_found"
+    );
+    rt.block_on(async { db.drop().await }).unwrap();
+}

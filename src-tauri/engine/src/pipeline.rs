@@ -748,17 +748,40 @@ pub fn verify(source: Source, progress: &dyn ProgressSink) -> Result<VerifyResul
     read_all(source, progress, |_, _| Ok(()), |_| Ok(()))
 }
 
+/// Reads a whole source like [`verify`], and answers also every namespace its archive lists
+/// (collections and views, with their options), for a restore plan of a file.
+pub fn inspect(
+    source: Source,
+    progress: &dyn ProgressSink,
+) -> Result<(VerifyResult, Vec<Namespace>), EngineError> {
+    let mut listed = Vec::new();
+    let result = read_all_listing(source, progress, &mut listed, |_, _| Ok(()), |_| Ok(()))?;
+    Ok((result, listed))
+}
+
 /// Reads a source to its end, handing each document to `on_doc` and each finished namespace to
 /// `on_end`; verifies CRCs and the manifest.
 fn read_all(
     source: Source,
     progress: &dyn ProgressSink,
+    on_doc: impl FnMut(&Namespace, &[u8]) -> Result<(), EngineError>,
+    on_end: impl FnMut(&Namespace) -> Result<(), EngineError>,
+) -> Result<VerifyResult, EngineError> {
+    read_all_listing(source, progress, &mut Vec::new(), on_doc, on_end)
+}
+
+/// [`read_all`], putting the archive's namespaces into `listed`.
+fn read_all_listing(
+    source: Source,
+    progress: &dyn ProgressSink,
+    listed: &mut Vec<Namespace>,
     mut on_doc: impl FnMut(&Namespace, &[u8]) -> Result<(), EngineError>,
     mut on_end: impl FnMut(&Namespace) -> Result<(), EngineError>,
 ) -> Result<VerifyResult, EngineError> {
     let opened = open_source(source)?;
     let mut archive = ArchiveReader::new(BufReader::with_capacity(1 << 16, opened))?;
     let namespaces = archive.namespaces().to_vec();
+    listed.clone_from(&namespaces);
     let mut seen: Vec<Option<NamespaceSummary>> = vec![None; namespaces.len()];
     let (mut docs, mut bytes) = (0u64, 0u64);
     while let Some(item) = archive.next_item()? {

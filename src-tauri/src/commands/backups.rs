@@ -1,7 +1,7 @@
 //! Backup Now, following a backup, cancelling it, the list of backups, verify and "save a copy".
 
 use driveback_engine::history::Trigger;
-use driveback_engine::service::{BackupView, Copied, VerifyView};
+use driveback_engine::service::{BackupView, Copied, JsonExport, VerifyView};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -91,4 +91,20 @@ pub async fn verify_backup(
 #[tauri::command]
 pub async fn save_copy(state: State<'_, Shared>, id: String, folder: String) -> ApiResult<Copied> {
     on_service(state.inner(), move |s| s.save_copy(&id, &folder)).await
+}
+
+/// "Save as JSON": backup `id` as Extended JSON, one file per collection, in a new folder named
+/// after the backup inside `folder` (an existing one is never overwritten). `passphrase` only when
+/// the key is not in this device's keyring.
+#[tauri::command]
+pub async fn export_json(
+    state: State<'_, Shared>,
+    id: String,
+    folder: String,
+    passphrase: Option<String>,
+) -> ApiResult<JsonExport> {
+    on_service(state.inner(), move |s| {
+        s.export_json(&id, &folder, passphrase)
+    })
+    .await
 }

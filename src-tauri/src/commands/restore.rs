@@ -2,7 +2,7 @@
 //! confirmation token, with no side effects; `restore` runs only with that token, backs up the
 //! current data first and offers an undo token (all in the engine's service).
 
-use driveback_engine::service::{RestorePlan, RestoreView};
+use driveback_engine::service::{RestoreChoices, RestorePlan, RestoreView};
 use tauri::ipc::Channel;
 use tauri::State;
 
@@ -10,14 +10,32 @@ use crate::bridge::{self, JobEvent};
 use crate::error::ApiResult;
 use crate::state::Shared;
 
-/// What restoring backup `id` would do; changes nothing.
+/// What restoring backup `id` would do; changes nothing. `options` (the confirmation's
+/// "Advanced" part): `{target_db?, collections?}`.
 #[tauri::command]
 pub async fn prepare_restore(
     state: State<'_, Shared>,
     id: String,
     passphrase: Option<String>,
+    options: Option<RestoreChoices>,
 ) -> ApiResult<RestorePlan> {
-    state.prepare_restore(id, passphrase).await
+    state
+        .prepare_restore(id, passphrase, options.unwrap_or_default())
+        .await
+}
+
+/// What restoring the file at `path` would do (a Driveback backup file or a plain mongodump
+/// archive); reads and checks the whole file, changes nothing. `restore` runs the plan's token.
+#[tauri::command]
+pub async fn prepare_restore_file(
+    state: State<'_, Shared>,
+    path: String,
+    passphrase: Option<String>,
+    options: Option<RestoreChoices>,
+) -> ApiResult<RestorePlan> {
+    state
+        .prepare_restore_file(path, passphrase, options.unwrap_or_default())
+        .await
 }
 
 /// Replaces the target database's collections with the backup's, as confirmed by `token` (from

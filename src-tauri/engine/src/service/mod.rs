@@ -41,7 +41,8 @@ pub use keys::{Checked, KeyCreated, ShownKey};
 pub use memory::UiMemory;
 pub use mongo::{DatabaseServer, LiveCollection, MongoDriver};
 pub use restore::{
-    CollectionCount, Copied, PlannedCollection, RestorePlan, RestoreView, TestRestore, VerifyView,
+    check_database_name, CollectionCount, Copied, JsonExport, PlannedCollection, RestoreChoices,
+    RestorePlan, RestoreView, TestRestore, VerifyView,
 };
 pub use status::{
     dest_label, BackupView, DestinationView, DriveView, KeyringView, MongoView, ScheduleView,

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::{blocking, lock, BackupView, Service, TICKET_TTL};
-use crate::container;
+use crate::container::{self, InputKind};
 use crate::error::{ApiError, ApiResult, EngineError, ErrorCode};
 use crate::jobs::{ExclusiveJob, JobKind, JobResult};
 use crate::keys::BackupKey;
@@ -26,12 +26,44 @@ use crate::store::{RemoteStore, StoredBackup};
 /// Safety backups kept on this device.
 const SAFETY_BACKUPS_KEPT: usize = 3;
 
+/// What a confirmed restore reads.
+enum Origin {
+    /// A backup at a destination (or a safety backup on this device).
+    Stored {
+        store: Arc<dyn RemoteStore>,
+        backup: StoredBackup,
+    },
+    /// A file on this computer: a Driveback backup (opened with the ticket's key) or a plain
+    /// mongodump archive; as it was when the plan read it (size and modification time).
+    File {
+        path: PathBuf,
+        encrypted: bool,
+        stamp: (u64, Option<std::time::SystemTime>),
+    },
+}
+
+/// A file's size and modification time: a file that changed after its plan is not restored.
+fn file_stamp(path: &std::path::Path) -> ApiResult<(u64, Option<std::time::SystemTime>)> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        ApiError::new(
+            ErrorCode::IoError,
+            format!("could not read {}: {e}", path.display()),
+        )
+    })?;
+    Ok((meta.len(), meta.modified().ok()))
+}
+
 /// A restore the user was shown and may confirm (or the undo of one).
 pub(crate) struct Ticket {
-    store: Arc<dyn RemoteStore>,
-    backup: StoredBackup,
-    key: BackupKey,
+    origin: Origin,
+    /// The backup's id (a file's name when it has none), for the notification.
+    label: String,
+    /// The key that opens the backup and encrypts the safety backup; none only for a plain
+    /// archive restored into an empty database (no safety backup to encrypt).
+    key: Option<BackupKey>,
     target_db: String,
+    /// Restore only these (None: everything in the backup).
+    collections: Option<Vec<String>>,
     /// Expected documents, for the progress percentage.
     documents: u64,
     /// Back up the current data first (off for an undo).
@@ -68,6 +100,46 @@ pub struct PlannedCollection {
     pub restorable: bool,
 }
 
+/// What the user chose in a restore's "Advanced" part: another database to restore into, and
+/// only some of the backup's collections.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct RestoreChoices {
+    pub target_db: Option<String>,
+    pub collections: Option<Vec<String>>,
+}
+
+/// MongoDB's rules for a database name: not empty, none of `/\. "$` (nor NUL), under 64 bytes.
+pub fn check_database_name(name: &str) -> ApiResult<()> {
+    if name.is_empty() {
+        return Err(ApiError::bad_input(
+            "give the name of the database to restore into",
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| "/\\. \"$\0".contains(*c)) {
+        return Err(ApiError::bad_input(format!(
+            "a database name cannot hold {}: choose another name",
+            match c {
+                ' ' => "a space".to_string(),
+                '\0' => "a NUL character".to_string(),
+                c => format!("\"{c}\""),
+            }
+        )));
+    }
+    if name.len() >= 64 {
+        return Err(ApiError::bad_input(
+            "a database name must be shorter than 64 bytes: choose a shorter name",
+        ));
+    }
+    Ok(())
+}
+
+/// What a backup holds, as a plan needs it.
+struct Contents {
+    collections: Vec<crate::manifest::CollectionEntry>,
+    warnings: Vec<String>,
+}
+
 #[derive(Serialize)]
 pub struct RestorePlan {
     /// Give this to `restore` to confirm. Valid once, for 15 minutes.
@@ -75,8 +147,13 @@ pub struct RestorePlan {
     pub backup: BackupView,
     pub target_db: String,
     pub host: Option<String>,
-    /// What will be replaced (or created).
+    /// What will be replaced (or created): the chosen collections.
     pub collections: Vec<PlannedCollection>,
+    /// Every collection and view the backup holds (what may be chosen).
+    pub available: Vec<String>,
+    /// Where the backup was read from: "destination", or "file" (then `file` is its path).
+    pub source: String,
+    pub file: Option<String>,
     /// Collections of the database that are not in the backup: left as they are.
     pub untouched: Vec<String>,
     /// The current data is backed up first (when there is any).
@@ -93,6 +170,16 @@ pub struct RestoreView {
     pub warnings: Vec<String>,
     /// Restores the data as it was just before this restore (when a safety backup was taken).
     pub undo_token: Option<String>,
+}
+
+/// A backup exported as Extended JSON.
+#[derive(Serialize)]
+pub struct JsonExport {
+    /// The folder made for it, inside the folder the user chose.
+    pub folder: String,
+    /// One file per collection, `<collection>.ejson`.
+    pub files: Vec<String>,
+    pub documents: u64,
 }
 
 #[derive(Serialize)]
@@ -427,11 +514,13 @@ impl Service {
     }
 
     /// What restoring backup `id` would do, read from the backup's manifest (this reads and
-    /// decrypts the file) and the database; changes nothing.
+    /// decrypts the file) and the database; changes nothing. `choices` restores into another
+    /// database, or only some collections.
     pub async fn prepare_restore(
         &self,
         id: String,
         passphrase: Option<String>,
+        choices: RestoreChoices,
     ) -> ApiResult<RestorePlan> {
         let uri = self.require_mongo_uri()?;
         let (store, backup, key, manifest, latest) = {
@@ -455,14 +544,180 @@ impl Service {
             })
             .await?
         };
-        let target_db = self.database().unwrap_or_else(|| backup.database.clone());
+        let view = BackupView::new(&backup, latest);
+        let label = backup.id.clone();
+        self.plan_restore(
+            &uri,
+            Origin::Stored { store, backup },
+            Some(key),
+            view,
+            label,
+            contents_of(&manifest),
+            choices,
+            None,
+        )
+        .await
+    }
+
+    /// What restoring the file at `path` would do: a Driveback backup (a saved copy, the copy an
+    /// email brought: the destination's key opens it, through the keyring or `passphrase`) or a
+    /// plain `mongodump --archive` file (gzip or not). The whole file is read and checked first
+    /// (a file that is not a backup, a wrong key, a truncated file are refused here); nothing
+    /// changes. The token runs the restore like a backup's: staging, verify, swap, safety
+    /// backup, undo.
+    pub async fn prepare_restore_file(
+        &self,
+        path: String,
+        passphrase: Option<String>,
+        choices: RestoreChoices,
+    ) -> ApiResult<RestorePlan> {
+        let uri = self.require_mongo_uri()?;
+        let path = PathBuf::from(path.trim());
+        if !path.is_absolute() {
+            return Err(ApiError::bad_input(
+                "give the file's full path, starting with /",
+            ));
+        }
+        if !path.is_file() {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("there is no file {}", path.display()),
+            ));
+        }
+        let (view, label, contents, key, encrypted, stamp) = {
+            let (svc, path, passphrase) = (self.clone(), path.clone(), passphrase.clone());
+            blocking(move || {
+                let stamp = file_stamp(&path)?;
+                let encrypted = matches!(pipeline::file_kind(&path)?, InputKind::Backup);
+                // A Driveback backup opens only with the destination's key.
+                let key = if encrypted {
+                    Some(svc.backup_key(svc.store()?.as_ref(), passphrase)?)
+                } else {
+                    None
+                };
+                let source = Source::File {
+                    path: path.clone(),
+                    key: key.clone(),
+                };
+                let (read, namespaces) = pipeline::inspect(source, &crate::progress::NoProgress)?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let (view, label, contents) = match &read.manifest {
+                    Some(m) => (
+                        BackupView {
+                            id: m.backup_id.clone(),
+                            file: name,
+                            bytes: stamp.0,
+                            created: m.started_at,
+                            database: m.database.clone(),
+                            documents: m.total_documents(),
+                            status: m.status,
+                            latest: false,
+                            from_history: false,
+                        },
+                        m.backup_id.clone(),
+                        contents_of(m),
+                    ),
+                    None => {
+                        let (database, contents) = archive_contents(&read, &namespaces)?;
+                        let created = std::fs::metadata(&path)
+                            .and_then(|m| m.modified())
+                            .map(chrono::DateTime::<chrono::Utc>::from)
+                            .unwrap_or_else(|_| svc.now());
+                        (
+                            BackupView {
+                                id: String::new(),
+                                file: name.clone(),
+                                bytes: stamp.0,
+                                created,
+                                database,
+                                documents: contents.collections.iter().map(|c| c.documents).sum(),
+                                status: crate::manifest::BackupStatus::Complete,
+                                latest: false,
+                                from_history: false,
+                            },
+                            name,
+                            contents,
+                        )
+                    }
+                };
+                Ok((view, label, contents, key, encrypted, stamp))
+            })
+            .await?
+        };
+        let file = path.display().to_string();
+        self.plan_restore(
+            &uri,
+            Origin::File {
+                path,
+                encrypted,
+                stamp,
+            },
+            key,
+            view,
+            label,
+            contents,
+            choices,
+            Some((file, passphrase)),
+        )
+        .await
+    }
+
+    /// The plan and its ticket, for what `contents` lists and the user's `choices`. `file`: the
+    /// path a file restore reads, and the passphrase given (a plain archive needs the key only
+    /// for the safety backup, so only when the database has data).
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_restore(
+        &self,
+        uri: &secrecy::SecretString,
+        origin: Origin,
+        mut key: Option<BackupKey>,
+        view: BackupView,
+        label: String,
+        contents: Contents,
+        choices: RestoreChoices,
+        file: Option<(String, Option<String>)>,
+    ) -> ApiResult<RestorePlan> {
+        let target_db = match choices.target_db.map(|d| d.trim().to_string()) {
+            Some(d) => {
+                check_database_name(&d)?;
+                d
+            }
+            None => self.database().unwrap_or_else(|| view.database.clone()),
+        };
+        let available: Vec<String> = contents
+            .collections
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        if let Some(chosen) = &choices.collections {
+            if chosen.is_empty() {
+                return Err(ApiError::bad_input(
+                    "choose at least one collection to restore",
+                ));
+            }
+            if let Some(missing) = chosen.iter().find(|c| !available.contains(c)) {
+                return Err(ApiError::bad_input(format!(
+                    "the backup holds no collection {missing:?}"
+                )));
+            }
+        }
+        let is_chosen = |name: &str| {
+            choices
+                .collections
+                .as_ref()
+                .is_none_or(|c| c.iter().any(|n| n == name))
+        };
         let current = self
             .mongo()
             .describe(uri.expose_secret(), &target_db)
             .await?;
-        let collections: Vec<PlannedCollection> = manifest
+        let collections: Vec<PlannedCollection> = contents
             .collections
             .iter()
+            .filter(|c| is_chosen(&c.name))
             .map(|c| PlannedCollection {
                 name: c.name.clone(),
                 kind: c.kind.clone(),
@@ -476,7 +731,7 @@ impl Service {
             .collect();
         let untouched = current
             .iter()
-            .filter(|i| !manifest.collections.iter().any(|c| c.name == i.name))
+            .filter(|i| !collections.iter().any(|c| c.name == i.name))
             .map(|i| i.name.clone())
             .collect();
         let mut warnings = Vec::new();
@@ -486,26 +741,51 @@ impl Service {
                     .to_string(),
             );
         }
-        if !manifest.point_in_time {
-            warnings.push(format!("this backup is {}", manifest.consistency));
+        warnings.extend(contents.warnings);
+        // Everything restored: a safety backup when the database has any data (as it always
+        // was); only some collections: when one of them is there now.
+        let safety_backup = match &choices.collections {
+            None => !current.is_empty(),
+            Some(_) => current
+                .iter()
+                .any(|l| collections.iter().any(|c| c.name == l.name)),
+        };
+        if safety_backup && key.is_none() {
+            // A plain archive: the safety backup is encrypted with the destination's key.
+            let passphrase = file.as_ref().and_then(|(_, p)| p.clone());
+            let svc = self.clone();
+            key = Some(blocking(move || svc.backup_key(svc.store()?.as_ref(), passphrase)).await?);
         }
-        let safety_backup = !current.is_empty();
+        let documents = contents
+            .collections
+            .iter()
+            .filter(|c| is_chosen(&c.name))
+            .map(|c| c.documents)
+            .sum();
+        let source = match &file {
+            Some(_) => "file",
+            None => "destination",
+        };
         let token = self.issue_ticket(Ticket {
-            store,
-            backup: backup.clone(),
+            origin,
+            label,
             key,
             target_db: target_db.clone(),
-            documents: manifest.total_documents(),
+            collections: choices.collections.clone(),
+            documents,
             safety_backup,
-            expected: manifest.collections.clone(),
+            expected: contents.collections,
             issued: self.now(),
         });
         Ok(RestorePlan {
             token,
-            backup: BackupView::new(&backup, latest),
+            backup: view,
             target_db,
             host: self.uri_host(),
             collections,
+            available,
+            source: source.into(),
+            file: file.map(|(f, _)| f),
             untouched,
             safety_backup,
             warnings,
@@ -523,7 +803,7 @@ impl Service {
         let ticket = self.take_ticket(&token)?;
         let job = self.jobs().begin(JobKind::Restore)?;
         started(&job.id);
-        let (database, backup_id) = (ticket.target_db.clone(), ticket.backup.id.clone());
+        let (database, backup_id) = (ticket.target_db.clone(), ticket.label.clone());
         let outcome = self.run_restore(ticket, &job).await;
         if let Err(e) = &outcome {
             tracing::warn!(code = %e.code, "restore failed: {}", e.message);
@@ -546,7 +826,9 @@ impl Service {
         let uri = self.require_mongo_uri()?;
         let sink = job.progress();
         let mut undo = None;
+        let missing_key = || ApiError::internal("a restore ticket without its key");
         if ticket.safety_backup {
+            let key = ticket.key.as_ref().ok_or_else(missing_key)?;
             job.tracker.begin_step(Step::SafetyBackup, 0);
             let safety = self.safety_store();
             let opts = BackupOptions {
@@ -555,7 +837,7 @@ impl Service {
                 expected_documents: None,
                 listed: None,
                 started_at: None,
-                signer: Some(Arc::new(crate::authenticity::Signer::for_key(&ticket.key))),
+                signer: Some(Arc::new(crate::authenticity::Signer::for_key(key))),
                 cancel: None,
             };
             let taken = self
@@ -564,7 +846,7 @@ impl Service {
                     uri.expose_secret(),
                     &opts,
                     safety.clone(),
-                    ticket.key.recipient(),
+                    key.recipient(),
                     sink.clone(),
                 )
                 .await
@@ -588,13 +870,36 @@ impl Service {
         job.tracker.begin_step(Step::Main, ticket.documents);
         let opts = RestoreOptions {
             target_db: ticket.target_db.clone(),
-            collections: None,
+            collections: ticket.collections.clone(),
             expected: Some(ticket.expected.clone()),
         };
-        let source = Source::Stored {
-            store: ticket.store.clone(),
-            backup: ticket.backup.clone(),
-            key: ticket.key.clone(),
+        let source = match &ticket.origin {
+            Origin::Stored { store, backup } => Source::Stored {
+                store: store.clone(),
+                backup: backup.clone(),
+                key: ticket.key.clone().ok_or_else(missing_key)?,
+            },
+            Origin::File {
+                path,
+                encrypted,
+                stamp,
+            } => {
+                // The file the user was shown, not one put in its place since.
+                let now = {
+                    let path = path.clone();
+                    blocking(move || file_stamp(&path)).await?
+                };
+                if now != *stamp {
+                    return Err(ApiError::bad_input(format!(
+                        "{} changed after the restore was prepared: nothing was changed; choose the file again",
+                        path.display()
+                    )));
+                }
+                Source::File {
+                    path: path.clone(),
+                    key: if *encrypted { ticket.key.clone() } else { None },
+                }
+            }
         };
         let result = self
             .mongo()
@@ -603,11 +908,32 @@ impl Service {
         let undo_token = match undo {
             Some((safety, backup, documents, expected)) => {
                 prune_safety_backups(&safety).await;
+                // Only some collections restored: the undo puts back those of them that were
+                // there, and leaves the others as they are now.
+                let collections = ticket.collections.as_ref().map(|chosen| {
+                    expected
+                        .iter()
+                        .filter(|c| chosen.contains(&c.name))
+                        .map(|c| c.name.clone())
+                        .collect::<Vec<_>>()
+                });
+                let documents = match &collections {
+                    None => documents,
+                    Some(names) => expected
+                        .iter()
+                        .filter(|c| names.contains(&c.name))
+                        .map(|c| c.documents)
+                        .sum(),
+                };
                 Some(self.issue_ticket(Ticket {
-                    store: safety,
-                    backup,
+                    label: backup.id.clone(),
+                    origin: Origin::Stored {
+                        store: safety,
+                        backup,
+                    },
                     key: ticket.key,
                     target_db: ticket.target_db,
+                    collections,
                     documents,
                     safety_backup: false,
                     expected,
@@ -666,6 +992,166 @@ impl Service {
         Ok(Copied {
             path: path.display().to_string(),
             bytes: copied,
+        })
+    }
+}
+
+/// What a Driveback backup holds, from its manifest.
+fn contents_of(manifest: &crate::manifest::Manifest) -> Contents {
+    let mut warnings = Vec::new();
+    if !manifest.point_in_time {
+        warnings.push(format!("this backup is {}", manifest.consistency));
+    }
+    Contents {
+        collections: manifest.collections.clone(),
+        warnings,
+    }
+}
+
+/// What a plain mongodump archive holds, as it was read (every collection complete, its CRC
+/// checked): its database and its collections and views. An archive of several databases is
+/// refused (its collections would be mixed in one).
+fn archive_contents(
+    read: &pipeline::VerifyResult,
+    namespaces: &[crate::archive::Namespace],
+) -> ApiResult<(String, Contents)> {
+    let namespaces: Vec<_> = namespaces
+        .iter()
+        .filter(|ns| !ns.collection.starts_with("system."))
+        .collect();
+    let mut databases: Vec<&str> = namespaces.iter().map(|ns| ns.db.as_str()).collect();
+    databases.dedup();
+    databases.sort_unstable();
+    databases.dedup();
+    let database = match databases.as_slice() {
+        [] => {
+            return Err(ApiError::bad_input(
+                "this archive holds no collections: there is nothing to restore",
+            ))
+        }
+        [one] => one.to_string(),
+        several => {
+            return Err(ApiError::bad_input(format!(
+                "this archive holds {} databases ({}): Driveback restores one; make the archive with mongodump --db",
+                several.len(),
+                several.join(", ")
+            )))
+        }
+    };
+    let collections = namespaces
+        .iter()
+        .map(|ns| {
+            let seen = read
+                .collections
+                .iter()
+                .find(|(name, _)| name == &ns.collection)
+                .map(|(_, s)| *s)
+                .unwrap_or_default();
+            crate::manifest::CollectionEntry {
+                name: ns.collection.clone(),
+                kind: if ns.kind == "view" {
+                    "view"
+                } else {
+                    "collection"
+                }
+                .into(),
+                documents: seen.documents,
+                bytes: seen.bytes,
+                crc64: format!("{:016x}", seen.crc),
+                status: CollectionStatus::Ok,
+            }
+        })
+        .collect();
+    Ok((
+        database,
+        Contents {
+            collections,
+            warnings: Vec::new(),
+        },
+    ))
+}
+
+impl Service {
+    /// Writes backup `id` as canonical Extended JSON v2, one `<collection>.ejson` file per
+    /// collection (one document a line), into a new folder inside `folder` named after the
+    /// backup (`driveback-<db>-<time>-<id>-json`). Blocking.
+    ///
+    /// A new folder rather than `folder` itself: a chosen folder (Downloads, Documents) often
+    /// holds other files, and collection names are common words (`users.ejson`); the export's
+    /// own folder never mixes with them, keeps one backup's files together, and says which
+    /// backup they are. If that folder exists already (an earlier export of the same backup),
+    /// nothing is overwritten: the export is refused. It is written under a hidden name and
+    /// renamed once complete, so a failed export leaves nothing half written.
+    pub fn export_json(
+        &self,
+        id: &str,
+        folder: &str,
+        passphrase: Option<String>,
+    ) -> ApiResult<JsonExport> {
+        let folder = PathBuf::from(folder.trim());
+        if !folder.is_absolute() {
+            return Err(ApiError::bad_input(
+                "give the folder's full path, starting with /",
+            ));
+        }
+        if !folder.is_dir() {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("there is no folder {}", folder.display()),
+            ));
+        }
+        let store = self.store()?;
+        // The key first: it confirms which backups are the user's own (signatures).
+        let key = self.backup_key(store.as_ref(), passphrase)?;
+        let backup = store.find(id)?;
+        let name = format!(
+            "{}-json",
+            backup
+                .file
+                .strip_suffix(&format!(".{}", crate::manifest::BACKUP_EXTENSION))
+                .unwrap_or(&backup.file)
+        );
+        let out = folder.join(&name);
+        if out.exists() {
+            return Err(ApiError::new(
+                ErrorCode::BadInput,
+                format!(
+                    "{} already exists: nothing was overwritten; choose another folder, or move that one away",
+                    out.display()
+                ),
+            ));
+        }
+        let tmp = folder.join(format!(".{name}.partial"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let source = Source::Stored { store, backup, key };
+        let done = pipeline::export_to(
+            source,
+            &tmp,
+            pipeline::ExportFormat::Ejson,
+            &crate::progress::NoProgress,
+        )
+        .and_then(|r| {
+            std::fs::rename(&tmp, &out)
+                .map_err(|e| EngineError::io(format!("writing {}", out.display()), e))?;
+            Ok(r)
+        });
+        let result = match done {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e.into());
+            }
+        };
+        let mut files: Vec<String> = std::fs::read_dir(&out)
+            .map_err(|e| ApiError::from(EngineError::io(format!("reading {}", out.display()), e)))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        Ok(JsonExport {
+            folder: out.display().to_string(),
+            files,
+            documents: result.collections.iter().map(|(_, s)| s.documents).sum(),
         })
     }
 }
