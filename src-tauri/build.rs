@@ -32,6 +32,8 @@ const COMMANDS: &[&str] = &[
     "send_test_email",
     "health",
     "acknowledge_alarms",
+    "start_at_login_status",
+    "set_start_at_login",
 ];
 
 fn main() {

@@ -4,8 +4,10 @@
 //! - `bridge.rs`: engine job events to the UI's `tauri::ipc::Channel`s and window events;
 //! - `notify.rs`: the words of desktop notifications;
 //! - `state.rs`: the service, and how to reach the window and the desktop;
-//! - `tray.rs`: closing the window keeps Driveback running in the tray.
+//! - `tray.rs`: closing the window keeps Driveback running in the tray;
+//! - `autostart.rs`: the login entry, and the start from it (tray only, no window).
 
+pub mod autostart;
 pub mod bridge;
 pub mod commands;
 pub mod error;
@@ -57,6 +59,8 @@ pub fn builder<R: tauri::Runtime>(b: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::settings::send_test_email,
         commands::settings::health,
         commands::settings::acknowledge_alarms,
+        commands::settings::start_at_login_status,
+        commands::settings::set_start_at_login,
     ])
 }
 
@@ -126,12 +130,23 @@ pub fn run() {
         )
         .with_writer(std::io::stderr)
         .init();
+    let mut context = tauri::generate_context!();
+    // Started by the login entry: the main window is created hidden (no flash) and Driveback
+    // stays in the tray; the tray's Open, or opening Driveback again, shows it.
+    if autostart::starts_hidden(std::env::args_os()) {
+        for w in context.config_mut().app.windows.iter_mut() {
+            if w.label == "main" {
+                w.visible = false;
+            }
+        }
+    }
     builder(tauri::Builder::default())
         // First, so that a second launch only brings the running window forward.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             tray::show_main_window(app);
         }))
         .plugin(tauri_plugin_notification::init())
+        .plugin(autostart::plugin())
         .setup(move |app| {
             // The engine's folders (shared with the `driveback` CLI; `DRIVEBACK_CONFIG_DIR` and
             // `DRIVEBACK_DATA_DIR` move them).
@@ -154,6 +169,6 @@ pub fn run() {
             Ok(())
         })
         .on_window_event(tray::on_window_event)
-        .run(tauri::generate_context!())
+        .run(context)
         .expect("error while running the Driveback app");
 }

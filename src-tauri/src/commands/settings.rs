@@ -1,8 +1,9 @@
 //! Schedule, retention, notification and SMTP settings (the engine's `settings.json`, shared with
-//! the `driveback` CLI), the SMTP password (OS keyring), the test email, and the health.
+//! the `driveback` CLI), the SMTP password (OS keyring), the test email, the health, and whether
+//! Driveback starts at login.
 
 use driveback_engine::service::{HealthView, SettingsView, TestEmailSent};
-use tauri::State;
+use tauri::{AppHandle, Runtime, State};
 
 use super::on_service;
 use crate::error::ApiResult;
@@ -48,4 +49,16 @@ pub async fn acknowledge_alarms(state: State<'_, Shared>) -> ApiResult<usize> {
 #[tauri::command]
 pub async fn health(state: State<'_, Shared>) -> ApiResult<HealthView> {
     state.health_view().await
+}
+
+/// Whether Driveback starts when the user logs in (its login entry exists).
+#[tauri::command]
+pub async fn start_at_login_status<R: Runtime>(app: AppHandle<R>) -> ApiResult<bool> {
+    super::blocking(move || crate::autostart::status(&app)).await
+}
+
+/// Adds or removes Driveback's login entry; returns whether it now starts at login.
+#[tauri::command]
+pub async fn set_start_at_login<R: Runtime>(app: AppHandle<R>, enabled: bool) -> ApiResult<bool> {
+    super::blocking(move || crate::autostart::set(&app, enabled)).await
 }
