@@ -1,11 +1,13 @@
 //! `driveback connect`, `whoami` and `disconnect`: the Google account behind `--dest drive`.
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use driveback_engine::auth::{
-    Account, AuthError, Browser, ConnectEvent, ConnectOptions, DriveScope, GoogleAuth, Revocation,
-    TokenError,
+    Account, AuthError, Browser, ClientSource, ConnectEvent, ConnectOptions, DriveScope,
+    GoogleAuth, Revocation, TokenError, MAX_CLIENT_FILE,
 };
 
 /// Exit code when Google no longer accepts the sign-in and the user must connect again.
@@ -31,6 +33,11 @@ pub struct ConnectArgs {
     /// Give up waiting for the browser after this many seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     timeout: u64,
+    /// Your own Google OAuth client (type "Desktop app"): the client_secret_….json file Google
+    /// Cloud Console downloads. It is saved (the ID in the settings, the secret in the OS
+    /// keyring), then used to sign in, now and later.
+    #[arg(long, value_name = "PATH")]
+    client_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,7 +67,34 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(AuthError::Io(format!("internal error: {e}"))))
 }
 
+/// Saves the client in `path` through the service; one line on stderr either way.
+fn save_client_file(path: &Path) -> Result<(), String> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CLIENT_FILE as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read the client file {}: {e}", path.display()))?;
+    // The service (and the HTTP client inside it) is made and dropped off the async runtime.
+    let status = super::sync(|| {
+        let svc = super::service().map_err(|e| e.to_string())?;
+        svc.set_google_client_file(&bytes).map_err(|e| e.message)
+    })?;
+    eprintln!(
+        "Saved the Google OAuth client {} (its secret is in the OS keyring).",
+        status.client_id.as_deref().unwrap_or("?")
+    );
+    if status.source == Some(ClientSource::Env) {
+        eprintln!("driveback: note: DRIVEBACK_GOOGLE_CLIENT_ID and DRIVEBACK_GOOGLE_CLIENT_SECRET are set, so they are used instead of the saved client");
+    }
+    Ok(())
+}
+
 pub async fn run_connect(args: ConnectArgs) -> ExitCode {
+    if let Some(path) = &args.client_file {
+        if let Err(why) = save_client_file(path) {
+            eprintln!("driveback: error: {}", super::one_line(&why));
+            return ExitCode::FAILURE;
+        }
+    }
     let scope = match args.scope {
         ScopeArg::Appdata => DriveScope::AppData,
         ScopeArg::File => DriveScope::File,

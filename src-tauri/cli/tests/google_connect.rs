@@ -194,6 +194,7 @@ impl Drop for Env {
     fn drop(&mut self) {
         if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
             let _ = self.keyring().delete(secrets::GOOGLE_REFRESH_TOKEN);
+            let _ = self.keyring().delete(secrets::GOOGLE_CLIENT_SECRET);
         }
     }
 }
@@ -902,4 +903,358 @@ fn backup_to_google_drive_and_restore_from_it() {
         "{st}"
     );
     assert_eq!(words.matches("reconnecting").count(), 1, "{st}");
+}
+
+// --- The OAuth client: set up without environment variables ------------------------------------
+
+/// A Desktop app client as Google Cloud Console makes one: (id, secret).
+fn new_client() -> (String, String) {
+    (
+        format!(
+            "{:012}-{:016x}.apps.googleusercontent.com",
+            rand_u64() % 1_000_000_000_000,
+            rand_u64()
+        ),
+        format!("GOCSPX-{:016x}{:08x}", rand_u64(), rand_u64() as u32),
+    )
+}
+
+/// The file "Download JSON" gives for a client of `kind` ("installed" is a Desktop app).
+fn client_file_json(kind: &str, id: &str, secret: &str) -> String {
+    serde_json::json!({
+        kind: {
+            "client_id": id,
+            "project_id": "driveback-backups-123456",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": "https://oauth2.googleapis.com/token",
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_secret": secret,
+            "redirect_uris": ["http://localhost"],
+        }
+    })
+    .to_string()
+}
+
+impl Env {
+    /// An emulator where `clients` are registered, as in Google Cloud Console.
+    fn with_clients(clients: &[&(String, String)]) -> Env {
+        let args: Vec<String> = clients
+            .iter()
+            .flat_map(|(id, secret)| ["--extra-client".to_string(), format!("{id}:{secret}")])
+            .collect();
+        Env::new(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    fn saved_secret(&self) -> Option<String> {
+        self.keyring()
+            .get(secrets::GOOGLE_CLIENT_SECRET)
+            .unwrap()
+            .map(|s| s.expose_secret().to_string())
+    }
+
+    fn saved_id(&self) -> String {
+        let out = self.run(&["config", "get", "google.client_id"]);
+        assert_eq!(out.code, 0, "{out}");
+        out.stdout.trim().to_string()
+    }
+
+    /// `driveback ARGS` with `input` on standard input.
+    fn run_with_input(&self, args: &[&str], input: &str) -> Out {
+        use std::io::Write;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap().into()
+    }
+
+    /// Every file under the config folder, as text.
+    fn config_text(&self) -> String {
+        files_under(&self.config_dir())
+            .iter()
+            .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+            .collect()
+    }
+}
+
+fn error_lines(out: &Out) -> usize {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with("driveback: error"))
+        .count()
+}
+
+#[test]
+fn connect_with_a_client_file_saves_the_client_and_signs_in() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let client = new_client();
+    let (id, secret) = &client;
+    let env = Env::with_clients(&[&client]);
+    let file = env.write(
+        "client_secret_desktop.json",
+        &client_file_json("installed", id, secret),
+    );
+    let out = env.connect_ok(&["--client-file", &file]);
+    assert!(
+        out.stderr
+            .contains(&format!("Saved the Google OAuth client {id}")),
+        "{out}"
+    );
+    assert_eq!(query(&env.opened.borrow()[0])["client_id"], *id);
+    assert!(env.refresh_token().is_some());
+
+    // The ID is in the settings, the secret in the OS keyring and nowhere on disk or on screen.
+    assert_eq!(env.saved_id(), *id);
+    assert_eq!(env.saved_secret().as_deref(), Some(secret.as_str()));
+    let on_disk = env.config_text();
+    assert!(on_disk.contains(id.as_str()), "{on_disk}");
+    assert!(
+        !on_disk.contains(secret.as_str()),
+        "the secret is not on disk"
+    );
+    assert!(!out.stderr.contains(secret.as_str()) && !out.stdout.contains(secret.as_str()));
+
+    // Later commands use the saved client: a refresh with the demo client would be refused.
+    env.emu.control("expire-tokens", None);
+    let who = env.run(&["whoami"]);
+    assert_eq!(who.code, 0, "{who}");
+    assert!(who.stdout.contains(EMAIL), "{who}");
+    assert_eq!(
+        env.emu.requests("token"),
+        2,
+        "the exchange, then one refresh"
+    );
+
+    // Connecting again needs no file.
+    let out = env.connect_ok(&[]);
+    assert_eq!(query(&env.opened.borrow()[1])["client_id"], *id, "{out}");
+}
+
+#[test]
+fn a_client_set_with_config_commands_is_used() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let client = new_client();
+    let (id, secret) = &client;
+    let env = Env::with_clients(&[&client]);
+    let out = env.run(&["config", "set", "google.client_id", id]);
+    assert_eq!(out.code, 0, "{out}");
+    // The ID alone is not a client: connect says what is missing, and opens nothing.
+    let out = env.run(&["connect", "--timeout", "30"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(error_lines(&out), 1, "{out}");
+    assert!(
+        out.stderr.contains("its secret is not in the OS keyring"),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("config set-secret google.client_secret"),
+        "{out}"
+    );
+    assert_eq!(env.emu.requests("authorize"), 0);
+
+    let out = env.run_with_input(
+        &["config", "set-secret", "google.client_secret"],
+        &format!("{secret}\n"),
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout
+            .contains("google.client_secret saved in the OS keyring"),
+        "{out}"
+    );
+    assert!(out.stderr.contains(id.as_str()), "{out}");
+    assert!(!out.stdout.contains(secret.as_str()) && !out.stderr.contains(secret.as_str()));
+    assert_eq!(env.saved_secret().as_deref(), Some(secret.as_str()));
+    env.connect_ok(&[]);
+    assert_eq!(query(&env.opened.borrow()[0])["client_id"], *id);
+
+    // A client ID that is not one is refused and the saved one stays.
+    let out = env.run(&["config", "set", "google.client_id", "GOCSPX-not-an-id"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("ends in .apps.googleusercontent.com"),
+        "{out}"
+    );
+    assert_eq!(env.saved_id(), *id);
+}
+
+#[test]
+fn bad_client_files_are_refused_and_change_nothing() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let client = new_client();
+    let (id, secret) = &client;
+    let env = Env::with_clients(&[&client]);
+    let good = env.write("good.json", &client_file_json("installed", id, secret));
+    let out = env.run(&[
+        "connect",
+        "--client-file",
+        &good,
+        "--no-browser",
+        "--timeout",
+        "1",
+    ]);
+    assert!(
+        out.stderr.contains("Saved the Google OAuth client"),
+        "{out}"
+    );
+    let before = env.config_text();
+
+    let other = new_client();
+    let no_secret = serde_json::json!({"installed": {"client_id": other.0}}).to_string();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            env.write("web.json", &client_file_json("web", &other.0, &other.1)),
+            "This is a Web application client; create one of type Desktop app",
+        ),
+        (env.write("notes.txt", "client id: 123"), "it is not JSON"),
+        (
+            env.write(
+                "sa.json",
+                r#"{"type": "service_account", "client_email": "x@y"}"#,
+            ),
+            "not a Google OAuth client file",
+        ),
+        (
+            env.write("nosecret.json", &no_secret),
+            "has no client secret",
+        ),
+        (
+            env.write(
+                "badid.json",
+                &client_file_json("installed", "12345", &other.1),
+            ),
+            "ends in .apps.googleusercontent.com",
+        ),
+        (env.write("big.json", &" ".repeat(200_000)), "too large"),
+        (
+            env.dir.path().join("missing.json").display().to_string(),
+            "cannot read the client file",
+        ),
+    ];
+    for (path, words) in &cases {
+        let out = env.run(&["connect", "--client-file", path, "--timeout", "30"]);
+        assert_eq!(out.code, 1, "{path}: {out}");
+        assert_eq!(error_lines(&out), 1, "{path}: {out}");
+        assert!(out.stderr.contains(words), "{path}: {out}");
+        assert!(!out.stderr.contains(&other.1), "never the secret: {out}");
+        assert!(
+            !env.url_file().exists(),
+            "{path}: no consent page was opened"
+        );
+    }
+    assert_eq!(env.emu.requests("authorize"), 0);
+    assert_eq!(env.config_text(), before, "nothing on disk changed");
+    assert_eq!(env.saved_id(), *id);
+    assert_eq!(env.saved_secret().as_deref(), Some(secret.as_str()));
+}
+
+#[test]
+fn environment_variables_win_over_the_saved_client() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let saved = new_client();
+    let from_env = new_client();
+    let mut env = Env::with_clients(&[&saved, &from_env]);
+    env.client = Some(from_env.clone());
+    let file = env.write(
+        "client.json",
+        &client_file_json("installed", &saved.0, &saved.1),
+    );
+    let out = env.connect_ok(&["--client-file", &file]);
+    assert!(
+        out.stderr.contains("are used instead of the saved client"),
+        "{out}"
+    );
+    assert_eq!(query(&env.opened.borrow()[0])["client_id"], from_env.0);
+    assert_eq!(env.saved_id(), saved.0, "the file's client is still saved");
+    // Without the variables, the saved client is used again.
+    env.client = None;
+    env.run(&["disconnect"]);
+    env.connect_ok(&[]);
+    assert_eq!(query(&env.opened.borrow()[1])["client_id"], saved.0);
+}
+
+#[test]
+fn without_any_client_connect_says_how_to_set_one_up() {
+    let env = Env::new(&[]);
+    let out: Out = env
+        .cmd(&["connect", "--timeout", "30"])
+        .env_remove("DRIVEBACK_GOOGLE_BASE_URL")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(error_lines(&out), 1, "{out}");
+    assert!(
+        out.stderr.contains("no Google OAuth client is set up"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("Desktop app"), "{out}");
+    assert!(
+        out.stderr.contains("driveback connect --client-file PATH"),
+        "{out}"
+    );
+    assert!(!env.url_file().exists());
+}
+
+/// Google's granular consent: the user unticks the Drive permission. Nothing half-connected
+/// remains: the grant is revoked at Google, no token is kept, no account is recorded.
+#[test]
+fn unticked_drive_permission_leaves_nothing_connected() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let env = Env::new(&[]);
+    env.emu
+        .control("grant-only", Some(r#"{"scopes": ["openid", "email"]}"#));
+    let out = env.connect(&[]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(error_lines(&out), 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("you did not allow Driveback to use Google Drive"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("connect again"), "{out}");
+    assert_eq!(env.emu.requests("token"), 1, "the code was exchanged");
+    let state = env.emu.state();
+    assert_eq!(state["grants"]["active"], 0, "{state}");
+    assert_eq!(
+        state["grants"]["revoked"], 1,
+        "the unused grant is revoked: {state}"
+    );
+    assert_eq!(env.refresh_token(), None);
+    assert_eq!(secret_tool_lookup(&env.service), None);
+    assert!(env.account().is_none());
+    assert!(files_under(&env.config_dir()).is_empty());
+    let who = env.run(&["whoami"]);
+    assert_eq!(who.code, 1, "{who}");
+    assert!(who.stderr.contains("not connected"), "{who}");
+
+    // Connect again, leaving the permission ticked: connected.
+    env.connect_ok(&[]);
+    assert!(env.refresh_token().is_some());
 }

@@ -14,6 +14,8 @@ pub const SERVICE: &str = "driveback";
 pub const MONGO_URI: &str = "mongo-uri";
 /// OAuth refresh token for Google Drive.
 pub const GOOGLE_REFRESH_TOKEN: &str = "google-refresh-token";
+/// Secret of the Google OAuth client the user set up (its ID is the setting `google.client_id`).
+pub const GOOGLE_CLIENT_SECRET: &str = "google-client-secret";
 /// Password of the SMTP server used for failure e-mails.
 pub const SMTP_PASSWORD: &str = "smtp-password";
 

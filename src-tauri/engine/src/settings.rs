@@ -442,6 +442,15 @@ impl Default for AuditSettings {
     }
 }
 
+/// The Google OAuth client the user set up; its secret is in the OS keyring
+/// (`secrets::GOOGLE_CLIENT_SECRET`), never here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GoogleSettings {
+    /// `...apps.googleusercontent.com` of a "Desktop app" client.
+    pub client_id: Option<String>,
+}
+
 /// Everything the user chose. Secrets are not here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -453,6 +462,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub notify: NotifySettings,
     pub audit: AuditSettings,
+    pub google: GoogleSettings,
 }
 
 impl Default for Settings {
@@ -465,6 +475,7 @@ impl Default for Settings {
             smtp: SmtpSettings::default(),
             notify: NotifySettings::default(),
             audit: AuditSettings::default(),
+            google: GoogleSettings::default(),
         }
     }
 }
@@ -854,6 +865,23 @@ pub static KEYS: &[SettingKey] = &[
                 .ok()
                 .filter(|n| (1..=1000).contains(n))
                 .ok_or_else(|| format!("'{v}' is not a size in MB (1 to 1000)"))?;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "google.client_id",
+        help: "the Client ID of your own Google OAuth client, type Desktop app (its secret: `driveback config set-secret google.client_secret`); empty: none",
+        get: |s| text_or_null(&s.google.client_id),
+        set: |s, v| {
+            s.google.client_id = match optional_text(v) {
+                None => None,
+                // The ID alone is checked here; the secret goes to the keyring.
+                Some(id) => Some(
+                    crate::auth::check_client(&id, "-")
+                        .map_err(|e| e.to_string())?
+                        .0,
+                ),
+            };
             Ok(())
         },
     },

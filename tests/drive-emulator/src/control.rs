@@ -255,6 +255,26 @@ pub async fn deny_next_consent(State(app): State<Arc<App>>) -> ApiResult<Respons
     ok(json!({}))
 }
 
+#[derive(serde::Deserialize)]
+struct GrantOnly {
+    scopes: Vec<String>,
+}
+
+/// `POST /_emulator/grant-only {"scopes": [...]}`: the next consent grants only these of the
+/// scopes asked for (Google's granular consent, where the user unticks a permission).
+pub async fn grant_only(State(app): State<Arc<App>>, req: Request) -> ApiResult<Response> {
+    let g: GrantOnly = body_json(req).await?;
+    let mut scopes = vec![];
+    for s in &g.scopes {
+        match crate::oauth::normalise_scope(s) {
+            Some(n) => scopes.push(n.to_string()),
+            None => return Err(ApiError::bad_request(format!("Unknown scope '{s}'"))),
+        }
+    }
+    app.lock().rt.grant_only = Some(scopes.clone());
+    ok(json!({"grant_only": scopes}))
+}
+
 /// `POST /_emulator/reset`
 pub async fn reset(State(app): State<Arc<App>>) -> ApiResult<Response> {
     let mut inner = app.lock();
@@ -317,6 +337,7 @@ pub async fn state(State(app): State<Arc<App>>) -> ApiResult<Response> {
         "connections_dropped": inner.rt.connections_dropped,
         "short_stores_pending": inner.rt.short_stores,
         "deny_next_consent": inner.rt.deny_next_consent,
+        "grant_only": inner.rt.grant_only,
         "pending_codes": inner.rt.codes.values().filter(|c| !c.used).count(),
     }))
 }

@@ -78,6 +78,7 @@ fn router(app: Arc<App>) -> Router {
             "/_emulator/deny-next-consent",
             post(control::deny_next_consent),
         )
+        .route("/_emulator/grant-only", post(control::grant_only))
         .route("/_emulator/state", get(control::state))
         .route("/_emulator/reset", post(control::reset))
         .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found").into_response() })

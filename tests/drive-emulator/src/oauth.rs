@@ -76,7 +76,7 @@ pub fn authenticate(
 }
 
 /// Known scopes, with Google's normalisation of the short names.
-fn normalise_scope(s: &str) -> Option<&'static str> {
+pub fn normalise_scope(s: &str) -> Option<&'static str> {
     Some(match s {
         "openid" => SCOPE_OPENID,
         "email" | "https://www.googleapis.com/auth/userinfo.email" => SCOPE_EMAIL,
@@ -121,6 +121,13 @@ fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
 }
 
 fn issue_code(inner: &mut Inner, app: &App, req: &PendingConsent) -> Response {
+    // Granular consent: the user may untick some of the scopes asked for; the code (and so the
+    // token response's `scope`) carries only what was granted.
+    let mut req = req.clone();
+    if let Some(only) = inner.rt.grant_only.take() {
+        req.scopes.retain(|s| only.contains(s));
+    }
+    let req = &req;
     let code = new_token("4/0Ab", 60);
     let expires_ms = inner.now_ms() + app.config.code_lifetime_secs as i64 * 1000;
     inner.rt.codes.insert(

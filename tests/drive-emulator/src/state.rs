@@ -238,6 +238,9 @@ pub struct Runtime {
     pub drops: Vec<DropSpec>,
     pub short_stores: Vec<ShortStore>,
     pub deny_next_consent: bool,
+    /// The next consent grants only these scopes (the user unticked the others), as Google's
+    /// granular consent does.
+    pub grant_only: Option<Vec<String>>,
     pub requests: BTreeMap<String, u64>,
     pub upload_bytes_received: u64,
     pub faults_fired: u64,

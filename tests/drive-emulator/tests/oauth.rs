@@ -345,3 +345,32 @@ async fn token_fault_injection_uses_oauth_shape() {
     // The injected failure did not burn the code.
     assert_eq!(emu.exchange(&code, VERIFIER).await.status, 200);
 }
+
+#[tokio::test]
+async fn granular_consent_grants_only_the_ticked_scopes() {
+    let emu = start_default().await;
+    let r = emu
+        .control("grant-only", json!({"scopes": ["openid", "email"]}))
+        .await;
+    assert_eq!(
+        r["grant_only"],
+        json!(["openid", "https://www.googleapis.com/auth/userinfo.email"])
+    );
+    let t = emu.login(&format!("{APPDATA} openid email")).await;
+    let scope = t["scope"].as_str().unwrap();
+    assert!(!scope.contains(APPDATA), "{scope}");
+    assert!(
+        scope.contains("openid") && scope.contains("userinfo.email"),
+        "{scope}"
+    );
+    // The token cannot reach the app folder.
+    let access = t["access_token"].as_str().unwrap();
+    let r = emu
+        .get("/drive/v3/files?spaces=appDataFolder", Some(access))
+        .await;
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    // Only the next consent: the one after grants everything asked for again.
+    let t = emu.login(&format!("{APPDATA} openid email")).await;
+    assert!(t["scope"].as_str().unwrap().contains(APPDATA));
+    assert_eq!(emu.state().await["grant_only"], json!(null));
+}

@@ -37,42 +37,189 @@ impl OAuthClient {
         }
     }
 
-    /// `DRIVEBACK_GOOGLE_CLIENT_ID` / `DRIVEBACK_GOOGLE_CLIENT_SECRET`; without them, the
-    /// emulator's demo client when `DRIVEBACK_GOOGLE_BASE_URL` is set, else an error saying how
-    /// to create a client.
+    /// The client from the environment alone (no saved client): see [`OAuthClient::resolve`].
     pub fn from_env() -> Result<Self, AuthError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let emulated = var("DRIVEBACK_GOOGLE_BASE_URL").is_some();
-        Self::resolve(
-            var("DRIVEBACK_GOOGLE_CLIENT_ID"),
-            crate::envsecrets::var("DRIVEBACK_GOOGLE_CLIENT_SECRET")
-                .filter(|v| !v.trim().is_empty()),
-            emulated,
-        )
+        Self::resolve(ClientSources::from_env(None)).map(|(c, _)| c)
     }
 
-    fn resolve(
-        id: Option<String>,
-        secret: Option<String>,
-        emulated: bool,
-    ) -> Result<Self, AuthError> {
-        match (id, secret) {
-            (Some(id), Some(secret)) => Ok(Self::new(id.trim(), SecretString::from(secret))),
-            (Some(_), None) => Err(AuthError::NotConfigured(
+    /// Where the client comes from, first found wins: the environment
+    /// (`DRIVEBACK_GOOGLE_CLIENT_ID` and `DRIVEBACK_GOOGLE_CLIENT_SECRET`), the client the user
+    /// saved (ID in the settings, secret in the OS keyring), the client built into this copy of
+    /// Driveback, the emulator's demo client when `DRIVEBACK_GOOGLE_BASE_URL` is set; else
+    /// `not_configured`, saying how to set one up.
+    pub fn resolve(s: ClientSources) -> Result<(Self, ClientSource), AuthError> {
+        let client =
+            |id: &str, secret: &str| Self::new(id.trim(), SecretString::from(secret.to_string()));
+        match (&s.env_id, &s.env_secret) {
+            (Some(id), Some(secret)) => return Ok((client(id, secret), ClientSource::Env)),
+            (Some(_), None) => return Err(AuthError::NotConfigured(
                 "DRIVEBACK_GOOGLE_CLIENT_ID is set but DRIVEBACK_GOOGLE_CLIENT_SECRET is not: Google requires a desktop client's secret too".into(),
             )),
-            (None, Some(_)) => Err(AuthError::NotConfigured(
+            (None, Some(_)) => return Err(AuthError::NotConfigured(
                 "DRIVEBACK_GOOGLE_CLIENT_SECRET is set but DRIVEBACK_GOOGLE_CLIENT_ID is not".into(),
             )),
-            (None, None) if emulated => Ok(Self::new(
-                DEMO_CLIENT_ID,
-                SecretString::from(DEMO_CLIENT_SECRET),
+            (None, None) => {}
+        }
+        match (&s.saved_id, &s.saved_secret) {
+            (Some(id), Some(secret)) => return Ok((client(id, secret), ClientSource::Settings)),
+            (Some(_), None) => return Err(AuthError::NotConfigured(
+                "the Google OAuth client's ID is saved (google.client_id) but its secret is not in the OS keyring: set up the client again in the app, or run `driveback connect --client-file PATH` (or `driveback config set-secret google.client_secret`)".into(),
             )),
-            (None, None) => Err(AuthError::NotConfigured(
-                "no Google OAuth client is configured: create a \"Desktop app\" OAuth client in Google Cloud Console (see the README, \"Your own Google OAuth client\") and set DRIVEBACK_GOOGLE_CLIENT_ID and DRIVEBACK_GOOGLE_CLIENT_SECRET".into(),
-            )),
+            // A secret alone (the ID not saved yet, or forgotten) is no client.
+            (None, _) => {}
+        }
+        if let Some((id, secret)) = &s.built_in {
+            return Ok((client(id, secret), ClientSource::BuiltIn));
+        }
+        if s.emulated {
+            return Ok((
+                client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+                ClientSource::Emulator,
+            ));
+        }
+        Err(AuthError::NotConfigured(NOT_CONFIGURED.into()))
+    }
+}
+
+/// What `not_configured` says when no client is found anywhere.
+pub const NOT_CONFIGURED: &str = "no Google OAuth client is set up: create a \"Desktop app\" OAuth client in Google Cloud Console, then add it in the app (Connect Google Drive) or run `driveback connect --client-file PATH` with its downloaded JSON (see the README, \"Your own Google OAuth client\")";
+
+/// Where the OAuth client in use came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSource {
+    /// `DRIVEBACK_GOOGLE_CLIENT_ID` and `DRIVEBACK_GOOGLE_CLIENT_SECRET`.
+    Env,
+    /// The client the user set up: ID in the settings (`google.client_id`), secret in the keyring.
+    Settings,
+    /// The client built into this copy of Driveback by its distributor.
+    BuiltIn,
+    /// The local emulator's demo client.
+    Emulator,
+}
+
+/// Everything a client may come from, already read (see [`OAuthClient::resolve`]).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClientSources {
+    pub env_id: Option<String>,
+    pub env_secret: Option<String>,
+    /// `google.client_id` of the settings.
+    pub saved_id: Option<String>,
+    /// [`crate::secrets::GOOGLE_CLIENT_SECRET`] of the OS keyring.
+    pub saved_secret: Option<String>,
+    /// [`built_in_client`].
+    pub built_in: Option<(String, String)>,
+    /// `DRIVEBACK_GOOGLE_BASE_URL` is set.
+    pub emulated: bool,
+}
+
+impl std::fmt::Debug for ClientSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSources")
+            .field("env_id", &self.env_id)
+            .field("env_secret", &self.env_secret.is_some())
+            .field("saved_id", &self.saved_id)
+            .field("saved_secret", &self.saved_secret.is_some())
+            .field("built_in", &self.built_in.as_ref().map(|(id, _)| id))
+            .field("emulated", &self.emulated)
+            .finish()
+    }
+}
+
+impl ClientSources {
+    /// The environment, the build and `saved` (the saved client's ID and secret, as read).
+    pub fn from_env(saved: Option<(Option<String>, Option<String>)>) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let (saved_id, saved_secret) = saved.unwrap_or_default();
+        ClientSources {
+            env_id: var("DRIVEBACK_GOOGLE_CLIENT_ID"),
+            env_secret: crate::envsecrets::var("DRIVEBACK_GOOGLE_CLIENT_SECRET")
+                .filter(|v| !v.trim().is_empty()),
+            saved_id: saved_id.filter(|v| !v.trim().is_empty()),
+            saved_secret: saved_secret.filter(|v| !v.trim().is_empty()),
+            built_in: built_in_client(),
+            emulated: var("DRIVEBACK_GOOGLE_BASE_URL").is_some(),
         }
     }
+
+    /// Both environment variables are set: nothing saved is looked at.
+    pub fn env_complete(&self) -> bool {
+        self.env_id.is_some() && self.env_secret.is_some()
+    }
+}
+
+/// The client a distributor built in: `DRIVEBACK_DEFAULT_GOOGLE_CLIENT_ID` and
+/// `DRIVEBACK_DEFAULT_GOOGLE_CLIENT_SECRET` in the environment of the build.
+pub fn built_in_client() -> Option<(String, String)> {
+    let id = option_env!("DRIVEBACK_DEFAULT_GOOGLE_CLIENT_ID").filter(|v| !v.trim().is_empty())?;
+    let secret =
+        option_env!("DRIVEBACK_DEFAULT_GOOGLE_CLIENT_SECRET").filter(|v| !v.trim().is_empty())?;
+    Some((id.trim().to_string(), secret.trim().to_string()))
+}
+
+/// The largest client file read: Google's are well under 1 KB.
+pub const MAX_CLIENT_FILE: usize = 64 * 1024;
+
+const CLIENT_ID_SUFFIX: &str = ".apps.googleusercontent.com";
+
+/// Checks a client ID and secret as pasted from Google Cloud Console: trimmed, or one sentence
+/// saying what is wrong and what to do.
+pub fn check_client(id: &str, secret: &str) -> Result<(String, String), AuthError> {
+    let bad = |m: &str| Err(AuthError::InvalidClient(m.into()));
+    let (id, secret) = (id.trim(), secret.trim());
+    if id.is_empty() {
+        return bad("The client ID is missing: copy the Client ID from your Desktop app client in Google Cloud Console (Google Auth Platform, Clients).");
+    }
+    if secret.is_empty() {
+        return bad("The client secret is missing: copy the Client secret from your Desktop app client in Google Cloud Console, or choose its downloaded JSON file.");
+    }
+    if secret.ends_with(CLIENT_ID_SUFFIX) && !id.ends_with(CLIENT_ID_SUFFIX) {
+        return bad("The client ID and the client secret are swapped: the ID is the one that ends in .apps.googleusercontent.com.");
+    }
+    let id_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if !id.ends_with(CLIENT_ID_SUFFIX) || id.len() == CLIENT_ID_SUFFIX.len() || !id_chars {
+        return bad("This is not a Google OAuth client ID: it ends in .apps.googleusercontent.com; copy the Client ID from your Desktop app client in Google Cloud Console.");
+    }
+    if secret.chars().any(char::is_whitespace) || secret.len() > 256 {
+        return bad("The client secret has spaces in it: copy the Client secret again from your Desktop app client in Google Cloud Console.");
+    }
+    Ok((id.to_string(), secret.to_string()))
+}
+
+/// Reads the `client_secret_*.json` that Google Cloud Console downloads for an OAuth client
+/// (`{"installed": {"client_id", "client_secret", ...}}`): its ID and secret, or one sentence
+/// saying what is wrong and what to do.
+pub fn parse_client_file(bytes: &[u8]) -> Result<(String, String), AuthError> {
+    let bad = |m: &str| Err(AuthError::InvalidClient(m.into()));
+    if bytes.len() > MAX_CLIENT_FILE {
+        return bad("This file is too large to be a Google OAuth client file: choose the client_secret_….json file you downloaded from Google Cloud Console.");
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return bad("This file is not a Google OAuth client file (it is not JSON): on your Desktop app client in Google Cloud Console, use Download JSON and choose that file.");
+    };
+    let field = |section: &serde_json::Value, name: &str| {
+        section
+            .get(name)
+            .and_then(|x| x.as_str())
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+    };
+    let Some(installed) = v.get("installed").filter(|i| i.is_object()) else {
+        if v.get("web").is_some_and(|w| w.is_object()) {
+            return bad("This is a Web application client; create one of type Desktop app in Google Cloud Console and download its JSON.");
+        }
+        return bad("This JSON file is not a Google OAuth client file: on your Desktop app client in Google Cloud Console, use Download JSON and choose that file.");
+    };
+    let Some(id) = field(installed, "client_id") else {
+        return bad("This client file has no client ID: download the JSON of your Desktop app client again from Google Cloud Console.");
+    };
+    let Some(secret) = field(installed, "client_secret") else {
+        return bad("This client file has no client secret (Google shows it only when a client or secret is created): add a secret on your client's page in Google Cloud Console and paste it, or create a new Desktop app client and download its JSON right away.");
+    };
+    check_client(&id, &secret)
 }
 
 /// The part of the user's Drive that Driveback may use.
@@ -130,18 +277,189 @@ mod tests {
     use super::*;
     use secrecy::ExposeSecret;
 
+    fn sources(
+        env: (Option<&str>, Option<&str>),
+        saved: (Option<&str>, Option<&str>),
+        built_in: bool,
+        emulated: bool,
+    ) -> ClientSources {
+        let o = |v: Option<&str>| v.map(str::to_string);
+        ClientSources {
+            env_id: o(env.0),
+            env_secret: o(env.1),
+            saved_id: o(saved.0),
+            saved_secret: o(saved.1),
+            built_in: built_in
+                .then(|| ("built.apps.googleusercontent.com".into(), "b-secret".into())),
+            emulated,
+        }
+    }
+
     #[test]
-    fn explicit_client_wins_and_demo_client_needs_the_emulator() {
-        let c = OAuthClient::resolve(Some("id ".into()), Some("s".into()), true).unwrap();
-        assert_eq!(c.id, "id");
-        assert_eq!(c.secret.expose_secret(), "s");
-        let demo = OAuthClient::resolve(None, None, true).unwrap();
-        assert_eq!(demo.id, DEMO_CLIENT_ID);
-        let err = OAuthClient::resolve(None, None, false).unwrap_err();
-        assert_eq!(err.code(), "not_configured");
-        assert!(err.to_string().contains("Desktop app"), "{err}");
-        assert!(OAuthClient::resolve(Some("id".into()), None, true).is_err());
-        assert!(OAuthClient::resolve(None, Some("s".into()), true).is_err());
+    fn where_the_client_comes_from() {
+        use ClientSource::*;
+        let (e, s) = (
+            (Some("env.apps.googleusercontent.com "), Some("e-secret")),
+            (Some("saved.apps.googleusercontent.com"), Some("s-secret")),
+        );
+        let none = (None, None);
+        // (sources, Ok((id, secret, source)) or Err(words in the error))
+        let table: Vec<(ClientSources, Result<(&str, &str, ClientSource), &str>)> = vec![
+            (
+                sources(e, s, true, true),
+                Ok(("env.apps.googleusercontent.com", "e-secret", Env)),
+            ),
+            (
+                sources(none, s, true, true),
+                Ok(("saved.apps.googleusercontent.com", "s-secret", Settings)),
+            ),
+            (
+                sources(none, none, true, true),
+                Ok(("built.apps.googleusercontent.com", "b-secret", BuiltIn)),
+            ),
+            (
+                sources(none, none, false, true),
+                Ok((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator)),
+            ),
+            (
+                sources(none, (None, Some("s-secret")), false, true),
+                Ok((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Emulator)),
+            ),
+            (
+                sources(none, none, false, false),
+                Err("driveback connect --client-file PATH"),
+            ),
+            (
+                sources(
+                    none,
+                    (Some("saved.apps.googleusercontent.com"), None),
+                    true,
+                    true,
+                ),
+                Err("not in the OS keyring"),
+            ),
+            (
+                sources((Some("x"), None), s, true, true),
+                Err("DRIVEBACK_GOOGLE_CLIENT_SECRET is not"),
+            ),
+            (
+                sources((None, Some("x")), s, true, true),
+                Err("DRIVEBACK_GOOGLE_CLIENT_ID is not"),
+            ),
+        ];
+        for (i, (given, want)) in table.into_iter().enumerate() {
+            let got = OAuthClient::resolve(given.clone());
+            match (got, want) {
+                (Ok((c, src)), Ok((id, secret, source))) => {
+                    assert_eq!(
+                        (c.id.as_str(), c.secret.expose_secret(), src),
+                        (id, secret, source),
+                        "row {i}: {given:?}"
+                    );
+                }
+                (Err(err), Err(words)) => {
+                    assert_eq!(err.code(), "not_configured", "row {i}");
+                    assert!(err.to_string().contains(words), "row {i}: {err}");
+                }
+                (got, want) => panic!(
+                    "row {i}: {given:?}: got {:?}, want {want:?}",
+                    got.map(|(c, s)| (c.id, s))
+                ),
+            }
+        }
+        let err = OAuthClient::resolve(sources(none, none, false, false)).unwrap_err();
+        assert!(
+            err.to_string().contains("Desktop app") && err.to_string().contains("in the app"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pasted_clients_are_checked() {
+        let id = "1234-abc.apps.googleusercontent.com";
+        let table: Vec<(&str, &str, Result<(&str, &str), &str>)> = vec![
+            (id, "GOCSPX-secret", Ok((id, "GOCSPX-secret"))),
+            (
+                "  1234-abc.apps.googleusercontent.com\n",
+                " GOCSPX-secret\n",
+                Ok((id, "GOCSPX-secret")),
+            ),
+            ("", "GOCSPX-secret", Err("The client ID is missing")),
+            (id, "  ", Err("The client secret is missing")),
+            (
+                "1234-abc",
+                "GOCSPX-secret",
+                Err("ends in .apps.googleusercontent.com"),
+            ),
+            (
+                ".apps.googleusercontent.com",
+                "GOCSPX-secret",
+                Err("not a Google OAuth client ID"),
+            ),
+            (
+                "12 34.apps.googleusercontent.com",
+                "GOCSPX-secret",
+                Err("not a Google OAuth client ID"),
+            ),
+            ("GOCSPX-secret", id, Err("swapped")),
+            (id, "GOCSPX secret", Err("spaces")),
+        ];
+        for (i, (id, secret, want)) in table.into_iter().enumerate() {
+            match (check_client(id, secret), want) {
+                (Ok(got), Ok((a, b))) => assert_eq!(got, (a.to_string(), b.to_string()), "row {i}"),
+                (Err(e), Err(words)) => {
+                    assert_eq!(e.code(), "bad_input", "row {i}");
+                    let m = e.to_string();
+                    assert!(m.contains(words), "row {i}: {m}");
+                    assert!(
+                        !m.contains('\n') && m.ends_with('.'),
+                        "row {i}: one sentence: {m}"
+                    );
+                }
+                (got, want) => panic!("row {i}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn client_files_are_checked() {
+        let installed = r#"{"installed":{"client_id":"1234-abc.apps.googleusercontent.com","project_id":"driveback-123","auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token","auth_provider_x509_cert_url":"https://www.googleapis.com/oauth2/v1/certs","client_secret":"GOCSPX-abc","redirect_uris":["http://localhost"]}}"#;
+        let web = r#"{"web":{"client_id":"1234-abc.apps.googleusercontent.com","client_secret":"GOCSPX-abc","redirect_uris":["https://example.com/cb"]}}"#;
+        let big = format!(
+            r#"{{"installed":{{"client_id":"1234-abc.apps.googleusercontent.com","client_secret":"GOCSPX-abc","x":"{}"}}}}"#,
+            "a".repeat(MAX_CLIENT_FILE)
+        );
+        let table: Vec<(&[u8], Result<(&str, &str), &str>)> = vec![
+            (installed.as_bytes(), Ok(("1234-abc.apps.googleusercontent.com", "GOCSPX-abc"))),
+            (web.as_bytes(), Err("This is a Web application client; create one of type Desktop app")),
+            (b"client_id=1234", Err("it is not JSON")),
+            (b"\xff\xfe\x00", Err("it is not JSON")),
+            (b"", Err("it is not JSON")),
+            (br#"{"type": "service_account", "private_key": "x"}"#, Err("not a Google OAuth client file")),
+            (br#"[1, 2]"#, Err("not a Google OAuth client file")),
+            (br#"{"installed": "x"}"#, Err("not a Google OAuth client file")),
+            (br#"{"installed":{"client_id":"1234-abc.apps.googleusercontent.com"}}"#, Err("has no client secret")),
+            (br#"{"installed":{"client_id":"1234-abc.apps.googleusercontent.com","client_secret":""}}"#, Err("has no client secret")),
+            (br#"{"installed":{"client_secret":"GOCSPX-abc"}}"#, Err("has no client ID")),
+            (br#"{"installed":{"client_id":"1234-abc","client_secret":"GOCSPX-abc"}}"#, Err("ends in .apps.googleusercontent.com")),
+            (big.as_bytes(), Err("too large")),
+        ];
+        for (i, (bytes, want)) in table.into_iter().enumerate() {
+            match (parse_client_file(bytes), want) {
+                (Ok(got), Ok((a, b))) => assert_eq!(got, (a.to_string(), b.to_string()), "row {i}"),
+                (Err(e), Err(words)) => {
+                    assert_eq!(e.code(), "bad_input", "row {i}");
+                    let m = e.to_string();
+                    assert!(m.contains(words), "row {i}: {m}");
+                    assert!(
+                        !m.contains('\n') && m.ends_with('.'),
+                        "row {i}: one sentence: {m}"
+                    );
+                    assert!(!m.contains("GOCSPX"), "row {i}: never the secret: {m}");
+                }
+                (got, want) => panic!("row {i}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

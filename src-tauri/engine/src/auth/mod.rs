@@ -80,7 +80,10 @@ mod session;
 use std::sync::Arc;
 
 pub use account::{config_dir_from_env, Account, AccountFile, ACCOUNT_FILE};
-pub use config::{DriveScope, OAuthClient, DEMO_CLIENT_ID, SCOPE_APPDATA, SCOPE_FILE};
+pub use config::{
+    built_in_client, check_client, parse_client_file, ClientSource, ClientSources, DriveScope,
+    OAuthClient, DEMO_CLIENT_ID, MAX_CLIENT_FILE, SCOPE_APPDATA, SCOPE_FILE,
+};
 pub use flow::{Browser, ConnectEvent, ConnectOptions, Connected, DEFAULT_CONNECT_TIMEOUT};
 pub use google::{About, Revocation};
 pub use listener::REDIRECT_PATH;
@@ -94,6 +97,9 @@ use google::{AboutError, Google};
 pub enum AuthError {
     #[error("{0}")]
     NotConfigured(String),
+    /// A client ID, secret or client file that cannot be used, in one sentence.
+    #[error("{0}")]
+    InvalidClient(String),
     #[error(transparent)]
     Keyring(#[from] SecretError),
     #[error("Google Drive is not connected: run `driveback connect` (or Connect in the app)")]
@@ -124,6 +130,7 @@ impl AuthError {
         use crate::error::ErrorCode;
         match self {
             AuthError::NotConfigured(_) => ErrorCode::NotConfigured,
+            AuthError::InvalidClient(_) => ErrorCode::BadInput,
             AuthError::Keyring(_) | AuthError::Token(TokenError::Keyring(_)) => {
                 ErrorCode::KeyringUnavailable
             }
@@ -175,18 +182,17 @@ impl GoogleAuth {
         })
     }
 
-    /// Everything from the environment: [`GoogleEndpoints::from_env`], [`OAuthClient::from_env`],
-    /// the OS keyring (service `DRIVEBACK_KEYRING_SERVICE`, else Driveback's) and the account
-    /// record in [`config_dir_from_env`].
+    /// Everything from the environment: [`GoogleEndpoints::from_env`], the client
+    /// [`configured_client`] finds (the saved one's ID in the settings file), the OS keyring
+    /// (service `DRIVEBACK_KEYRING_SERVICE`, else Driveback's) and the account record in
+    /// [`config_dir_from_env`].
     pub fn from_env() -> Result<Self, AuthError> {
-        let service = std::env::var("DRIVEBACK_KEYRING_SERVICE")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| secrets::SERVICE.to_string());
+        let store: Arc<dyn SecretStore> = Arc::new(os_keyring());
+        let (client, _) = configured_client(Some(store.as_ref()), saved_client_id)?;
         Self::new(
             GoogleEndpoints::from_env(),
-            OAuthClient::from_env()?,
-            Arc::new(KeyringSecretStore::with_service(&service)),
+            client,
+            store,
             AccountFile::in_dir(&config_dir_from_env()?),
         )
     }
@@ -286,6 +292,45 @@ impl GoogleAuth {
         self.account.delete()?;
         Ok(Disconnected { email, revocation })
     }
+}
+
+/// The OS keyring under `DRIVEBACK_KEYRING_SERVICE`, else Driveback's service name.
+fn os_keyring() -> KeyringSecretStore {
+    let service = std::env::var("DRIVEBACK_KEYRING_SERVICE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| secrets::SERVICE.to_string());
+    KeyringSecretStore::with_service(&service)
+}
+
+/// `google.client_id` of the settings file (see [`crate::settings::settings_path`]).
+pub fn saved_client_id() -> Result<Option<String>, AuthError> {
+    crate::settings::Settings::load()
+        .map(|s| s.google.client_id)
+        .map_err(|e| AuthError::NotConfigured(e.to_string()))
+}
+
+/// The OAuth client to sign in with, and where it came from (see [`OAuthClient::resolve`]). The
+/// saved client is read only when the environment names none: its ID from `saved_id`, its
+/// secret from `keyring` ([`secrets::GOOGLE_CLIENT_SECRET`]).
+pub fn configured_client(
+    keyring: Option<&dyn SecretStore>,
+    saved_id: impl FnOnce() -> Result<Option<String>, AuthError>,
+) -> Result<(OAuthClient, ClientSource), AuthError> {
+    use secrecy::ExposeSecret;
+    let mut sources = ClientSources::from_env(None);
+    if sources.env_id.is_none() && sources.env_secret.is_none() {
+        sources.saved_id = saved_id()?.filter(|id| !id.trim().is_empty());
+        if sources.saved_id.is_some() {
+            if let Some(store) = keyring {
+                sources.saved_secret = store
+                    .get(secrets::GOOGLE_CLIENT_SECRET)?
+                    .map(|s| s.expose_secret().to_string())
+                    .filter(|s| !s.trim().is_empty());
+            }
+        }
+    }
+    OAuthClient::resolve(sources)
 }
 
 /// The access tokens of the connected account, configured from the environment (see

@@ -78,10 +78,12 @@ impl Service {
         let given: Settings = serde_json::from_value(given)
             .map_err(|e| ApiError::bad_input(format!("these settings are not valid: {e}")))?;
         self.update_settings(|s| {
-            let (backup, version) = (s.backup.clone(), s.version);
+            let (backup, version, google) = (s.backup.clone(), s.version, s.google.clone());
             *s = given;
             s.backup = backup;
             s.version = version;
+            // The OAuth client is set up with its secret (see `google.rs`), not here.
+            s.google = google;
         })?;
         Ok(self.settings_view())
     }

@@ -16,11 +16,13 @@
 //! - `status.rs`: the state a door renders and the health report;
 //! - `background.rs`: the scheduler, the health watch, the weekly summary and settings reload, as
 //!   one handle to spawn and stop;
-//! - `mongo.rs`: the MongoDB seam.
+//! - `mongo.rs`: the MongoDB seam;
+//! - `google.rs`: the Google OAuth client to sign in with (set up, shown, forgotten).
 
 mod background;
 mod backup;
 mod config;
+mod google;
 mod keys;
 pub mod memory;
 pub mod mongo;
@@ -37,6 +39,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use background::{alerts, AlertMemory, Background, BackgroundOptions};
 pub use backup::{BackupPlan, OneShot};
 pub use config::{DriveConnected, HealthView, SettingsView, TestEmailSent, DRIVE_DEST};
+pub use google::GoogleClientStatus;
 pub use keys::{Checked, KeyCreated, ShownKey};
 pub use memory::UiMemory;
 pub use mongo::{DatabaseServer, LiveCollection, MongoDriver};
@@ -49,7 +52,7 @@ pub use status::{
     StatusView, PASSPHRASE_CHECK_DAYS,
 };
 
-use crate::auth::{AccessTokens, Account, AccountFile, GoogleAuth, GoogleEndpoints, OAuthClient};
+use crate::auth::{AccessTokens, Account, GoogleAuth};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::history::History;
 use crate::jobs::{Clock, Jobs, SystemClock};
@@ -142,7 +145,8 @@ pub(crate) struct Inner {
     env: EnvDefaults,
     /// A connection string entered in this session (also saved to the keyring when there is one).
     uri_override: Mutex<Option<SecretString>>,
-    google: Result<Arc<GoogleAuth>, String>,
+    /// Google sign-in with the client found (see `google.rs`), or why it cannot be used.
+    google: Mutex<Result<Arc<GoogleAuth>, ApiError>>,
     /// The destination last opened, reused while its name and the sign-in stay the same.
     store_cache: Mutex<Option<(String, Arc<dyn RemoteStore>)>>,
     /// Set to give up a Google sign-in that is waiting for the browser.
@@ -201,23 +205,13 @@ impl Service {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e)),
         };
-        let google = match &secrets {
-            None => Err(format!(
-                "Google Drive needs the OS keyring to keep its sign-in: {}",
-                keyring_problem.as_deref().unwrap_or("none is available")
-            )),
-            Some(s) => OAuthClient::from_env()
-                .and_then(|client| {
-                    GoogleAuth::new(
-                        GoogleEndpoints::from_env(),
-                        client,
-                        s.clone(),
-                        AccountFile::in_dir(&opts.config_dir),
-                    )
-                })
-                .map(Arc::new)
-                .map_err(|e| e.to_string()),
-        };
+        let google = google::sign_in(
+            secrets.as_ref(),
+            keyring_problem.as_deref(),
+            &opts.config_dir,
+            &settings,
+        )
+        .map(|(auth, _)| auth);
         let history = Arc::new(History::new(opts.data_dir.join("history.jsonl")));
         let password = crate::notify::mail::smtp_password(secrets.as_deref()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "email reports: no SMTP password");
@@ -259,7 +253,7 @@ impl Service {
                 data_dir: opts.data_dir.clone(),
                 env: opts.env,
                 uri_override: Mutex::new(None),
-                google,
+                google: Mutex::new(google),
                 store_cache: Mutex::new(None),
                 connect_cancel: Mutex::new(None),
                 clock: opts.clock,
@@ -472,10 +466,16 @@ impl Service {
             if *cur == new {
                 return Ok(false);
             }
+            let client_changed = cur.google != new.google;
             *cur = new.clone();
-            new
+            (new, client_changed)
         };
+        let (new, client_changed) = new;
         self.settings_changed(new);
+        if client_changed {
+            // `driveback config set google.client_id` or the other front door.
+            self.reload_google();
+        }
         Ok(true)
     }
 
@@ -589,15 +589,12 @@ impl Service {
 
     /// Google sign-in, or why it cannot be used here (no OAuth client, no keyring).
     pub fn google(&self) -> ApiResult<Arc<GoogleAuth>> {
-        self.inner
-            .google
-            .clone()
-            .map_err(|why| ApiError::new(ErrorCode::DriveUnavailable, why))
+        lock(&self.inner.google).clone()
     }
 
     /// The connected account, as recorded. Blocking (reads a file).
     pub fn account(&self) -> Option<Account> {
-        let google = self.inner.google.as_ref().ok()?;
+        let google = self.google().ok()?;
         google.account().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "could not read the Google account record");
             None

@@ -6,7 +6,7 @@ use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 
 use super::{lock, Service, UriSource};
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorCode};
 use crate::health::DestinationProblem;
 use crate::history::{self, RunRecord};
 use crate::jobs::JobInfo;
@@ -112,8 +112,10 @@ pub struct DestinationView {
 
 #[derive(Serialize)]
 pub struct DriveView {
-    /// Google sign-in can be used here (an OAuth client and a keyring).
+    /// Google sign-in can be used here: a keyring, and an OAuth client or the way to set one up.
     pub available: bool,
+    /// An OAuth client is there to sign in with (else Connect sets one up first).
+    pub client_configured: bool,
     pub connected: bool,
     pub account: Option<String>,
     /// Google no longer accepts the sign-in: the user must connect again.
@@ -182,7 +184,9 @@ impl Service {
         let account = self.account();
         let drive = match self.google() {
             Err(e) => DriveView {
-                available: false,
+                // Without a client yet, one can be set up here (then sign-in works).
+                available: e.code == ErrorCode::NotConfigured,
+                client_configured: false,
                 connected: false,
                 account: None,
                 reconnect_needed: false,
@@ -190,6 +194,7 @@ impl Service {
             },
             Ok(_) => DriveView {
                 available: true,
+                client_configured: true,
                 connected: account.is_some(),
                 account: account.as_ref().map(|a| a.email.clone()),
                 reconnect_needed: account.as_ref().is_some_and(|a| a.reconnect_needed),
