@@ -291,6 +291,11 @@ export const api = {
   sendTestEmail: () => invoke<{ to: string[]; server: string }>("send_test_email"),
   health: () => invoke<Health>("health"),
   acknowledgeAlarms: () => invoke<number>("acknowledge_alarms"),
+
+  /** Whether Driveback starts (in the tray, without a window) when the user logs in. */
+  startAtLogin: () => invoke<boolean>("start_at_login_status"),
+  /** Adds or removes the login entry; answers whether Driveback now starts at login. */
+  setStartAtLogin: (enabled: boolean) => invoke<boolean>("set_start_at_login", { enabled }),
 };
 
 /** Listens to an event the backend pushes; answers the way to stop. Outside the app (tests, a

@@ -29,6 +29,7 @@ async function open(view: SettingsView = sampleSettings(), more: Record<string, 
       return structuredClone(saved);
     },
     set_smtp_password: () => undefined,
+    start_at_login_status: () => false,
     ...more,
   });
   await settingsDialog();
@@ -36,6 +37,55 @@ async function open(view: SettingsView = sampleSettings(), more: Record<string, 
 }
 
 describe("More settings", () => {
+  it("shows whether Driveback starts at login, and switches it on and off", async () => {
+    let on = true;
+    const { backend } = await open(sampleSettings(), {
+      start_at_login_status: () => on,
+      set_start_at_login: (a) => (on = a!.enabled as boolean),
+    });
+    const login = $("start-at-login");
+    expect(login.checked).toBe(true);
+    expect(login.disabled).toBe(false);
+    expect(document.querySelector('label[for="start-at-login"]')!.textContent).toContain("Start Driveback when I log in");
+    login.click();
+    await vi.waitFor(() => expect(on).toBe(false));
+    await vi.waitFor(() => expect(login.disabled).toBe(false));
+    expect(login.checked).toBe(false);
+    login.click();
+    await vi.waitFor(() => expect(on).toBe(true));
+    await vi.waitFor(() => expect(login.disabled).toBe(false));
+    expect(login.checked).toBe(true);
+    expect(backend.calls().filter(([c]) => c === "set_start_at_login").map(([, a]) => a)).toEqual([{ enabled: false }, { enabled: true }]);
+    expect($("start-at-login-result").textContent).toBe("");
+    expect(commands(backend)).not.toContain("save_settings");
+  });
+
+  it("says in one line why the login entry could not be added, and stays off", async () => {
+    const message = "Could not add Driveback to the programs started at login: Not a directory (os error 20)";
+    await open(sampleSettings(), {
+      set_start_at_login: () => Promise.reject({ code: "io_error", message }),
+    });
+    const login = $("start-at-login");
+    expect(login.checked).toBe(false);
+    login.click();
+    await vi.waitFor(() => expect($("start-at-login-result").textContent).toBe(message));
+    expect($("start-at-login-result").querySelectorAll("p")).toHaveLength(1);
+    expect($("start-at-login-result").querySelector('[role="alert"]')).not.toBeNull();
+    expect(login.checked).toBe(false);
+    expect(login.disabled).toBe(false);
+  });
+
+  it("shows why the login entry could not be read, with the switch disabled", async () => {
+    const message = "Could not tell whether Driveback starts at login: permission denied";
+    await open(sampleSettings(), {
+      start_at_login_status: () => Promise.reject({ code: "io_error", message }),
+    });
+    expect($("start-at-login").disabled).toBe(true);
+    expect($("start-at-login-result").textContent).toBe(message);
+    // The rest of the settings are there.
+    expect($("ret-daily").value).toBe("7");
+  });
+
   it("shows the saved values and never the password", async () => {
     await open({ ...sampleSettings(), smtp_password_set: true });
     expect($("settings-dialog")).not.toBeNull();

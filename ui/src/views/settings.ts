@@ -2,7 +2,7 @@
 // notifications, and the email server. Each section
 // saves on its own; every save sends the whole settings as the backend has them, with the
 // section's changes applied.
-import { api, type Settings, type SettingsView, type SmtpSecurity } from "../api";
+import { api, asApiError, type Settings, type SettingsView, type SmtpSecurity } from "../api";
 import { button, loadingDialog } from "../dialog";
 import { busy, h, select, type Child } from "../dom";
 import { showError, toast } from "../messages";
@@ -357,12 +357,54 @@ function smtpSection(v: SettingsView): HTMLElement {
   );
 }
 
+/** "Start Driveback when I log in": applied at once; `now` is the login entry's state, or the
+ * error that kept it from being read. */
+function startAtLoginSection(now: boolean | { error: unknown }): HTMLElement {
+  const [row, input] = checkbox("start-at-login", "Start Driveback when I log in", now === true);
+  input.setAttribute("aria-describedby", "start-at-login-help");
+  const slot = h("div", { class: "slot", id: "start-at-login-result", "aria-live": "polite" });
+  const fail = (e: unknown) => slot.replaceChildren(h("p", { class: "error small", role: "alert" }, asApiError(e).message));
+  if (typeof now !== "boolean") {
+    input.disabled = true;
+    fail(now.error);
+  }
+  input.addEventListener("change", async () => {
+    const want = input.checked;
+    input.disabled = true;
+    slot.replaceChildren();
+    try {
+      input.checked = await api.setStartAtLogin(want);
+    } catch (e) {
+      input.checked = !want;
+      fail(e);
+    } finally {
+      input.disabled = false;
+    }
+  });
+  return h(
+    "section",
+    { class: "settings-section", id: "startup-section", "aria-labelledby": "startup-title" },
+    h("h3", { id: "startup-title" }, "Startup"),
+    row,
+    h(
+      "p",
+      { class: "muted small", id: "start-at-login-help" },
+      "Driveback then starts in the tray, without a window, so that automatic backups go on after a restart.",
+    ),
+    slot,
+  );
+}
+
 /** The More settings dialog. */
 export function settingsDialog(): Promise<void> {
   return loadingDialog({ id: "settings-dialog", title: "More settings", loading: "Loading…" }, async () => {
-    const v = await api.getSettings();
+    const [v, login] = await Promise.all([
+      api.getSettings(),
+      api.startAtLogin().catch((error: unknown) => ({ error })),
+    ]);
     return [
       v.problem ? h("p", { class: "warning small", role: "note" }, `Your settings could not all be read, so some are the defaults: ${v.problem}`) : null,
+      startAtLoginSection(login),
       scheduleDaySection(v),
       retentionSection(v),
       notifySection(v),
