@@ -1061,11 +1061,17 @@ fn capability_grants_exactly_the_commands() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    // The app's own commands, and listening to the events it sends the window; nothing else.
+    // The app's own commands, listening to the events it sends the window, and opening the
+    // system's file and folder pickers; nothing else.
     let (own, core): (Vec<&str>, Vec<&str>) = perms.iter().partition(|p| p.starts_with("allow-"));
     assert_eq!(
         core,
-        ["core:event:allow-listen", "core:event:allow-unlisten"]
+        [
+            "core:event:allow-listen",
+            "core:event:allow-unlisten",
+            "dialog:allow-open",
+            "dialog:allow-save"
+        ]
     );
     let perms = own;
     let build =

@@ -146,6 +146,9 @@ pub fn run() {
             tray::show_main_window(app);
         }))
         .plugin(tauri_plugin_notification::init())
+        // The system's file and folder pickers; the page may open them (`dialog:allow-open`,
+        // `dialog:allow-save`) and gets back only the path the user picked.
+        .plugin(tauri_plugin_dialog::init())
         .plugin(autostart::plugin())
         .setup(move |app| {
             // The engine's folders (shared with the `driveback` CLI; `DRIVEBACK_CONFIG_DIR` and
