@@ -462,13 +462,28 @@ fn a_login_start_shows_no_window_and_runs_the_missed_backup() {
     assert_eq!(x.viewable_windows("Driveback"), Vec::<String>::new());
 
     // Opening Driveback again (a second launch, no flag) brings the window up.
-    let second = launch(&[], &dir.path().join("second.log"))
-        .wait_with_output()
-        .unwrap();
+    // It hands over to the running app and ends.
+    let log = dir.path().join("second.log");
+    let mut second = RunningApp {
+        child: launch(&[], &log),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second launch did not hand over to the running app; its output:\n{}",
+            second.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
-        second.status.success(),
-        "the second launch: {}",
-        second.status
+        status.success(),
+        "the second launch: {status}\n{}",
+        second.log()
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while x.viewable_windows("Driveback").is_empty() {
