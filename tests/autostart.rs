@@ -193,6 +193,37 @@ fn a_login_entry_that_cannot_be_written_is_an_error() {
     assert_eq!(code, "internal");
 }
 
+/// With the app's real capability, the page reaches the login entry only through the app's two
+/// commands: the plugin's own commands are refused.
+#[test]
+fn the_page_cannot_call_the_plugin_directly() {
+    let _env = env_lock();
+    let home = tempfile::tempdir().unwrap();
+    let _home = HomeFor::set(home.path());
+    let mut context = tauri::generate_context!();
+    context.set_assets(Box::new(noop_assets()));
+    let app = driveback_app::builder(mock_builder())
+        .plugin(driveback_app::autostart::plugin())
+        .build(context)
+        .unwrap();
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    for cmd in [
+        "plugin:autostart|enable",
+        "plugin:autostart|disable",
+        "plugin:autostart|is_enabled",
+    ] {
+        let refused = invoke(&window, cmd, json!({})).expect_err(cmd).to_string();
+        assert!(refused.contains("not allowed"), "{cmd}: {refused}");
+    }
+    assert!(!home.path().join(".config/autostart").exists());
+    assert_eq!(
+        invoke(&window, "start_at_login_status", json!({})),
+        Ok(json!(false))
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The real app, started as the login entry starts it.
 
