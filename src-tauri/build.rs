@@ -26,6 +26,8 @@ const COMMANDS: &[&str] = &[
     "connect_drive",
     "cancel_connect_drive",
     "disconnect_drive",
+    "google_client_status",
+    "set_google_client",
     "get_settings",
     "save_settings",
     "set_smtp_password",

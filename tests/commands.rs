@@ -1622,3 +1622,78 @@ fn save_as_json_writes_a_file_per_collection() {
     );
     rt.block_on(async { db.drop().await }).unwrap();
 }
+
+/// The Google OAuth client set up from the app: a refused client file changes nothing; a pasted
+/// client goes to the settings (its ID) and the keyring (its secret), and the state says a
+/// client is there, so Connect signs in at once.
+#[test]
+fn google_client_is_set_up_from_the_app() {
+    use secrecy::ExposeSecret;
+    let h = harness(|_| EnvDefaults::default());
+    let settings_file = h.dir.path().join("config").join("settings.json");
+    let before = h.ok("google_client_status", json!({}));
+    assert_eq!(before["configured"], false, "{before}");
+    assert!(
+        before["problem"]
+            .as_str()
+            .unwrap()
+            .contains("driveback connect --client-file PATH"),
+        "{before}"
+    );
+    let state = h.ok("app_state", json!({}));
+    assert_eq!(state["drive"]["available"], true, "{state}");
+    assert_eq!(state["drive"]["client_configured"], false, "{state}");
+
+    let id = "123456789012-abcdefghij.apps.googleusercontent.com";
+    let secret = "GOCSPX-app-test-secret";
+    let web = json!({"web": {"client_id": id, "client_secret": secret}}).to_string();
+    let (code, message) = h.err(
+        "set_google_client",
+        json!({"client": {"file_contents": web}}),
+    );
+    assert_eq!(code, "bad_input");
+    assert!(
+        message.starts_with("This is a Web application client; create one of type Desktop app"),
+        "{message}"
+    );
+    assert!(!settings_file.exists(), "nothing was saved");
+    assert!(h
+        .secrets
+        .get(driveback_engine::secrets::GOOGLE_CLIENT_SECRET)
+        .unwrap()
+        .is_none());
+
+    let done = h.ok(
+        "set_google_client",
+        json!({"client": {"id": format!(" {id}\n"), "secret": secret}}),
+    );
+    assert_eq!(done["client"]["configured"], true, "{done}");
+    assert_eq!(done["client"]["source"], "settings", "{done}");
+    assert_eq!(done["client"]["client_id"], id, "{done}");
+    assert_eq!(done["state"]["drive"]["client_configured"], true, "{done}");
+    assert!(
+        !done.to_string().contains(secret),
+        "never the secret: {done}"
+    );
+    let on_disk = std::fs::read_to_string(&settings_file).unwrap();
+    assert!(
+        on_disk.contains(id) && !on_disk.contains(secret),
+        "{on_disk}"
+    );
+    let kept = h
+        .secrets
+        .get(driveback_engine::secrets::GOOGLE_CLIENT_SECRET)
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.expose_secret(), secret);
+
+    // A wrong ID is refused in one sentence and the saved client stays.
+    let (code, message) = h.err(
+        "set_google_client",
+        json!({"client": {"id": "GOCSPX-pasted-in-the-wrong-box", "secret": "x"}}),
+    );
+    assert_eq!(code, "bad_input");
+    assert!(message.contains(".apps.googleusercontent.com"), "{message}");
+    assert_eq!(h.ok("google_client_status", json!({}))["client_id"], id);
+    assert_eq!(std::fs::read_to_string(&settings_file).unwrap(), on_disk);
+}

@@ -53,6 +53,8 @@ pub fn builder<R: tauri::Runtime>(b: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::drive::connect_drive,
         commands::drive::cancel_connect_drive,
         commands::drive::disconnect_drive,
+        commands::drive::google_client_status,
+        commands::drive::set_google_client,
         commands::settings::get_settings,
         commands::settings::save_settings,
         commands::settings::set_smtp_password,

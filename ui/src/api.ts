@@ -78,8 +78,10 @@ export interface AppState {
     problem: string | null;
   };
   drive: {
-    /** False when this build has no Google sign-in set up (`problem` says so). */
+    /** False when Google sign-in can't be used here, e.g. no keyring (`problem` says so). */
     available: boolean;
+    /** An OAuth client is there to sign in with; false: Connect sets one up first. */
+    client_configured?: boolean;
     connected: boolean;
     account: string | null;
     reconnect_needed: boolean;
@@ -283,6 +285,12 @@ export const api = {
   connectDrive: () => invoke<{ email: string; state: AppState; notices: string[] }>("connect_drive"),
   cancelConnectDrive: () => invoke<boolean>("cancel_connect_drive"),
   disconnectDrive: () => invoke<{ state: AppState; message: string }>("disconnect_drive"),
+  /** Which Google OAuth client sign-in uses (never its secret), or how to set one up. */
+  googleClientStatus: () => invoke<GoogleClientStatus>("google_client_status"),
+  /** Saves the user's own OAuth client (a downloaded client file's text, or a pasted ID and
+   * secret); a client that can't be used rejects with `bad_input` and one sentence. */
+  setGoogleClient: (client: { id: string; secret: string } | { file_contents: string }) =>
+    invoke<{ client: GoogleClientStatus; state: AppState }>("set_google_client", { client }),
 
   getSettings: () => invoke<SettingsView>("get_settings"),
   saveSettings: (settings: Settings) => invoke<SettingsView>("save_settings", { settings }),
@@ -315,6 +323,15 @@ export function onBackendEvent<T = unknown>(name: string, onEvent: (payload: T) 
     stopped = true;
     unlisten?.();
   };
+}
+
+/** Where the Google OAuth client in use comes from. */
+export interface GoogleClientStatus {
+  configured: boolean;
+  source: "env" | "settings" | "built_in" | "emulator" | null;
+  client_id: string | null;
+  /** How to set one up, when none can be used. */
+  problem: string | null;
 }
 
 /** Anything a command threw, as an ApiError. */

@@ -154,8 +154,8 @@ export const EXPLAIN: Record<ErrorCode, [string, string]> = {
   reconnect_needed: ["Google Drive needs reconnecting.", "Its sign-in ended or was revoked: tap Reconnect and sign in again."],
   access_denied: ["Google sign-in was declined.", "Connect again and allow Driveback to keep its backups in your Drive."],
   scope_not_granted: [
-    "Driveback was not allowed to keep backups in your Drive.",
-    "Connect again and tick the box that lets Driveback see its own files.",
+    "Driveback was not allowed to keep backups in your Drive, so it is not connected.",
+    "Connect again and leave the Google Drive permission ticked on Google's page.",
   ],
   authorization_failed: ["Google did not accept the sign-in.", "Try connecting again."],
   timed_out: ["Google sign-in took too long.", "Try connecting again, and finish signing in within a few minutes."],

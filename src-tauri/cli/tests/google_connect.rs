@@ -1218,6 +1218,19 @@ fn without_any_client_connect_says_how_to_set_one_up() {
         "{out}"
     );
     assert!(!env.url_file().exists());
+    // The emulator without its demo client is a fresh install's Google.
+    let out: Out = env
+        .cmd(&["connect", "--timeout", "30"])
+        .env("DRIVEBACK_GOOGLE_DEMO_CLIENT", "off")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("no Google OAuth client is set up"),
+        "{out}"
+    );
+    assert_eq!(env.emu.requests("authorize"), 0);
 }
 
 /// Google's granular consent: the user unticks the Drive permission. Nothing half-connected

@@ -1,8 +1,9 @@
 //! Connect Google Drive (the system browser, a loopback redirect, PKCE and state: all in the
-//! engine), give up waiting, and disconnect (which revokes the grant).
+//! engine), give up waiting, and disconnect (which revokes the grant); the OAuth client it signs
+//! in with (shown, and set up from a pasted ID and secret or the downloaded client file).
 
-use driveback_engine::service::StatusView;
-use serde::Serialize;
+use driveback_engine::service::{GoogleClientStatus, StatusView};
+use serde::{Deserialize, Serialize};
 use tauri::State;
 
 use super::on_service;
@@ -56,6 +57,50 @@ pub async fn disconnect_drive(state: State<'_, Shared>) -> ApiResult<DriveDiscon
         Ok(DriveDisconnected {
             state: s.status_view(),
             message,
+        })
+    })
+    .await
+}
+
+/// Which OAuth client sign-in uses (never its secret), or how to set one up.
+#[tauri::command]
+pub async fn google_client_status(state: State<'_, Shared>) -> ApiResult<GoogleClientStatus> {
+    on_service(state.inner(), |s| Ok(s.google_client_status())).await
+}
+
+/// A client as the setup dialog gives it: the downloaded `client_secret_*.json` (its text, read
+/// in the webview), or the ID and secret pasted from Google Cloud Console.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum ClientInput {
+    File { file_contents: String },
+    Pasted { id: String, secret: String },
+}
+
+#[derive(Serialize)]
+pub struct GoogleClientSet {
+    pub client: GoogleClientStatus,
+    pub state: StatusView,
+}
+
+/// Sets up the user's own OAuth client: the secret goes to the OS keyring, the ID to the
+/// settings. A client that cannot be used is refused in one sentence (`bad_input`) and nothing
+/// changes.
+#[tauri::command]
+pub async fn set_google_client(
+    state: State<'_, Shared>,
+    client: ClientInput,
+) -> ApiResult<GoogleClientSet> {
+    on_service(state.inner(), move |s| {
+        let client = match client {
+            ClientInput::File { file_contents } => {
+                s.set_google_client_file(file_contents.as_bytes())?
+            }
+            ClientInput::Pasted { id, secret } => s.set_google_client(&id, &secret)?,
+        };
+        Ok(GoogleClientSet {
+            client,
+            state: s.status_view(),
         })
     })
     .await

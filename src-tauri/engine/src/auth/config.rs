@@ -138,7 +138,10 @@ impl ClientSources {
             saved_id: saved_id.filter(|v| !v.trim().is_empty()),
             saved_secret: saved_secret.filter(|v| !v.trim().is_empty()),
             built_in: built_in_client(),
-            emulated: var("DRIVEBACK_GOOGLE_BASE_URL").is_some(),
+            // `DRIVEBACK_GOOGLE_DEMO_CLIENT=off`: the emulator without its demo client, as a
+            // fresh install sees Google (the setup of a client can then be tested end to end).
+            emulated: var("DRIVEBACK_GOOGLE_BASE_URL").is_some()
+                && var("DRIVEBACK_GOOGLE_DEMO_CLIENT").as_deref() != Some("off"),
         }
     }
 
