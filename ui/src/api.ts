@@ -2,6 +2,7 @@
 // an ApiError `{ code, message }`; the backend also pushes a few events (see onBackendEvent).
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import { open as openPicker } from "@tauri-apps/plugin-dialog";
 
 import type { ErrorCode } from "./generated/ErrorCode";
 
@@ -121,12 +122,24 @@ export interface PlannedCollection {
   restorable: boolean;
 }
 
+/** The restore confirmation's "Advanced" part: another database, some collections. */
+export interface RestoreChoices {
+  target_db?: string | null;
+  collections?: string[] | null;
+}
+
 export interface RestorePlan {
   token: string;
   backup: Backup;
   target_db: string;
   host: string | null;
+  /** The chosen collections (all of the backup's unless some were chosen). */
   collections: PlannedCollection[];
+  /** Every collection and view in the backup (the backend always sends these three). */
+  available?: string[];
+  source?: "destination" | "file";
+  /** The file's path, for a restore from a file. */
+  file?: string | null;
   untouched: string[];
   safety_backup: boolean;
   warnings: string[];
@@ -276,8 +289,24 @@ export const api = {
     invoke<VerifyResult>("verify_backup", { id, passphrase, onEvent }),
   saveCopy: (id: string, folder: string) =>
     invoke<{ path: string; bytes: number }>("save_copy", { id, folder }),
-  prepareRestore: (id: string, passphrase: string | null) =>
-    invoke<RestorePlan>("prepare_restore", { id, passphrase }),
+  prepareRestore: (id: string, passphrase: string | null, options: RestoreChoices | null = null) =>
+    invoke<RestorePlan>("prepare_restore", options ? { id, passphrase, options } : { id, passphrase }),
+  /** A Driveback backup file (saved copy, email attachment) or a plain mongodump archive. */
+  prepareRestoreFile: (path: string, passphrase: string | null, options: RestoreChoices | null = null) =>
+    invoke<RestorePlan>("prepare_restore_file", { path, passphrase, options }),
+  /** "Save as JSON": one Extended JSON file per collection, in a new folder inside `folder`. */
+  exportJson: (id: string, folder: string, passphrase: string | null) =>
+    invoke<{ folder: string; files: string[]; documents: number }>("export_json", { id, folder, passphrase }),
+  /** The system's file picker; the chosen path, or null when cancelled. */
+  pickFile: async (title: string): Promise<string | null> => {
+    const picked = await openPicker({ title, multiple: false, directory: false });
+    return typeof picked === "string" ? picked : null;
+  },
+  /** The system's folder picker; the chosen path, or null when cancelled. */
+  pickFolder: async (title: string): Promise<string | null> => {
+    const picked = await openPicker({ title, multiple: false, directory: true });
+    return typeof picked === "string" ? picked : null;
+  },
   restore: (token: string, onEvent: Channel<JobEvent>) =>
     invoke<RestoreResult>("restore", { token, onEvent }),
 

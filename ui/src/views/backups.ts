@@ -1,6 +1,7 @@
-// The backup list (newest first) with Restore, Verify and Save a copy on each, and the
-// "Replace current data?" confirmation.
-import { api, asApiError, jobChannel, type ApiError, type Backup, type JobEvent, type RestorePlan, type RestoreResult } from "../api";
+// The backup list (newest first) with Restore, Verify, Save a copy and Save as JSON on each,
+// "Restore from a file…", and the "Replace current data?" confirmation with its "Advanced" part
+// (another database, some collections).
+import { api, asApiError, jobChannel, type ApiError, type Backup, type JobEvent, type RestoreChoices, type RestorePlan, type RestoreResult } from "../api";
 import { button, openDialog } from "../dialog";
 import { busy, h, replace } from "../dom";
 import { capitalize, countsLine, formatBytes, formatCount, formatFullDate, formatWhen, progressLine } from "../format";
@@ -11,6 +12,7 @@ export function backupRow(b: Backup, now: Date = new Date()): HTMLElement {
   const restore = h("button", { type: "button", class: "primary restore-button", "data-id": b.id }, "Restore");
   const verify = h("button", { type: "button", class: "secondary verify-button", "data-id": b.id }, "Verify");
   const copy = h("button", { type: "button", class: "secondary copy-button", "data-id": b.id }, "Save a copy");
+  const json = h("button", { type: "button", class: "secondary json-button", "data-id": b.id, title: "Extended JSON, one file per collection" }, "Save as JSON");
   return h(
     "li",
     { class: "backup-row", "data-id": b.id },
@@ -28,7 +30,7 @@ export function backupRow(b: Backup, now: Date = new Date()): HTMLElement {
       h("div", { class: "muted small" }, `${formatBytes(b.bytes)} · ${formatCount(b.documents)} documents · ${b.database}`),
       h("div", { class: "row-result small", "aria-live": "polite" }),
     ),
-    h("div", { class: "row-actions" }, restore, verify, copy),
+    h("div", { class: "row-actions" }, restore, verify, copy, json),
   );
 }
 
@@ -37,10 +39,30 @@ export async function renderBackups(root: HTMLElement, back: () => void): Promis
   const slot = h("div", { class: "slot", "aria-live": "polite" });
   const loading = h("p", { id: "backups-loading", class: "muted" }, "Loading backups…");
   const backButton = button("← Back", back, { id: "backups-back", class: "link" });
+  const reload = () => void renderBackups(root, back);
+  const fromFile = button("Restore from a file…", () => void pickAndRestore(fromFile, fileResult, reload), {
+    id: "restore-file-button",
+    class: "secondary",
+  });
+  const fileResult = h("div", { id: "restore-file-result", class: "small", "aria-live": "polite" });
+  // The path the file picker gave goes through this one function; an end-to-end test (which
+  // cannot drive the system's picker) calls it with a known file.
+  window.drivebackRestoreFromFile = (path: string) => restoreFromFile(path, fromFile, fileResult, reload);
   replace(
     root,
     h("header", { class: "appbar" }, backButton, h("h1", {}, "Backups")),
-    h("main", { id: "backups" }, h("section", { class: "card" }, loading, list, slot)),
+    h(
+      "main",
+      { id: "backups" },
+      h("section", { class: "card" }, loading, list, slot),
+      h(
+        "section",
+        { class: "card", id: "restore-file" },
+        h("p", { class: "muted small" }, "A backup saved with “Save a copy”, the copy an email brought, or a file made by mongodump --archive."),
+        fromFile,
+        fileResult,
+      ),
+    ),
   );
   backButton.focus();
   let backups: Backup[];
@@ -66,8 +88,82 @@ export async function renderBackups(root: HTMLElement, back: () => void): Promis
     const verify = row.querySelector<HTMLButtonElement>(".verify-button")!;
     verify.addEventListener("click", () => verifyBackup(b, verify, result));
     row.querySelector<HTMLButtonElement>(".copy-button")!.addEventListener("click", () => saveCopyDialog(b));
+    const json = row.querySelector<HTMLButtonElement>(".json-button")!;
+    json.addEventListener("click", () => void pickAndSaveJson(b, json, result));
     list.append(row);
   }
+  // As for a file to restore: the folder the picker gave goes through this function.
+  window.drivebackSaveJson = (id: string, folder: string) => {
+    const row = [...list.querySelectorAll<HTMLElement>(".backup-row")].find((r) => r.dataset.id === id);
+    const b = backups.find((x) => x.id === id);
+    if (!row || !b) return Promise.resolve();
+    return saveJson(b, folder, row.querySelector<HTMLButtonElement>(".json-button")!, row.querySelector<HTMLElement>(".row-result")!);
+  };
+}
+
+declare global {
+  interface Window {
+    /** Restores from the file at `path` as if it had been picked ("Restore from a file…"). */
+    drivebackRestoreFromFile?: (path: string) => Promise<void>;
+    /** Saves backup `id` as JSON into `folder` as if it had been picked ("Save as JSON"). */
+    drivebackSaveJson?: (id: string, folder: string) => Promise<void>;
+  }
+}
+
+async function pickAndRestore(opener: HTMLButtonElement, out: HTMLElement, reload: () => void): Promise<void> {
+  out.replaceChildren();
+  let path: string | null;
+  try {
+    path = await api.pickFile("Choose a backup or a mongodump archive");
+  } catch (e) {
+    out.replaceChildren(errorBox(e));
+    return;
+  }
+  if (path) await restoreFromFile(path, opener, out, reload);
+}
+
+/** Reads and checks the file at `path`, then the same "Replace current data?" as a backup from the
+ * list. A problem with the file is shown under the button. */
+export async function restoreFromFile(path: string, opener: HTMLButtonElement, out: HTMLElement, reload: () => void): Promise<void> {
+  out.replaceChildren();
+  const prepare = (options: RestoreChoices | null) => withPassphrase((p) => api.prepareRestoreFile(path, p, options));
+  let plan: RestorePlan | null;
+  try {
+    plan = await busy(opener, "Reading the file…", () => prepare(null));
+  } catch (e) {
+    out.replaceChildren(errorBox(e, "restore-file-error"));
+    return;
+  }
+  if (plan) confirmRestore(plan, reload, prepare);
+}
+
+async function pickAndSaveJson(b: Backup, opener: HTMLButtonElement, out: HTMLElement): Promise<void> {
+  out.replaceChildren();
+  let folder: string | null;
+  try {
+    folder = await api.pickFolder("Choose where to save the JSON files");
+  } catch (e) {
+    out.replaceChildren(errorBox(e));
+    return;
+  }
+  if (folder) await saveJson(b, folder, opener, out);
+}
+
+/** Writes backup `b` as Extended JSON into a new folder inside `folder`; says where, or why not. */
+export async function saveJson(b: Backup, folder: string, opener: HTMLButtonElement, out: HTMLElement): Promise<void> {
+  out.replaceChildren();
+  await busy(opener, "Saving…", async () => {
+    try {
+      const r = await withPassphrase((p) => api.exportJson(b.id, folder, p));
+      if (r) {
+        out.replaceChildren(
+          h("span", { class: "ok json-ok" }, `✓ Saved ${formatCount(r.documents)} documents as JSON, one file per collection (${r.files.length}), in ${r.folder}`),
+        );
+      }
+    } catch (e) {
+      out.replaceChildren(errorBox(e, "json-error"));
+    }
+  });
 }
 
 /** Runs `work` with the passphrase asked for only if the backend says it needs it. */
@@ -130,15 +226,67 @@ function saveCopyDialog(b: Backup): void {
 }
 
 async function startRestore(b: Backup, opener: HTMLButtonElement, reload: () => void): Promise<void> {
+  const prepare = (options: RestoreChoices | null) => withPassphrase((p) => api.prepareRestore(b.id, p, options));
   let plan: RestorePlan | null;
   try {
-    plan = await busy(opener, "Preparing…", () => withPassphrase((p) => api.prepareRestore(b.id, p)));
+    plan = await busy(opener, "Preparing…", () => prepare(null));
   } catch (e) {
     const row = opener.closest(".backup-row")?.querySelector<HTMLElement>(".row-result");
     if (row) row.replaceChildren(errorBox(e));
     return;
   }
-  if (plan) confirmRestore(plan, reload);
+  if (plan) confirmRestore(plan, reload, prepare);
+}
+
+/** MongoDB's rules for a database name, as the engine checks them; null when it is fine. */
+export function databaseNameProblem(name: string): string | null {
+  if (name === "") return "Give the name of the database to restore into.";
+  const bad = [...name].find((c) => '/\\. "$\0'.includes(c));
+  if (bad !== undefined) return `A database name cannot hold ${bad === " " ? "a space" : `“${bad}”`}.`;
+  if (new TextEncoder().encode(name).length >= 64) return "A database name must be shorter than 64 bytes.";
+  return null;
+}
+
+/** The confirmation's "Advanced" part: the database to restore into and the collections (all
+ * ticked). `onApply` gets the choices; a change disables `replaceButton` until it is applied. */
+export function advancedPart(plan: RestorePlan, replaceButton: HTMLButtonElement, onApply: (c: RestoreChoices) => void, open = false): HTMLDetailsElement {
+  const chosen = new Set(plan.collections.map((c) => c.name));
+  const available = plan.available ?? plan.collections.map((c) => c.name);
+  const db = h("input", { id: "restore-target-db", type: "text", spellcheck: "false", autocomplete: "off", value: plan.target_db });
+  const boxes = available.map((name, i) =>
+    h("input", { type: "checkbox", id: `restore-collection-${i}`, class: "restore-collection", value: name, checked: chosen.has(name) }),
+  );
+  const note = h("p", { id: "restore-advanced-note", class: "small", "aria-live": "polite" });
+  const apply = button("Show what this replaces", () => {
+    const target = db.value.trim();
+    const problem = databaseNameProblem(target);
+    const picked = boxes.filter((b) => b.checked).map((b) => b.value);
+    if (problem) return void note.replaceChildren(h("span", { class: "error" }, problem));
+    if (picked.length === 0) return void note.replaceChildren(h("span", { class: "error" }, "Choose at least one collection."));
+    onApply({ target_db: target, collections: picked.length === available.length ? null : picked });
+  }, { id: "restore-advanced-apply", class: "secondary" });
+  const changed = () => {
+    const same = db.value.trim() === plan.target_db && boxes.every((b) => b.checked === chosen.has(b.value));
+    replaceButton.disabled = !same;
+    note.textContent = same ? "" : "Tap “Show what this replaces” to see the plan for these choices before replacing anything.";
+  };
+  db.addEventListener("input", changed);
+  for (const b of boxes) b.addEventListener("change", changed);
+  return h(
+    "details",
+    { id: "restore-advanced", open },
+    h("summary", {}, "Advanced"),
+    h("label", { for: "restore-target-db" }, "Restore into database"),
+    db,
+    h(
+      "fieldset",
+      { id: "restore-collections" },
+      h("legend", {}, "Collections to restore"),
+      ...available.map((name, i) => h("label", { class: "check", for: `restore-collection-${i}` }, boxes[i], ` ${name}`)),
+    ),
+    note,
+    apply,
+  );
 }
 
 export function planTable(plan: RestorePlan): HTMLElement {
@@ -161,10 +309,34 @@ export function planTable(plan: RestorePlan): HTMLElement {
   );
 }
 
-/** "Replace current data?" — Cancel has the focus; Replace data is the destructive one. */
-export function confirmRestore(plan: RestorePlan, reload: () => void): void {
+/** "Replace current data?" — Cancel has the focus; Replace data is the destructive one. With
+ * `replan`, an "Advanced" part plans again for another database or some collections. */
+export function confirmRestore(
+  plan: RestorePlan,
+  reload: () => void,
+  replan?: (choices: RestoreChoices | null) => Promise<RestorePlan | null>,
+  advancedOpen = false,
+): void {
   const cancel = button("Cancel", () => d.close(), { id: "restore-cancel" });
   const replaceButton = button("Replace data", () => void run(), { id: "restore-replace", class: "danger" });
+  const advancedSlot = h("div", { class: "slot", "aria-live": "polite" });
+  const advanced = replan
+    ? advancedPart(plan, replaceButton, async (choices) => {
+        advancedSlot.replaceChildren();
+        d.setBusy(true);
+        try {
+          const next = await replan(choices);
+          if (next) {
+            d.close();
+            confirmRestore(next, reload, replan, true);
+            return;
+          }
+        } catch (e) {
+          showError(advancedSlot, e);
+        }
+        d.setBusy(false);
+      }, advancedOpen)
+    : null;
   const body = [
     h(
       "p",
@@ -172,8 +344,9 @@ export function confirmRestore(plan: RestorePlan, reload: () => void): void {
       "The data in database ",
       h("strong", {}, plan.target_db),
       plan.host ? ` on ${plan.host}` : "",
-      " will be replaced with the backup of ",
-      h("strong", {}, formatFullDate(plan.backup.created)),
+      plan.source === "file" ? " will be replaced with the file " : " will be replaced with the backup of ",
+      h("strong", {}, plan.source === "file" ? (plan.file ?? plan.backup.file) : formatFullDate(plan.backup.created)),
+      plan.source === "file" && plan.backup.id ? ` (the backup of ${formatFullDate(plan.backup.created)})` : "",
       ".",
     ),
     planTable(plan),
@@ -187,6 +360,8 @@ export function confirmRestore(plan: RestorePlan, reload: () => void): void {
         : "The database has no data now, so there is nothing to back up first.",
     ),
     ...plan.warnings.map((w) => h("p", { class: "warning small" }, w)),
+    advanced,
+    advancedSlot,
   ];
   const d = openDialog({
     id: "restore-dialog",
@@ -239,7 +414,7 @@ export function confirmRestore(plan: RestorePlan, reload: () => void): void {
           { id: "restore-result" },
           undone
             ? `${r.database} is back as it was before the restore: ${formatCount(r.documents)} documents in ${r.collections.length} collections.`
-            : `${r.database} now holds the backup of ${formatFullDate(plan.backup.created)}: ${formatCount(r.documents)} documents in ${r.collections.length} collections.`,
+            : `${r.database} now holds the ${plan.source === "file" && !plan.backup.id ? "archive" : "backup"} of ${formatFullDate(plan.backup.created)}: ${formatCount(r.documents)} documents in ${r.collections.length} collections.`,
         ),
         ...r.warnings.map((w) => h("p", { class: "warning small" }, w)),
       ],
