@@ -307,7 +307,11 @@ mod tests {
         );
         let none = (None, None);
         // (sources, Ok((id, secret, source)) or Err(words in the error))
-        let table: Vec<(ClientSources, Result<(&str, &str, ClientSource), &str>)> = vec![
+        type Row = (
+            ClientSources,
+            Result<(&'static str, &'static str, ClientSource), &'static str>,
+        );
+        let table: Vec<Row> = vec![
             (
                 sources(e, s, true, true),
                 Ok(("env.apps.googleusercontent.com", "e-secret", Env)),
@@ -380,7 +384,8 @@ mod tests {
     #[test]
     fn pasted_clients_are_checked() {
         let id = "1234-abc.apps.googleusercontent.com";
-        let table: Vec<(&str, &str, Result<(&str, &str), &str>)> = vec![
+        type Row<'a> = (&'a str, &'a str, Result<(&'a str, &'a str), &'a str>);
+        let table: Vec<Row> = vec![
             (id, "GOCSPX-secret", Ok((id, "GOCSPX-secret"))),
             (
                 "  1234-abc.apps.googleusercontent.com\n",
@@ -432,7 +437,8 @@ mod tests {
             r#"{{"installed":{{"client_id":"1234-abc.apps.googleusercontent.com","client_secret":"GOCSPX-abc","x":"{}"}}}}"#,
             "a".repeat(MAX_CLIENT_FILE)
         );
-        let table: Vec<(&[u8], Result<(&str, &str), &str>)> = vec![
+        type Row<'a> = (&'a [u8], Result<(&'a str, &'a str), &'a str>);
+        let table: Vec<Row> = vec![
             (installed.as_bytes(), Ok(("1234-abc.apps.googleusercontent.com", "GOCSPX-abc"))),
             (web.as_bytes(), Err("This is a Web application client; create one of type Desktop app")),
             (b"client_id=1234", Err("it is not JSON")),
