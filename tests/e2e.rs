@@ -45,6 +45,9 @@ struct Env {
     google: String,
     /// The app's config folder (XDG_CONFIG_HOME/<identifier>).
     config_dir: PathBuf,
+    /// The app's data and cache folders (XDG_DATA_HOME, XDG_CACHE_HOME).
+    data_dir: PathBuf,
+    cache_dir: PathBuf,
 }
 
 impl Env {
@@ -63,6 +66,64 @@ impl Env {
 }
 
 impl Env {
+    /// The names of the files on the emulated Drive, trashed ones left out.
+    fn drive_files(&self) -> Result<Vec<String>, String> {
+        let v: serde_json::Value =
+            reqwest::blocking::get(format!("{}/_emulator/state", self.google))
+                .and_then(|r| r.json())
+                .map_err(|e| format!("emulator state: {e}"))?;
+        Ok(v["files"]["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["trashed"] != serde_json::json!(true))
+            .filter_map(|f| f["name"].as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// Forgets everything this computer knew (settings, history, the app's web storage, its
+    /// keyring entries): what a new computer has, with the same Drive and database server.
+    fn new_device(&self) -> Result<(), String> {
+        for dir in [
+            self.config_dir.clone(),
+            self.data_dir.clone(),
+            self.cache_dir.clone(),
+        ] {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("{}: {e}", dir.display())),
+            }
+        }
+        let cleared = std::process::Command::new("secret-tool")
+            .args(["clear", "service", "driveback"])
+            .status()
+            .map_err(|e| format!("secret-tool: {e}"))?;
+        if !cleared.success() {
+            return Err(format!("secret-tool clear: {cleared}"));
+        }
+        Ok(())
+    }
+}
+
+/// The connection string with the database in its path, as a person pastes it.
+fn uri_with_database(uri: &str, db: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").expect("a mongodb:// URI");
+    let (hosts, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let query = tail
+        .trim_start_matches('/')
+        .trim_start_matches(|c| c != '?');
+    format!("{scheme}://{hosts}/{db}{query}")
+}
+
+/// On Google's consent page a person picks the account, then presses Allow (the emulator
+/// consents for the test; the count includes these two).
+const GOOGLE_CONSENT_CLICKS: usize = 2;
+
+impl Env {
     fn from_env() -> Option<Self> {
         if std::env::var("DRIVEBACK_E2E").as_deref() != Ok("1") {
             return None;
@@ -77,6 +138,8 @@ impl Env {
             screenshots: PathBuf::from(var("DRIVEBACK_SCREENSHOT_DIR")),
             google: var("DRIVEBACK_GOOGLE_BASE_URL"),
             config_dir: PathBuf::from(var("XDG_CONFIG_HOME")).join("app.driveback.desktop"),
+            data_dir: PathBuf::from(var("XDG_DATA_HOME")).join("app.driveback.desktop"),
+            cache_dir: PathBuf::from(var("XDG_CACHE_HOME")).join("app.driveback.desktop"),
         })
     }
 }
@@ -216,6 +279,103 @@ fn health_is(s: &Session, status: &str) -> Result<(), String> {
     })
 }
 
+/// The package the tests run the app from (scripts/e2e bundles the build into a .deb and unpacks
+/// it as dpkg does): its control fields, its desktop entry, its icon, its licence, and the CLI it
+/// ships. The other test launches the app from this package.
+#[test]
+fn the_package_installs_the_app_and_the_cli() {
+    if std::env::var("DRIVEBACK_E2E").as_deref() != Ok("1") {
+        eprintln!(
+            "skipped: the end-to-end tests run through scripts/e2e (it sets DRIVEBACK_E2E=1)"
+        );
+        return;
+    }
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set (scripts/e2e sets it)"))
+    };
+    let root = PathBuf::from(var("DRIVEBACK_PACKAGE_ROOT"));
+    let control = std::fs::read_to_string(var("DRIVEBACK_PACKAGE_CONTROL")).unwrap();
+    let field = |name: &str| {
+        control
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("the package has no {name}: {control}"))
+            .to_string()
+    };
+    assert_eq!(field("Package"), "driveback");
+    assert_eq!(field("Version"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(field("Section"), "utils");
+    assert!(field("Description").contains("Google Drive"), "{control}");
+    // Every dependency names a package this Debian has, and scripts/setup installed it.
+    let depends = field("Depends");
+    for dep in [
+        "libwebkit2gtk-4.1-0",
+        "libgtk-3-0",
+        "libayatana-appindicator3-1",
+    ] {
+        assert!(
+            depends.contains(dep),
+            "{dep} is missing from Depends: {depends}"
+        );
+    }
+    for dep in depends
+        .split(',')
+        .map(|d| d.split_whitespace().next().unwrap().to_string())
+    {
+        let out = std::process::Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", &dep])
+            .output()
+            .expect("dpkg-query");
+        let status = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            status.contains("install ok installed"),
+            "{dep} is not installed: {status}"
+        );
+    }
+
+    // The desktop entry starts the installed app, with the product's name, icon and category.
+    let entry =
+        std::fs::read_to_string(root.join("usr/share/applications/Driveback.desktop")).unwrap();
+    let key = |name: &str| {
+        entry
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("the desktop entry has no {name}: {entry}"))
+            .to_string()
+    };
+    assert_eq!(key("Name"), "Driveback");
+    assert_eq!(key("Categories"), "Utility;");
+    assert_eq!(key("Type"), "Application");
+    let exec = key("Exec");
+    let program = exec.split_whitespace().next().unwrap();
+    assert!(
+        root.join("usr/bin").join(program).is_file(),
+        "Exec={exec} is not installed in /usr/bin"
+    );
+    let icon = key("Icon");
+    for size in ["32x32", "128x128", "512x512"] {
+        let png = root.join(format!("usr/share/icons/hicolor/{size}/apps/{icon}.png"));
+        assert!(png.is_file(), "no {size} icon: {}", png.display());
+    }
+    let licence = std::fs::read_to_string(root.join("usr/share/doc/driveback/copyright")).unwrap();
+    assert!(licence.contains("MIT License") && licence.contains("Apache License"));
+
+    // The CLI ships in the same package and runs.
+    let out = std::process::Command::new(root.join("usr/bin/driveback"))
+        .arg("--help")
+        .output()
+        .expect("the packaged CLI starts");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && help.contains("backup") && help.contains("restore"),
+        "{help}"
+    );
+    println!(
+        "driveback-e2e: package {} checked (app, CLI, desktop entry, icons, licence)",
+        var("DRIVEBACK_PACKAGE_DEB")
+    );
+}
+
 #[test]
 fn first_run_backup_and_restore_in_the_real_app() {
     let Some(env) = Env::from_env() else {
@@ -252,74 +412,88 @@ fn run(env: &Env) -> Result<(), String> {
         Some((ms.parse::<u64>().ok()?, pid.parse::<u32>().ok()?))
     })?;
 
-    // --- First run: the database -------------------------------------------------------------------
-    s.shot("first-run-database")?;
-    s.type_into("#mongo-uri", &env.mongo_uri)?;
-    s.click_css("#test-connection")?;
-    let option = s.wait_for(
-        &format!("#database-select option[value='{db_name}']"),
-        SHORT,
-    )?;
-    s.click(&option)?;
+    // --- First run: the database (tested as it is typed) and Google Drive, counting the clicks ----
+    s.shot("first-run")?;
+    let clicks_at_start = s.clicks();
+    s.type_into("#mongo-uri", &uri_with_database(&env.mongo_uri, &db_name))?;
+    s.wait_for("#connection-ok", LONG)?;
+    let select = s.find("#database-select")?;
+    assert_eq!(
+        s.property(&select, "value")?.as_deref(),
+        Some(db_name.as_str()),
+        "the database the string names is preselected"
+    );
     s.shot("first-run-database-chosen")?;
-    s.click_css("#connect-continue")?;
-
-    // --- First run: where backups go: Google Drive (the emulator consents at once) ----------------
-    s.wait_for("#firstrun[data-step='destination']", SHORT)?;
-    s.shot("first-run-destination")?;
+    // Connect Google Drive (the emulator consents at once, as a person would with two clicks on
+    // Google's page); the app moves on by itself.
     s.click_css("#drive-connect")?;
-    let account = s.wait_for("#firstrun-drive-account", LONG)?;
-    let email = s.text(&account)?;
-    assert!(email.contains('@'), "the account is shown: {email}");
-    s.shot("first-run-drive-connected")?;
-    s.click_css("#destination-continue")?;
+    s.wait_for("#firstrun[data-step='passphrase']", LONG)?;
 
-    // --- First run: the passphrase, with the warning, and the key ----------------------------------
-    s.wait_for("#firstrun[data-step='passphrase']", SHORT)?;
+    // --- First run: the passphrase; the warning's acknowledgement starts the first backup ---------
     let warning = s.text_of("#passphrase-warning")?;
     assert!(warning.contains("cannot be restored"), "{warning}");
     s.type_into("#passphrase", PASSPHRASE)?;
     s.type_into("#passphrase-repeat", PASSPHRASE)?;
-    s.click_css("#passphrase-understood")?;
     s.shot("first-run-passphrase")?;
     s.click_css("#passphrase-create")?;
-    s.wait_for("#key-offer", LONG)?;
+
+    // --- Home: the first backup runs, and lands on Drive --------------------------------------------
+    s.wait_for("#home", LONG)?;
+    if s.wait_for("#backup-progress:not([hidden])", Duration::from_secs(5))
+        .is_ok()
+    {
+        let _ = s.shot("backing-up");
+    }
+    s.wait_until("the first backup to finish", LONG, |s| {
+        let t = s.text_of("#last-backup").ok()?;
+        t.contains("today").then_some(t)
+    })?;
+    let first_backup_clicks = s.clicks() - clicks_at_start + GOOGLE_CONSENT_CLICKS;
+    let on_drive = env.drive_files()?;
+    assert!(
+        on_drive
+            .iter()
+            .any(|n| n.starts_with(&format!("driveback-{db_name}-")) && n.ends_with(".mdbk")),
+        "the first backup is on Drive: {on_drive:?}"
+    );
+    assert!(
+        first_backup_clicks <= 5,
+        "{first_backup_clicks} clicks to a first backup"
+    );
+    health_is(&s, "healthy")?;
+    assert_eq!(s.text_of("#drive-account")?.contains('@'), true);
+    assert!(s.text_of("#destination-folder")?.contains("Google Drive"));
+    let frequency = s.find("#frequency")?;
+    s.wait_until("the schedule", SHORT, |s| {
+        (s.property(&frequency, "value").ok()?.as_deref() == Some("daily")).then_some(())
+    })?;
+    s.shot("home-after-backup")?;
+
+    // The first run set Driveback to start at login (ticked by default): the entry starts the
+    // installed app in the tray.
+    let login_entry = std::fs::read_to_string(
+        PathBuf::from(std::env::var("DRIVEBACK_E2E_HOME").unwrap())
+            .join(".config/autostart/Driveback.desktop"),
+    )
+    .map_err(|e| format!("the login entry: {e}"))?;
+    assert!(
+        login_entry.contains(&format!("Exec={} --autostart", env.app.display())),
+        "{login_entry}"
+    );
+
+    // --- The backup key, offered on the home screen once -----------------------------------------------
     s.click_css("#show-key-button")?;
+    s.type_into("#ask-passphrase", PASSPHRASE)?;
+    s.click_css("#ask-passphrase-ok")?;
     let key = s.wait_for("#secret-key", LONG)?;
     let key_text = s.text(&key)?;
     assert!(key_text.starts_with("AGE-SECRET-KEY-1"), "{key_text}");
     s.shot("backup-key")?;
     s.click_css("#key-close")?;
     s.wait_gone("#key-dialog", SHORT)?;
-    s.click_css("#firstrun-done")?;
-
-    // --- Home: nothing backed up yet; idle memory ---------------------------------------------------
-    s.wait_for("#home", SHORT)?;
-    let last = s.text_of("#last-backup")?;
-    assert_eq!(last, "Last backup: never");
-    assert_eq!(s.text_of("#drive-account")?, email);
-    assert!(s.text_of("#destination-folder")?.contains("Google Drive"));
-    let frequency = s.find("#frequency")?;
-    s.wait_until("the schedule", SHORT, |s| {
-        (s.property(&frequency, "value").ok()?.as_deref() == Some("daily")).then_some(())
-    })?;
-    s.shot("home-first-backup")?;
+    s.wait_gone("#key-offer", SHORT)?;
     std::thread::sleep(Duration::from_secs(3));
     let (app_rss, all_rss) = rss_kib(pid);
-
-    // --- Back up --------------------------------------------------------------------------------------
-    s.click_css("#backup-now")?;
-    if s.wait_for("#backup-progress", Duration::from_secs(5))
-        .is_ok()
-    {
-        let _ = s.shot("backing-up");
-    }
-    s.wait_until("the backup to finish", LONG, |s| {
-        let t = s.text_of("#last-backup").ok()?;
-        t.contains("today").then_some(t)
-    })?;
-    health_is(&s, "healthy")?;
-    s.shot("home-after-backup")?;
 
     // --- The list shows it --------------------------------------------------------------------------
     s.click_css("#view-backups")?;
@@ -478,6 +652,48 @@ fn run(env: &Env) -> Result<(), String> {
     // Home says Drive is not connected, with Connect and "Use a folder" next to it.
     s.wait_for("#home #drive-connect", LONG)?;
     s.shot("drive-disconnected")?;
+
+    // --- A new device: the same Drive and database server, nothing else -----------------------------
+    // The latest backup holds the data as it was changed; then a disaster empties a collection.
+    let latest = changed.clone();
+    let shots = s.shots;
+    drop(s);
+    env.new_device()?;
+    rt.block_on(async {
+        db.collection::<Document>("entries")
+            .delete_many(doc! {})
+            .await
+    })
+    .map_err(|e| e.to_string())?;
+    let mut s = Session::start(&env.webdriver, &env.app, &env.screenshots)?;
+    s.shots = shots;
+    s.wait_for("#firstrun", LONG)?;
+    let clicks_at_start = s.clicks();
+    s.type_into("#mongo-uri", &uri_with_database(&env.mongo_uri, &db_name))?;
+    s.wait_for("#connection-ok", LONG)?;
+    s.click_css("#drive-connect")?;
+    // The Drive holds backups and their key: the passphrase is asked once.
+    s.wait_for("#unlock-title", LONG)?;
+    s.type_into("#passphrase", PASSPHRASE)?;
+    s.shot("new-device-passphrase")?;
+    s.click_css("#unlock-restore")?;
+    s.wait_for("#restore-dialog", LONG)?;
+    let plan = s.text_of("#restore-plan")?;
+    assert!(plan.contains("5,500 in the backup"), "{plan}");
+    s.shot("new-device-restore-confirmation")?;
+    s.click_css("#restore-replace")?;
+    let restore_clicks = s.clicks() - clicks_at_start + GOOGLE_CONSENT_CLICKS;
+    s.wait_for("#restore-result", LONG)?;
+    assert_eq!(
+        rt.block_on(snapshot(&db)),
+        latest,
+        "the new device restored the latest backup"
+    );
+    assert!(restore_clicks <= 5, "{restore_clicks} clicks to a restore");
+    s.shot("new-device-restored")?;
+    println!(
+        "driveback-e2e: clicks (typing excluded, {GOOGLE_CONSENT_CLICKS} of them on Google's consent page): first launch to a first backup on Drive: {first_backup_clicks}; fresh install on a new device to a restore started: {restore_clicks}"
+    );
 
     println!(
         "driveback-e2e: cold start to first paint: {startup_ms} ms in the app (process start to the UI's first frame); {} ms from the WebDriver session request to the first screen",

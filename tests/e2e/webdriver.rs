@@ -25,7 +25,10 @@ pub struct Session {
     base: String,
     id: String,
     screenshots: PathBuf,
-    shots: usize,
+    /// Screenshots taken so far (a session that follows another goes on numbering from it).
+    pub shots: usize,
+    /// Clicks made so far (typing is not counted): the end-to-end test counts a person's clicks.
+    clicks: std::cell::Cell<usize>,
 }
 
 impl Session {
@@ -58,6 +61,7 @@ impl Session {
             id,
             screenshots: screenshots.to_path_buf(),
             shots: 0,
+            clicks: std::cell::Cell::new(0),
         })
     }
 
@@ -126,8 +130,14 @@ impl Session {
     }
 
     pub fn click(&self, el: &Element) -> Result<()> {
+        self.clicks.set(self.clicks.get() + 1);
         self.post(&format!("/element/{}/click", el.0), json!({}))
             .map(|_| ())
+    }
+
+    /// The clicks made so far in this session.
+    pub fn clicks(&self) -> usize {
+        self.clicks.get()
     }
 
     pub fn click_css(&self, css: &str) -> Result<()> {

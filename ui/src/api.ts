@@ -311,7 +311,10 @@ export const api = {
     invoke<RestoreResult>("restore", { token, onEvent }),
 
   /** Opens the browser for Google sign-in; answers once the user has agreed (or cancelled). */
-  connectDrive: () => invoke<{ email: string; state: AppState; notices: string[] }>("connect_drive"),
+  /** `scope`: "appdata", the hidden app folder (the default), or "file", a visible "Driveback
+   * Backups" folder. */
+  connectDrive: (scope: "appdata" | "file" = "appdata") =>
+    invoke<{ email: string; state: AppState; notices: string[] }>("connect_drive", { scope }),
   cancelConnectDrive: () => invoke<boolean>("cancel_connect_drive"),
   disconnectDrive: () => invoke<{ state: AppState; message: string }>("disconnect_drive"),
   /** Which Google OAuth client sign-in uses (never its secret), or how to set one up. */

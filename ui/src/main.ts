@@ -11,8 +11,8 @@ let route: "home" | "backups" = "home";
 function show(state: AppState): void {
   root.dataset.view = state.ready ? route : "firstrun";
   if (!state.ready) {
-    renderFirstRun(root, state, (s) => {
-      route = "home";
+    renderFirstRun(root, state, (s, next = "home") => {
+      route = next;
       show(s);
     });
   } else if (route === "backups") {

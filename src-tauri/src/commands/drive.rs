@@ -2,12 +2,13 @@
 //! engine), give up waiting, and disconnect (which revokes the grant); the OAuth client it signs
 //! in with (shown, and set up from a pasted ID and secret or the downloaded client file).
 
+use driveback_engine::auth::DriveScope;
 use driveback_engine::service::{GoogleClientStatus, StatusView};
 use serde::{Deserialize, Serialize};
 use tauri::State;
 
 use super::on_service;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::Shared;
 
 #[derive(Serialize)]
@@ -20,13 +21,25 @@ pub struct DriveConnected {
 /// Opens Google's consent page in the system browser and waits (up to five minutes) for the
 /// answer; then backups go to Google Drive's hidden app folder.
 #[tauri::command]
-pub async fn connect_drive(state: State<'_, Shared>) -> ApiResult<DriveConnected> {
+pub async fn connect_drive(
+    state: State<'_, Shared>,
+    scope: Option<String>,
+) -> ApiResult<DriveConnected> {
+    // "appdata" (the hidden app folder, the default) or "file" (a visible folder).
+    let scope = match scope.as_deref() {
+        None => DriveScope::AppData,
+        Some(name) => DriveScope::parse(name).ok_or_else(|| {
+            ApiError::bad_input(format!(
+                "unknown place in Drive '{name}': use appdata (the hidden app folder) or file (a visible folder)"
+            ))
+        })?,
+    };
     let shared = state.inner().clone();
     // The consent page's address is shown in the waiting dialog, in case no browser opened.
     let on_url =
         move |url: &str| shared.emit("drive-connect-url", serde_json::json!({ "url": url }));
     on_service(state.inner(), move |s| {
-        let done = s.connect_drive(on_url)?;
+        let done = s.connect_drive(scope, on_url)?;
         Ok(DriveConnected {
             email: done.email,
             state: s.status_view(),

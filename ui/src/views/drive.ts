@@ -10,22 +10,31 @@ import { errorBox, showError, toast } from "../messages";
 /** Connects Google Drive; `done` gets the new state once the user has agreed. Errors go to
  * `slot`; a cancelled sign-in shows nothing. With no OAuth client yet, the setup dialog comes
  * first, and the sign-in follows once a client is saved. */
-export async function connectDrive(state: AppState, slot: HTMLElement, done: (s: AppState) => void): Promise<void> {
+export async function connectDrive(state: AppState, slot: HTMLElement, done: (s: AppState) => void, where: DriveWhere = driveWhereOf(state)): Promise<void> {
   slot.replaceChildren();
   if (state.drive.available && state.drive.client_configured === false) {
-    googleSetupDialog((next) => void signIn(next, slot, done));
+    googleSetupDialog((next) => void signIn(next, slot, done, where));
     return;
   }
-  await signIn(state, slot, done);
+  await signIn(state, slot, done, where);
 }
 
-async function signIn(state: AppState, slot: HTMLElement, done: (s: AppState) => void): Promise<void> {
+/** Where in Drive backups go: the hidden app folder (`drive.appdata`) or a visible "Driveback
+ * Backups" folder (`drive.file`). */
+export type DriveWhere = "appdata" | "file";
+
+/** Where the backups are now: a sign-in again keeps them there. */
+export function driveWhereOf(state: AppState): DriveWhere {
+  return state.destination.dest === "drive:folder" ? "file" : "appdata";
+}
+
+async function signIn(state: AppState, slot: HTMLElement, done: (s: AppState) => void, where: DriveWhere): Promise<void> {
   slot.replaceChildren();
   let waiting = true;
   // Without Google sign-in in this build, the backend answers at once with the reason.
   const d = state.drive.available ? waitingDialog(() => waiting) : null;
   try {
-    const r = await api.connectDrive();
+    const r = await api.connectDrive(where);
     waiting = false;
     d?.close();
     toast(`Connected as ${r.email}`);
@@ -38,13 +47,13 @@ async function signIn(state: AppState, slot: HTMLElement, done: (s: AppState) =>
     if (err.code === "cancelled") return;
     if (err.code === "not_configured" && state.drive.available) {
       // The client went away meanwhile (forgotten elsewhere): set one up, then sign in.
-      googleSetupDialog((next) => void signIn(next, slot, done));
+      googleSetupDialog((next) => void signIn(next, slot, done, where));
       return;
     }
     showError(slot, err);
     if (err.code === "scope_not_granted" || err.code === "access_denied") {
       // Nothing stayed connected: the way on is to sign in again and allow Drive.
-      slot.append(button("Connect again", () => void signIn(state, slot, done), { id: "drive-connect-again", class: "primary" }));
+      slot.append(button("Connect again", () => void signIn(state, slot, done, where), { id: "drive-connect-again", class: "primary" }));
     }
   }
 }

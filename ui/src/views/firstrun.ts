@@ -1,23 +1,31 @@
-// First run: connect MongoDB, choose where backups go, set the passphrase (with WhatsApp's
-// warning that a lost passphrase cannot be recovered) and offer to show the key.
-import { api, asApiError, type AppState } from "../api";
+// First run, in two steps and as few clicks as we can: (1) the database (tested as it is pasted,
+// the database preselected) and where backups go (Connect Google Drive is the main button; the
+// app moves on by itself once Google has answered); (2) the passphrase, with WhatsApp's warning,
+// where the acknowledgement is the button that creates it and starts the first backup. The
+// backup key is offered afterwards, as a card on the home screen. On a new device, whose Drive
+// already holds backups, step 2 asks for the passphrase once and offers the latest backup.
+import { api, asApiError, jobChannel, type AppState, type Connection } from "../api";
 import { busy, h, replace } from "../dom";
 import { showError, toast } from "../messages";
-import { connectDrive } from "./drive";
-import { showKeyDialog } from "./keys";
+import { confirmRestore } from "./backups";
+import { connectDrive, type DriveWhere } from "./drive";
 
-type Step = "connect" | "destination" | "passphrase";
+type Step = "setup" | "passphrase";
+/** Where the app goes once the first run is over. */
+export type FirstRunDone = (s: AppState, route?: "home" | "backups") => void;
+
+/** The key card on the home screen waits for this mark (set when the first run creates the key). */
+export const KEY_OFFER = "driveback.keyOffer";
 
 export function firstStep(s: AppState): Step {
-  if (!s.mongo.configured || !s.mongo.database) return "connect";
-  if (!s.destination.kind || (s.destination.kind === "folder" && !s.destination.folder)) return "destination";
+  if (!s.mongo.configured || !s.mongo.database) return "setup";
+  if (!s.destination.kind || (s.destination.kind === "folder" && !s.destination.folder)) return "setup";
   return "passphrase";
 }
 
 function stepper(current: Step): HTMLElement {
   const steps: [Step, string][] = [
-    ["connect", "Database"],
-    ["destination", "Where backups go"],
+    ["setup", "Database and Drive"],
     ["passphrase", "Passphrase"],
   ];
   const idx = steps.findIndex(([s]) => s === current);
@@ -30,17 +38,36 @@ function stepper(current: Step): HTMLElement {
   );
 }
 
-export function renderFirstRun(root: HTMLElement, state: AppState, onDone: (s: AppState) => void, step: Step = firstStep(state)): void {
+export function renderFirstRun(root: HTMLElement, state: AppState, onDone: FirstRunDone, step: Step = firstStep(state)): void {
   const card = h("section", { class: "card", id: "firstrun", "data-step": step });
   replace(root, h("header", { class: "appbar" }, h("h1", {}, "Welcome to Driveback")), card);
-  const go = (next: Step, s: AppState) => renderFirstRun(root, s, onDone, next);
-  if (step === "connect") connectStep(card, state, (s) => go("destination", s));
-  else if (step === "destination") destinationStep(card, state, (s) => go("passphrase", s), (s) => go("destination", s));
-  else passphraseStep(card, state, onDone);
+  if (step === "setup") setupStep(card, state, (s) => renderFirstRun(root, s, onDone, firstStep(s)));
+  else if (state.destination.has_key) unlockStep(card, state, onDone);
+  else passphraseStep(card, onDone);
   card.prepend(stepper(step));
 }
 
-function connectStep(card: HTMLElement, state: AppState, next: (s: AppState) => void): void {
+/** The database name in a connection string's path (`mongodb://host/NAME?...`), if any. */
+export function databaseInUri(uri: string): string | null {
+  const m = /^mongodb(?:\+srv)?:\/\/[^/?#]*\/([^?#]*)/.exec(uri.trim());
+  if (!m || !m[1]) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return m[1];
+  }
+}
+
+/** Which database to preselect: the one the string names, else the one chosen before, else the
+ * only one there is. */
+export function preselect(databases: string[], uri: string, before: string | null): string | null {
+  const named = databaseInUri(uri);
+  if (named && databases.includes(named)) return named;
+  if (before && databases.includes(before)) return before;
+  return databases.length === 1 ? databases[0] : null;
+}
+
+function setupStep(card: HTMLElement, state: AppState, next: (s: AppState) => void): void {
   const uri = h("input", {
     id: "mongo-uri",
     type: "password",
@@ -50,92 +77,161 @@ function connectStep(card: HTMLElement, state: AppState, next: (s: AppState) => 
     "aria-describedby": "mongo-uri-help",
   });
   const select = h("select", { id: "database-select", disabled: true, "aria-label": "Database to back up" });
-  const out = h("div", { class: "slot", "aria-live": "polite" });
+  const status = h("div", { class: "slot", "aria-live": "polite", id: "connection-status" });
   const test = h("button", { type: "button", id: "test-connection", class: "secondary" }, "Test connection");
-  const cont = h("button", { type: "button", id: "connect-continue", class: "primary", disabled: true }, "Continue");
+  const out = h("div", { class: "slot", "aria-live": "polite" });
+  let tested: Connection | null = null;
+  let testing = 0;
 
-  test.addEventListener("click", () =>
-    busy(test, "Testing…", async () => {
-      out.replaceChildren();
-      try {
-        const value = uri.value.trim();
-        const c = value ? await api.testConnection(value) : await api.listDatabases();
-        select.replaceChildren(...c.databases.map((d) => h("option", { value: d }, d)));
-        if (state.mongo.database && c.databases.includes(state.mongo.database)) select.value = state.mongo.database;
-        select.disabled = c.databases.length === 0;
-        cont.disabled = c.databases.length === 0;
-        out.replaceChildren(
-          h(
-            "p",
-            { class: "ok", id: "connection-ok" },
-            c.databases.length
-              ? `Connected to ${c.host}. Choose the database to back up.`
-              : `Connected to ${c.host}, but it has no databases yet.`,
-          ),
-        );
-        select.focus();
-      } catch (e) {
-        showError(out, e);
-      }
+  const chosen = () => (tested && select.value ? select.value : null);
+  const runTest = async () => {
+    const value = uri.value.trim();
+    if (!value && !state.mongo.configured) return;
+    const mine = ++testing;
+    status.replaceChildren(h("p", { class: "muted", id: "connection-testing" }, "Testing the connection…"));
+    try {
+      const c = value ? await api.testConnection(value) : await api.listDatabases();
+      if (mine !== testing) return;
+      tested = c;
+      const pick = preselect(c.databases, value, state.mongo.database);
+      select.replaceChildren(
+        ...(pick ? [] : [h("option", { value: "", disabled: true, selected: true }, "Choose a database")]),
+        ...c.databases.map((d) => h("option", { value: d }, d)),
+      );
+      select.value = pick ?? "";
+      select.disabled = c.databases.length === 0;
+      status.replaceChildren(
+        h(
+          "p",
+          { class: "ok", id: "connection-ok" },
+          c.databases.length === 0
+            ? `Connected to ${c.host}, but it has no databases yet.`
+            : pick
+              ? `✓ Connected to ${c.host}.`
+              : `✓ Connected to ${c.host}. Choose the database to back up.`,
+        ),
+      );
+      if (!pick && c.databases.length) select.focus();
+    } catch (e) {
+      if (mine !== testing) return;
+      tested = null;
+      select.replaceChildren();
+      select.disabled = true;
+      showError(status, e);
+    }
+  };
+  // Tested as it is pasted or typed (after a pause), and at once when a string is already saved.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  uri.addEventListener("input", () => {
+    clearTimeout(timer);
+    if (/^mongodb(\+srv)?:\/\/./.test(uri.value.trim())) timer = setTimeout(() => void runTest(), 600);
+  });
+  uri.addEventListener("paste", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void runTest(), 0);
+  });
+  uri.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") void busy(test, "Testing…", runTest);
+  });
+  test.addEventListener("click", () => busy(test, "Testing…", runTest));
+
+  /** Saves the database before the destination: nothing to save twice later. */
+  const saveDatabase = async (): Promise<boolean> => {
+    out.replaceChildren();
+    const database = chosen();
+    if (!database) {
+      showError(out, {
+        code: "bad_input",
+        message: tested ? "choose the database to back up first" : "paste your database's connection string first: it is tested as you paste it",
+      });
+      (tested ? select : uri).focus();
+      return false;
+    }
+    try {
+      const saved = await api.saveConnection(uri.value.trim() || null, database);
+      if (saved.notice) toast(saved.notice);
+      return true;
+    } catch (e) {
+      showError(out, e);
+      return false;
+    }
+  };
+
+  const onDrive = state.destination.kind === "drive" && state.drive.connected;
+  const where = h("div", { class: "choices", role: "radiogroup", "aria-label": "Where in Google Drive" });
+  const whereChoice = (value: DriveWhere, label: string, help: string, checked: boolean) =>
+    h(
+      "label",
+      { class: "check" },
+      h("input", { type: "radio", name: "drive-where", value, id: `drive-where-${value}`, checked }),
+      " ",
+      h("span", {}, label, h("span", { class: "muted small" }, ` ${help}`)),
+    );
+  where.append(
+    whereChoice("appdata", "A hidden app folder", "(recommended: only Driveback can see or change it)", true),
+    whereChoice("file", "A visible “Driveback Backups” folder", "(you see it in Drive; Driveback sees only the files it made)", false),
+  );
+  const driveWhere = (): DriveWhere =>
+    (where.querySelector<HTMLInputElement>("input[name=drive-where]:checked")?.value as DriveWhere) ?? "appdata";
+
+  const drive = h("button", { type: "button", id: "drive-connect", class: "primary" }, "Connect Google Drive");
+  drive.addEventListener("click", () =>
+    busy(drive, "Connecting…", async () => {
+      if (!(await saveDatabase())) return;
+      // Google answers in the browser; the app moves on by itself.
+      await connectDrive(state, out, next, driveWhere());
     }),
   );
+  const cont = h("button", { type: "button", id: "destination-continue", class: "primary" }, "Continue");
   cont.addEventListener("click", () =>
     busy(cont, "Saving…", async () => {
-      try {
-        const saved = await api.saveConnection(uri.value.trim() || null, select.value);
-        if (saved.notice) toast(saved.notice);
-        next(saved.state);
-      } catch (e) {
-        showError(out, e);
-      }
+      if (await saveDatabase()) next(await api.appState());
     }),
   );
 
-  card.append(
-    h("h2", {}, "Connect your MongoDB database"),
-    h(
-      "p",
-      {},
-      "Driveback backs up one database. Its connection string is kept in your system keyring, never in a file.",
-    ),
-    h("label", { for: "mongo-uri" }, "Connection string"),
-    uri,
-    h("p", { class: "muted small", id: "mongo-uri-help" }, "For example mongodb://user:password@host:27017"),
-    h("div", { class: "row" }, test),
-    h("label", { for: "database-select" }, "Database"),
-    select,
-    out,
-    h("div", { class: "actions" }, cont),
-  );
-  uri.focus();
-}
-
-/** Google Drive or a folder. Once Drive is connected, the step shows the account: Continue keeps
- * it, unless a folder is typed. */
-function destinationStep(card: HTMLElement, state: AppState, next: (s: AppState) => void, again: (s: AppState) => void): void {
-  const onDrive = state.destination.kind === "drive";
   const folder = h("input", {
     id: "folder-input",
     type: "text",
     spellcheck: "false",
     value: state.destination.folder ?? "",
     placeholder: "/home/you/Backups/Driveback",
+    "aria-label": "Folder for the backups",
   });
-  const out = h("div", { class: "slot", "aria-live": "polite" });
-  const drive = h("button", { type: "button", id: "drive-connect", class: "secondary" }, "Connect Google Drive");
-  const cont = h("button", { type: "button", id: "destination-continue", class: "primary" }, "Continue");
-  drive.addEventListener("click", () => void connectDrive(state, out, again));
-  cont.addEventListener("click", () =>
-    busy(cont, "Saving…", async () => {
+  const useFolder = h("button", { type: "button", id: "folder-use", class: "secondary" }, "Back up to this folder");
+  useFolder.addEventListener("click", () =>
+    busy(useFolder, "Saving…", async () => {
+      if (!(await saveDatabase())) return;
       try {
-        next(onDrive && !folder.value.trim() ? state : await api.setDestinationFolder(folder.value));
+        next(await api.setDestinationFolder(folder.value));
       } catch (e) {
         showError(out, e);
       }
     }),
   );
+  const choose = h("button", { type: "button", id: "folder-choose", class: "secondary" }, "Choose…");
+  choose.addEventListener("click", async () => {
+    const picked = await pickFolder();
+    if (picked) folder.value = picked;
+  });
+  const folderPart = h(
+    "details",
+    { id: "folder-choice", open: state.destination.kind === "folder" },
+    h("summary", {}, "Or back up to a folder (a USB disk, a network share, a synced folder)"),
+    h("div", { class: "row" }, folder, choose),
+    h("div", { class: "row" }, useFolder),
+  );
+
   card.append(
-    h("h2", {}, "Where should backups go?"),
+    h("h2", {}, "Your database"),
+    h("p", {}, "Driveback backs up one MongoDB database. Its connection string is kept in your system keyring, never in a file."),
+    h("label", { for: "mongo-uri" }, "Connection string"),
+    uri,
+    h("p", { class: "muted small", id: "mongo-uri-help" }, "For example mongodb://user:password@host:27017/mydb — it is tested as you paste it."),
+    h("div", { class: "row" }, test),
+    h("label", { for: "database-select" }, "Database"),
+    select,
+    status,
+    h("h2", {}, "Where backups go"),
     h("p", {}, "Backups are encrypted before they leave this computer: only your passphrase opens them."),
     onDrive
       ? h(
@@ -145,69 +241,67 @@ function destinationStep(card: HTMLElement, state: AppState, next: (s: AppState)
           h("strong", { id: "firstrun-drive-account" }, state.drive.account ?? ""),
           ".",
         )
-      : h("div", { class: "row" }, drive),
-    h(
-      "label",
-      { for: "folder-input" },
-      onDrive ? "Or a folder instead (a USB disk, a network share, a synced folder)" : "Or a folder (a USB disk, a network share, a synced folder)",
-    ),
-    folder,
+      : h("div", {}, h("div", { class: "row" }, drive), h("details", { id: "drive-where" }, h("summary", {}, "Where in my Drive?"), where)),
+    onDrive ? h("div", { class: "actions" }, cont) : "",
+    folderPart,
     out,
-    h("div", { class: "actions" }, cont),
   );
-  (onDrive ? cont : folder).focus();
+  if (state.mongo.configured) void runTest();
+  if (state.mongo.configured && onDrive) cont.focus();
+  else if (state.mongo.configured) drive.focus();
+  else uri.focus();
 }
 
-function passphraseStep(card: HTMLElement, state: AppState, onDone: (s: AppState) => void): void {
+/** The system folder picker where the app has it (tauri-plugin-dialog); else null and the path
+ * is typed. */
+async function pickFolder(): Promise<string | null> {
+  try {
+    const { open } = await import("@tauri-apps/plugin-dialog");
+    const picked = await open({ directory: true, multiple: false, title: "Choose the folder for your backups" });
+    return typeof picked === "string" ? picked : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The passphrase: WhatsApp's warning word for word; the acknowledgement is the button that
+ * creates it and starts the first backup. */
+function passphraseStep(card: HTMLElement, onDone: FirstRunDone): void {
   const out = h("div", { class: "slot", "aria-live": "polite" });
   const pass = h("input", { id: "passphrase", type: "password", autocomplete: "new-password" });
-  if (state.destination.has_key) {
-    // A new device: the backups already have a passphrase.
-    const unlock = h("button", { type: "button", id: "passphrase-unlock", class: "primary" }, "Continue");
-    unlock.addEventListener("click", () =>
-      busy(unlock, "Checking…", async () => {
-        try {
-          const r = await api.checkPassphrase(pass.value);
-          if (!r.ok) return showError(out, { code: "wrong_passphrase", message: "" });
-          onDone(await api.appState());
-        } catch (e) {
-          showError(out, e);
-        }
-      }),
-    );
-    card.append(
-      h("h2", {}, "Enter your passphrase"),
-      h("p", {}, `Backups in ${state.destination.label} are protected by a passphrase. Enter it to use them on this computer.`),
-      h("label", { for: "passphrase" }, "Passphrase"),
-      pass,
-      out,
-      h("div", { class: "actions" }, unlock),
-    );
-    pass.focus();
-    return;
-  }
   const repeat = h("input", { id: "passphrase-repeat", type: "password", autocomplete: "new-password" });
-  const understood = h("input", { id: "passphrase-understood", type: "checkbox" });
-  const create = h("button", { type: "button", id: "passphrase-create", class: "primary" }, "Create");
-  create.addEventListener("click", () => {
+  const login = h("input", { id: "firstrun-start-at-login", type: "checkbox", checked: true });
+  const create = h(
+    "button",
+    { type: "button", id: "passphrase-create", class: "primary", "aria-describedby": "passphrase-warning" },
+    "I understand: create it and back up now",
+  );
+  const go = () => {
     out.replaceChildren();
     if (pass.value !== repeat.value) {
-      return showError(out, { code: "bad_input", message: "the two passphrases are not the same" });
-    }
-    if (!understood.checked) {
-      return showError(out, {
-        code: "bad_input",
-        message: "tick the box to confirm you understand that a lost passphrase cannot be recovered",
-      });
+      repeat.focus();
+      return showError(out, { code: "bad_input", message: "the two passphrases are not the same: type the same one twice" });
     }
     return busy(create, "Creating…", async () => {
       try {
         await api.setPassphrase(pass.value);
-        keyOffer(card, pass.value, onDone);
       } catch (e) {
         showError(out, asApiError(e));
+        pass.focus();
+        return;
       }
+      localStorage.setItem(KEY_OFFER, "1");
+      if (login.checked) {
+        await api.setStartAtLogin(true).catch((e) => toast(`Could not set Driveback to start when you log in: ${asApiError(e).message}`));
+      }
+      // The first backup starts now; the home screen follows it.
+      await api.backupNow(jobChannel(() => undefined)).catch((e) => toast(asApiError(e).message));
+      onDone(await api.appState());
     });
+  };
+  create.addEventListener("click", go);
+  repeat.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") void go();
   });
   card.append(
     h("h2", {}, "Protect your backups with a passphrase"),
@@ -226,31 +320,60 @@ function passphraseStep(card: HTMLElement, state: AppState, onDone: (s: AppState
     pass,
     h("label", { for: "passphrase-repeat" }, "Repeat the passphrase"),
     repeat,
-    h(
-      "label",
-      { class: "check" },
-      understood,
-      " I understand that if I lose my passphrase, I won't be able to restore my backups.",
-    ),
+    h("label", { class: "check" }, login, " Start Driveback when I log in, so backups go on after a restart"),
     out,
     h("div", { class: "actions" }, create),
   );
   pass.focus();
 }
 
-function keyOffer(card: HTMLElement, passphrase: string, onDone: (s: AppState) => void): void {
-  const show = h("button", { type: "button", id: "show-key-button", class: "secondary" }, "Show my key");
-  const done = h("button", { type: "button", id: "firstrun-done", class: "primary" }, "Done");
-  show.addEventListener("click", () => showKeyDialog(passphrase));
-  done.addEventListener("click", () => busy(done, "Opening…", async () => onDone(await api.appState())));
-  card.replaceChildren(
-    h("h2", { id: "key-offer" }, "Your backups are protected"),
-    h(
-      "p",
-      {},
-      "As well as your passphrase, you can keep the backup key itself: a long code that opens your backups if you ever forget the passphrase. Store it somewhere safe, away from this computer.",
-    ),
-    h("div", { class: "actions" }, show, done),
+/** A new device: the destination already holds backups and their key. The passphrase is asked
+ * once; then the latest backup is one click from being restored, or the list is shown. */
+function unlockStep(card: HTMLElement, state: AppState, onDone: FirstRunDone): void {
+  const out = h("div", { class: "slot", "aria-live": "polite" });
+  const pass = h("input", { id: "passphrase", type: "password", autocomplete: "current-password" });
+  const restore = h("button", { type: "button", id: "unlock-restore", class: "primary" }, "Restore the latest backup…");
+  const unlock = h("button", { type: "button", id: "passphrase-unlock", class: "secondary" }, "Unlock and show my backups");
+  const check = async (): Promise<boolean> => {
+    out.replaceChildren();
+    try {
+      const r = await api.checkPassphrase(pass.value);
+      if (r.ok) return true;
+      showError(out, { code: "wrong_passphrase", message: "" });
+    } catch (e) {
+      showError(out, e);
+    }
+    pass.focus();
+    return false;
+  };
+  unlock.addEventListener("click", () =>
+    busy(unlock, "Checking…", async () => {
+      if (await check()) onDone(await api.appState(), "backups");
+    }),
   );
-  done.focus();
+  restore.addEventListener("click", () =>
+    busy(restore, "Checking…", async () => {
+      if (!(await check())) return;
+      try {
+        const plan = await api.prepareRestore("latest", pass.value);
+        const s = await api.appState();
+        onDone(s, "backups");
+        confirmRestore(plan, () => window.dispatchEvent(new Event("driveback:refresh")));
+      } catch (e) {
+        showError(out, e);
+      }
+    }),
+  );
+  pass.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") unlock.click();
+  });
+  card.append(
+    h("h2", { id: "unlock-title" }, "Your backups are here"),
+    h("p", {}, `${state.destination.label} already holds Driveback backups. Enter their passphrase to use them on this computer.`),
+    h("label", { for: "passphrase" }, "Passphrase"),
+    pass,
+    out,
+    h("div", { class: "actions" }, unlock, restore),
+  );
+  pass.focus();
 }

@@ -9,6 +9,7 @@ import { lastBackupLine, progressLine, scheduleLine } from "../format";
 import { errorBox, showError, toast } from "../messages";
 import { connectDrive, disconnectDrive } from "./drive";
 import { healthBadge } from "./health";
+import { KEY_OFFER } from "./firstrun";
 import { changePassphraseDialog, passphraseCheck, showKeyDialog } from "./keys";
 import { settingsDialog, updateSettings } from "./settings";
 
@@ -69,6 +70,30 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
       ok,
     );
     banners.append(notice);
+  }
+  if (localStorage.getItem(KEY_OFFER)) {
+    // Offered once the first backup is under way, instead of one more step in the first run.
+    const done = () => {
+      localStorage.removeItem(KEY_OFFER);
+      offer.remove();
+    };
+    const show = button("Show my key", async () => {
+      if (await showKeyDialog()) done();
+    }, { id: "show-key-button", class: "primary" });
+    const later = button("Not now", done, { id: "key-offer-later" });
+    const offer = h(
+      "div",
+      { class: "banner", id: "key-offer", role: "note" },
+      h(
+        "span",
+        {},
+        h("strong", {}, "Keep your backup key somewhere safe. "),
+        "With it, your backups open even if you forget the passphrase. You can also see it later in Settings.",
+      ),
+      show,
+      later,
+    );
+    banners.append(offer);
   }
   if (state.passphrase_check_due) {
     const check = button("Check now", () => passphraseCheck(() => banner.remove()), { id: "passphrase-check" });

@@ -43,23 +43,31 @@ export function askPassphrase(title: string, text: string, check?: (p: string) =
   });
 }
 
-/** Shows the backup key, asking for the passphrase first unless given. */
-export async function showKeyDialog(passphrase?: string): Promise<void> {
+/** Shows the backup key, asking for the passphrase first unless given. Whether it was shown. */
+export async function showKeyDialog(passphrase?: string): Promise<boolean> {
   let key: { secret_key: string; public_key: string } | null = null;
   const p =
     passphrase ??
     (await askPassphrase("Show your backup key", "Enter your passphrase to see the key.", async (x) => {
       key = await api.showKey(x);
     }));
-  if (p === null) return;
+  if (p === null) return false;
   try {
     key ??= await api.showKey(p);
   } catch (e) {
     toast(asApiError(e).message);
-    return;
+    return false;
   }
   const code = h("code", { id: "secret-key", class: "key", tabindex: "0" }, key!.secret_key);
   const close = button("I've stored it safely", () => d.close(), { id: "key-close", class: "primary" });
+  const copy = button("Copy", async () => {
+    try {
+      await navigator.clipboard.writeText(key!.secret_key);
+      toast("The key is copied: paste it into your password manager, then copy something else.");
+    } catch {
+      toast("Could not copy: select the key and copy it by hand.");
+    }
+  }, { id: "key-copy" });
   const d = openDialog({
     id: "key-dialog",
     title: "Your backup key",
@@ -71,9 +79,10 @@ export async function showKeyDialog(passphrase?: string): Promise<void> {
       ),
       code,
     ],
-    actions: [close],
+    actions: [copy, close],
     initialFocus: close,
   });
+  return true;
 }
 
 export function changePassphraseDialog(): void {

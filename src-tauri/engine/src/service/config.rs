@@ -21,6 +21,16 @@ use crate::status::Report;
 
 /// Where backups go once Drive is connected: its hidden app folder.
 pub const DRIVE_DEST: &str = "drive";
+/// The visible "Driveback Backups" folder (the `drive.file` scope).
+pub const DRIVE_FOLDER_DEST: &str = "drive:folder";
+
+/// The destination a Drive sign-in with `scope` backs up to.
+pub fn drive_dest(scope: DriveScope) -> &'static str {
+    match scope {
+        DriveScope::AppData => DRIVE_DEST,
+        DriveScope::File => DRIVE_FOLDER_DEST,
+    }
+}
 
 /// How many runs the health view shows.
 const RECENT_RUNS: usize = 20;
@@ -167,11 +177,13 @@ impl Service {
     }
 
     /// Opens Google's consent page in the system browser and waits (up to five minutes) for the
-    /// answer on a loopback address; then backups go to Google Drive's hidden app folder (the key
-    /// comes along). `on_url` hears the consent page's address, in case no browser opened.
-    /// Blocking.
+    /// answer on a loopback address; then backups go to Google Drive: its hidden app folder
+    /// (`DriveScope::AppData`, `drive.appdata`) or a visible "Driveback Backups" folder
+    /// (`DriveScope::File`, `drive.file`); the key comes along. `on_url` hears the consent page's
+    /// address, in case no browser opened. Blocking.
     pub fn connect_drive(
         &self,
+        scope: DriveScope,
         on_url: impl Fn(&str) + Send + Sync + 'static,
     ) -> ApiResult<DriveConnected> {
         let google = self.google()?;
@@ -184,7 +196,7 @@ impl Service {
             *waiting = Some(cancel.clone());
         }
         let connected = google.connect(ConnectOptions {
-            scope: DriveScope::AppData,
+            scope,
             browser: Browser::from_env(false),
             timeout: DEFAULT_CONNECT_TIMEOUT,
             cancel: Some(cancel),
@@ -202,7 +214,7 @@ impl Service {
         *lock(self.connect_cancel()) = None;
         let connected = connected?;
         self.forget_store();
-        let notices = self.switch_destination(DRIVE_DEST)?;
+        let notices = self.switch_destination(drive_dest(scope))?;
         self.retry_after_fix();
         Ok(DriveConnected {
             email: connected.account.email,

@@ -38,7 +38,10 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use background::{alerts, AlertMemory, Background, BackgroundOptions};
 pub use backup::{BackupPlan, OneShot};
-pub use config::{DriveConnected, HealthView, SettingsView, TestEmailSent, DRIVE_DEST};
+pub use config::{
+    drive_dest, DriveConnected, HealthView, SettingsView, TestEmailSent, DRIVE_DEST,
+    DRIVE_FOLDER_DEST,
+};
 pub use google::GoogleClientStatus;
 pub use keys::{Checked, KeyCreated, ShownKey};
 pub use memory::UiMemory;
