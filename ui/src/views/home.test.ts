@@ -343,3 +343,48 @@ describe("the backend's pushes", () => {
     stop();
   });
 });
+
+describe("where in Google Drive", () => {
+  const onDrive = (dest: string) =>
+    sampleState({
+      destination: { kind: "drive", dest, label: dest === "drive" ? "Google Drive (hidden app folder)" : "Google Drive (“Driveback Backups” folder)", folder: null, has_key: true, problem: null },
+      drive: { available: true, connected: true, account: "me@example.com", reconnect_needed: false, problem: null },
+    });
+
+  it("signs in again for the visible folder, and shows where new backups go", async () => {
+    const moved = onDrive("drive:folder");
+    const backend = fakeBackend({
+      health: () => sampleHealth(),
+      connect_drive: () => ({ email: "me@example.com", state: moved, notices: [] }),
+    });
+    draw(onDrive("drive"));
+    const where = $<HTMLSelectElement>("drive-where-setting");
+    expect(where.value).toBe("appdata");
+    where.value = "file";
+    where.dispatchEvent(new Event("change"));
+    await vi.waitFor(() => expect(nav.show).toHaveBeenCalledWith(moved));
+    expect(backend.calls().find(([c]) => c === "connect_drive")?.[1]).toEqual({ scope: "file" });
+  });
+
+  it("stays where it was when the sign-in is cancelled", async () => {
+    fakeBackend({
+      health: () => sampleHealth(),
+      connect_drive: () => {
+        throw { code: "cancelled", message: "cancelled" };
+      },
+    });
+    draw(onDrive("drive:folder"));
+    const where = $<HTMLSelectElement>("drive-where-setting");
+    expect(where.value).toBe("file");
+    where.value = "appdata";
+    where.dispatchEvent(new Event("change"));
+    await vi.waitFor(() => expect(where.value).toBe("file"));
+    expect(nav.show).not.toHaveBeenCalled();
+  });
+
+  it("is not offered for a folder destination", () => {
+    fakeBackend({ health: () => sampleHealth() });
+    draw();
+    expect($("drive-where-setting")).toBeNull();
+  });
+});

@@ -7,7 +7,7 @@ import { button, openDialog } from "../dialog";
 import { busy, h, replace, select } from "../dom";
 import { lastBackupLine, progressLine, scheduleLine } from "../format";
 import { errorBox, showError, toast } from "../messages";
-import { connectDrive, disconnectDrive } from "./drive";
+import { connectDrive, disconnectDrive, driveWhereOf, type DriveWhere } from "./drive";
 import { healthBadge } from "./health";
 import { KEY_OFFER } from "./firstrun";
 import { changePassphraseDialog, passphraseCheck, showKeyDialog } from "./keys";
@@ -249,6 +249,27 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
   const driveAction = drive.connected
     ? button("Disconnect", () => disconnectDrive(showDrive), { id: "drive-disconnect" })
     : button("Connect", () => void connectDrive(state, settingsSlot, connected), { id: "drive-connect" });
+  // The hidden app folder or a visible folder: the other one needs Google's consent for its scope,
+  // so a change signs in again; the backups already in the first place stay there.
+  const onDrive = drive.connected && state.destination.kind === "drive";
+  const driveWhereSelect = select(
+    { id: "drive-where-setting" },
+    [
+      ["appdata", "A hidden app folder"],
+      ["file", "A visible “Driveback Backups” folder"],
+    ],
+    driveWhereOf(state),
+  );
+  driveWhereSelect.addEventListener("change", () => {
+    const where = driveWhereSelect.value as DriveWhere;
+    void connectDrive(state, settingsSlot, (s) => {
+      toast(`New backups go to ${s.destination.label}. The backups already in Drive stay where they are.`);
+      connected(s);
+    }, where).then(() => {
+      // A cancelled or refused sign-in leaves the backups where they were.
+      if (driveWhereOf(state) !== where) driveWhereSelect.value = driveWhereOf(state);
+    });
+  });
   const changeFolder = button(
     state.destination.kind === "folder" ? "Change folder" : "Use a folder",
     () => folderDialog(state, nav),
@@ -292,6 +313,7 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     h("h2", { id: "settings-title" }, "Google Drive settings"),
     settingRow("Google Drive account", drive.connected ? drive.account ?? "Connected" : "Not connected", driveAction, "drive-account"),
     settingRow("Backups go to", state.destination.label || "Not chosen yet", changeFolder, "destination-folder"),
+    onDrive ? h("div", { class: "setting" }, h("label", { for: "drive-where-setting" }, "Where in Google Drive"), driveWhereSelect) : null,
     state.destination.problem ? errorBox({ code: "destination_error", message: state.destination.problem }) : null,
     settingRow("Database", `${state.mongo.database ?? "—"} on ${state.mongo.host ?? "—"}`, button("Change", () => connectionDialog(nav), { id: "change-database" }), "database-name"),
     h("div", { class: "setting" }, h("label", { for: "frequency" }, "Back up automatically"), frequency),
