@@ -9,6 +9,8 @@
 //! fails with the reason, the health turns critical -> Reconnect -> Back up works again ->
 //! Disconnect. A screenshot of every screen; cold start and idle memory are measured and printed.
 
+#[path = "e2e/contrast.rs"]
+mod contrast;
 #[path = "e2e/webdriver.rs"]
 mod webdriver;
 
@@ -95,12 +97,20 @@ impl Env {
                 Err(e) => return Err(format!("{}: {e}", dir.display())),
             }
         }
-        let cleared = std::process::Command::new("secret-tool")
+        // `clear` answers 1 when there was nothing to clear: what is left is checked instead.
+        std::process::Command::new("secret-tool")
             .args(["clear", "service", "driveback"])
             .status()
             .map_err(|e| format!("secret-tool: {e}"))?;
-        if !cleared.success() {
-            return Err(format!("secret-tool clear: {cleared}"));
+        let left = std::process::Command::new("secret-tool")
+            .args(["search", "--all", "service", "driveback"])
+            .output()
+            .map_err(|e| format!("secret-tool: {e}"))?;
+        if !left.stdout.is_empty() {
+            return Err(format!(
+                "the keyring still holds Driveback's entries: {}",
+                String::from_utf8_lossy(&left.stdout)
+            ));
         }
         Ok(())
     }
@@ -279,6 +289,146 @@ fn health_is(s: &Session, status: &str) -> Result<(), String> {
     })
 }
 
+/// A build without a built-in Google client: Connect Google Drive opens the setup, which refuses
+/// a client ID that is not one and a Web application client's file with one sentence each, then
+/// takes the `client_secret_*.json` Google's console downloads (through the real file input),
+/// keeps the secret out of every file, and signs in.
+#[test]
+fn google_client_is_set_up_in_the_app() {
+    let Some(env) = Env::from_env() else {
+        eprintln!(
+            "skipped: the end-to-end tests run through scripts/e2e (it sets DRIVEBACK_E2E=1)"
+        );
+        return;
+    };
+    if let Err(e) = set_up_google_client(&env) {
+        panic!("{e}");
+    }
+    println!("driveback-e2e: ran the Google client setup");
+}
+
+fn set_up_google_client(env: &Env) -> Result<(), String> {
+    let var =
+        |k: &str| std::env::var(k).map_err(|_| format!("{k} must be set (scripts/e2e sets it)"));
+    let (id, secret) = (
+        var("DRIVEBACK_E2E_CLIENT_ID")?,
+        var("DRIVEBACK_E2E_CLIENT_SECRET")?,
+    );
+    env.new_device()?;
+    let files = PathBuf::from(var("DRIVEBACK_E2E_WORK")?).join("downloads");
+    std::fs::create_dir_all(&files).map_err(|e| e.to_string())?;
+    let client = |kind: &str| {
+        serde_json::json!({ kind: {
+            "client_id": id,
+            "project_id": "driveback-e2e",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": "https://oauth2.googleapis.com/token",
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_secret": secret,
+            "redirect_uris": ["http://localhost"]
+        }})
+        .to_string()
+    };
+    let web = files.join("client_secret_web.apps.googleusercontent.com.json");
+    let desktop = files.join(format!("client_secret_{id}.json"));
+    std::fs::write(&web, client("web")).map_err(|e| e.to_string())?;
+    std::fs::write(&desktop, client("installed")).map_err(|e| e.to_string())?;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db_name = format!("e2e_client_{:08x}", std::process::id());
+    let db = rt
+        .block_on(mongodb::Client::with_uri_str(&env.mongo_uri))
+        .unwrap()
+        .database(&db_name);
+    rt.block_on(async {
+        db.collection::<Document>("notes")
+            .insert_one(doc! { "_id": 1 })
+            .await
+    })
+    .map_err(|e| e.to_string())?;
+
+    let mut s = Session::start(
+        &var("DRIVEBACK_WEBDRIVER_OWN_CLIENT_URL")?,
+        &env.app,
+        &env.screenshots,
+    )?;
+    s.shots = 30;
+    s.wait_for("#firstrun", LONG)?;
+    s.type_into("#mongo-uri", &uri_with_database(&env.mongo_uri, &db_name))?;
+    s.wait_for("#connection-ok", LONG)?;
+    s.click_css("#drive-connect")?;
+    s.wait_for("#google-setup-dialog", LONG)?;
+    let steps = s.text_of("#google-setup-steps")?;
+    assert!(steps.contains("Desktop app"), "{steps}");
+    s.shot("google-client-setup")?;
+    let mut contrast_report = Vec::new();
+    contrast_both(&s, "Google client setup", &mut contrast_report)?;
+    assert!(
+        contrast_report.is_empty(),
+        "text contrast below WCAG AA:\n{}",
+        contrast_report.join("\n")
+    );
+
+    // A mistake in the pasted ID: one sentence, nothing saved.
+    s.type_into("#google-client-id", "1234-abc")?;
+    s.type_into("#google-client-secret", &secret)?;
+    s.click_css("#google-setup-save")?;
+    let problem = s.wait_for("#google-setup-problem", SHORT)?;
+    let why = s.text(&problem)?;
+    assert!(why.contains(".apps.googleusercontent.com"), "{why}");
+    s.shot("google-client-setup-wrong-id")?;
+
+    // The Web application client's file: its own sentence.
+    s.type_into("#google-client-file", &web.display().to_string())?;
+    s.wait_until("the web client to be refused", SHORT, |s| {
+        let t = s.text_of("#google-setup-problem").ok()?;
+        t.contains("Web application").then_some(())
+    })?;
+    let settings = env.config_dir.join("settings.json");
+    let saved = std::fs::read_to_string(&settings).unwrap_or_default();
+    assert!(!saved.contains(&id), "a refused client was saved: {saved}");
+
+    // The desktop client's file: saved, and the sign-in follows.
+    s.type_into("#google-client-file", &desktop.display().to_string())?;
+    s.wait_for("#firstrun[data-step='passphrase']", LONG)?;
+    let saved = std::fs::read_to_string(&settings).map_err(|e| e.to_string())?;
+    assert!(
+        saved.contains(&id),
+        "the client ID is in the settings: {saved}"
+    );
+    for dir in [&env.config_dir, &env.data_dir] {
+        for f in walk(dir) {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the client secret is written in {}",
+                f.display()
+            );
+        }
+    }
+    s.shot("google-client-connected")?;
+    drop(s);
+    rt.block_on(async { db.drop().await }).ok();
+    env.new_device()
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// The package the tests run the app from (scripts/e2e bundles the build into a .deb and unpacks
 /// it as dpkg does): its control fields, its desktop entry, its icon, its licence, and the CLI it
 /// ships. The other test launches the app from this package.
@@ -376,6 +526,23 @@ fn the_package_installs_the_app_and_the_cli() {
     );
 }
 
+/// Checks the text contrast of the screen shown, in the light and in the dark theme (axe-core's
+/// `color-contrast`, WCAG AA), and adds what falls short to `report`.
+fn contrast_both(s: &Session, screen: &str, report: &mut Vec<String>) -> Result<(), String> {
+    for theme in ["", "dark"] {
+        s.execute(
+            "document.documentElement.dataset.theme = arguments[0];",
+            vec![serde_json::json!(theme)],
+        )?;
+        for v in contrast::contrast_violations(s)? {
+            let theme = if theme.is_empty() { "light" } else { theme };
+            report.push(format!("{screen} ({theme}): {v}"));
+        }
+    }
+    s.execute("document.documentElement.dataset.theme = '';", vec![])?;
+    Ok(())
+}
+
 #[test]
 fn first_run_backup_and_restore_in_the_real_app() {
     let Some(env) = Env::from_env() else {
@@ -391,6 +558,8 @@ fn first_run_backup_and_restore_in_the_real_app() {
 }
 
 fn run(env: &Env) -> Result<(), String> {
+    // Whatever ran before, this starts on a computer that has never run Driveback.
+    env.new_device()?;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db_name = format!("e2e_{:08x}", std::process::id());
     let client = rt
@@ -424,6 +593,8 @@ fn run(env: &Env) -> Result<(), String> {
         "the database the string names is preselected"
     );
     s.shot("first-run-database-chosen")?;
+    let mut contrast_report = Vec::new();
+    contrast_both(&s, "first run: database and Drive", &mut contrast_report)?;
     // Connect Google Drive (the emulator consents at once, as a person would with two clicks on
     // Google's page); the app moves on by itself.
     s.click_css("#drive-connect")?;
@@ -435,6 +606,7 @@ fn run(env: &Env) -> Result<(), String> {
     s.type_into("#passphrase", PASSPHRASE)?;
     s.type_into("#passphrase-repeat", PASSPHRASE)?;
     s.shot("first-run-passphrase")?;
+    contrast_both(&s, "first run: passphrase", &mut contrast_report)?;
     s.click_css("#passphrase-create")?;
 
     // --- Home: the first backup runs, and lands on Drive --------------------------------------------
@@ -468,6 +640,7 @@ fn run(env: &Env) -> Result<(), String> {
         (s.property(&frequency, "value").ok()?.as_deref() == Some("daily")).then_some(())
     })?;
     s.shot("home-after-backup")?;
+    contrast_both(&s, "home", &mut contrast_report)?;
 
     // The first run set Driveback to start at login (ticked by default): the entry starts the
     // installed app in the tray.
@@ -489,6 +662,7 @@ fn run(env: &Env) -> Result<(), String> {
     let key_text = s.text(&key)?;
     assert!(key_text.starts_with("AGE-SECRET-KEY-1"), "{key_text}");
     s.shot("backup-key")?;
+    contrast_both(&s, "the backup key", &mut contrast_report)?;
     s.click_css("#key-close")?;
     s.wait_gone("#key-dialog", SHORT)?;
     s.wait_gone("#key-offer", SHORT)?;
@@ -506,6 +680,7 @@ fn run(env: &Env) -> Result<(), String> {
         "{row_text}"
     );
     s.shot("backup-list")?;
+    contrast_both(&s, "the backup list", &mut contrast_report)?;
 
     // --- The data changes; Esc and Cancel on the confirmation change nothing ----------------------
     rt.block_on(change_data(&db));
@@ -528,6 +703,7 @@ fn run(env: &Env) -> Result<(), String> {
         "Cancel has the focus"
     );
     s.shot("restore-confirmation")?;
+    contrast_both(&s, "the restore confirmation", &mut contrast_report)?;
     s.send_keys(&active, keys::ESCAPE)?;
     s.wait_gone("#restore-dialog", SHORT)?;
     assert_eq!(rt.block_on(snapshot(&db)), changed, "Esc changed the data");
@@ -549,6 +725,7 @@ fn run(env: &Env) -> Result<(), String> {
     s.click_css("#restore-replace")?;
     s.wait_for("#restore-result", LONG)?;
     s.shot("restore-done")?;
+    contrast_both(&s, "a restore done", &mut contrast_report)?;
     let mut restored = rt.block_on(snapshot(&db));
     // A collection the backup did not have is left as it is (the confirmation says so).
     assert_eq!(restored.remove("scratch").map(|d| d.len()), Some(1));
@@ -591,6 +768,7 @@ fn run(env: &Env) -> Result<(), String> {
         LONG,
     )?;
     s.shot("health")?;
+    contrast_both(&s, "health", &mut contrast_report)?;
     s.send_keys(&s.active_element()?, keys::ESCAPE)?;
     s.wait_gone("#health-dialog", SHORT)?;
 
@@ -602,6 +780,7 @@ fn run(env: &Env) -> Result<(), String> {
     let why = s.text(&error)?;
     assert!(why.to_lowercase().contains("reconnect"), "{why}");
     s.shot("backup-failed-reconnect")?;
+    contrast_both(&s, "a failed backup", &mut contrast_report)?;
     health_is(&s, "critical")?;
     s.wait_for("#drive-reconnect-banner", LONG)?;
     s.click_css("#health-badge")?;
@@ -652,6 +831,7 @@ fn run(env: &Env) -> Result<(), String> {
     // Home says Drive is not connected, with Connect and "Use a folder" next to it.
     s.wait_for("#home #drive-connect", LONG)?;
     s.shot("drive-disconnected")?;
+    contrast_both(&s, "Drive disconnected", &mut contrast_report)?;
 
     // --- A new device: the same Drive and database server, nothing else -----------------------------
     // The latest backup holds the data as it was changed; then a disaster empties a collection.
@@ -676,6 +856,7 @@ fn run(env: &Env) -> Result<(), String> {
     s.wait_for("#unlock-title", LONG)?;
     s.type_into("#passphrase", PASSPHRASE)?;
     s.shot("new-device-passphrase")?;
+    contrast_both(&s, "a new device: passphrase", &mut contrast_report)?;
     s.click_css("#unlock-restore")?;
     s.wait_for("#restore-dialog", LONG)?;
     let plan = s.text_of("#restore-plan")?;
@@ -690,6 +871,11 @@ fn run(env: &Env) -> Result<(), String> {
         "the new device restored the latest backup"
     );
     assert!(restore_clicks <= 5, "{restore_clicks} clicks to a restore");
+    assert!(
+        contrast_report.is_empty(),
+        "text contrast below WCAG AA:\n{}",
+        contrast_report.join("\n")
+    );
     s.shot("new-device-restored")?;
     println!(
         "driveback-e2e: clicks (typing excluded, {GOOGLE_CONSENT_CLICKS} of them on Google's consent page): first launch to a first backup on Drive: {first_backup_clicks}; fresh install on a new device to a restore started: {restore_clicks}"
