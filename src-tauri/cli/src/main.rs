@@ -130,6 +130,11 @@ enum Command {
     Daemon(policy::DaemonArgs),
     /// Health of the backups: checks, latest backup, next backup, recent runs.
     Status(policy::StatusArgs),
+    /// Hold automatic backups back until tomorrow 09:00 (or --until); `driveback backup` and
+    /// Backup Now still work.
+    Pause(policy::PauseArgs),
+    /// Let automatic backups run as scheduled again (a slot missed during the pause runs now).
+    Resume,
     /// Send a test email with the SMTP settings (smtp.*).
     TestEmail,
     /// Acknowledge the data-loss alarms: the backups they kept follow the retention policy again.
@@ -720,7 +725,12 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
     }
     if matches!(
         cli.command,
-        Command::Status(_) | Command::Prune(_) | Command::Daemon(_) | Command::TestEmail
+        Command::Status(_)
+            | Command::Prune(_)
+            | Command::Daemon(_)
+            | Command::TestEmail
+            | Command::Pause(_)
+            | Command::Resume
     ) {
         // These work from the settings: a settings file that does not read is their error (the
         // service would say it goes on with the defaults).
@@ -945,6 +955,8 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Prune(args) => policy::prune(&svc, args).await,
         Command::Daemon(args) => policy::daemon(&svc, args).await,
         Command::Status(args) => policy::status(&svc, args).await,
+        Command::Pause(args) => policy::pause(&svc, args),
+        Command::Resume => policy::resume(&svc),
         Command::TestEmail => notify::test_email(&svc).await,
         Command::Acknowledge => {
             let alarms = svc.alarms().open();

@@ -50,6 +50,14 @@ pub struct StatusArgs {
     json: bool,
 }
 
+#[derive(Args)]
+pub struct PauseArgs {
+    /// When automatic backups start again, RFC 3339 (e.g. 2025-06-02T09:00:00+02:00); default:
+    /// tomorrow at 09:00 local time.
+    #[arg(long)]
+    until: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum ConfigCommand {
     /// Print a setting, or all of them.
@@ -286,6 +294,48 @@ pub fn config(command: ConfigCommand) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `driveback pause`: no automatic backup before tomorrow 09:00 (or `--until`).
+pub fn pause(svc: &Service, args: PauseArgs) -> CliResult<ExitCode> {
+    load_settings(svc)?;
+    let until = match args.until {
+        Some(text) => settings::parse_paused_until(&text)
+            .map_err(|m| CliError::new(format!("--until: {m}")))?
+            .ok_or_else(|| {
+                CliError::new("--until: give a date and time; `driveback resume` lifts a pause")
+            })?,
+        None => schedule::pause_until_tomorrow(svc.now(), &Local),
+    };
+    let until = super::sync(|| svc.pause_automatic_until(until))?;
+    println!(
+        "Automatic backups paused until {} ({}). `driveback backup` and Backup Now still work; \
+         `driveback resume` lifts the pause.",
+        driveback_engine::glance::when(until, svc.now(), &Local),
+        local_time(until)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `driveback resume`: automatic backups as scheduled again.
+pub fn resume(svc: &Service) -> CliResult<ExitCode> {
+    load_settings(svc)?;
+    let was = svc
+        .settings()
+        .schedule
+        .paused_until
+        .filter(|t| *t > svc.now());
+    super::sync(|| svc.resume_automatic())?;
+    println!(
+        "{}: {}.",
+        if was.is_some() {
+            "Automatic backups resumed"
+        } else {
+            "Automatic backups were not paused"
+        },
+        schedule::describe(&svc.settings().schedule)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn status(svc: &Service, args: StatusArgs) -> CliResult<ExitCode> {
     let settings = load_settings(svc)?;
     if let Some(d) = &args.dest {
@@ -310,6 +360,7 @@ pub async fn status(svc: &Service, args: StatusArgs) -> CliResult<ExitCode> {
     let newest = report.latest_backup.clone();
     if args.json {
         print_json(&serde_json::json!({
+            "glance": report.glance,
             "status": h.status,
             "checks": h.checks,
             "metrics": h.metrics,
@@ -328,6 +379,8 @@ pub async fn status(svc: &Service, args: StatusArgs) -> CliResult<ExitCode> {
             Status::Warning => "warning",
             Status::Critical => "critical",
         };
+        // The same line as the app's home card and its tray.
+        println!("{}", report.glance.text);
         println!("Status: {}", word(h.status));
         for c in &h.checks {
             println!("  [{:<8}] {}", word(c.status), c.message);

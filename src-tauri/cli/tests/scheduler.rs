@@ -202,6 +202,16 @@ impl World {
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
 
+    /// Moves the clock from `from` to `to` in steps of `step`, letting the scheduler see each.
+    async fn walk(&self, from: &str, to: &str, step: Duration) {
+        let (mut t, to) = (at(from), at(to));
+        while t < to {
+            t = (t + step).min(to);
+            self.clock.set(t);
+            self.tick().await;
+        }
+    }
+
     async fn idle(&self) {
         eventually("the job ends", || self.jobs.current().is_none()).await;
     }
@@ -293,6 +303,94 @@ async fn a_due_slot_runs_once() {
     w.idle().await;
     w.tick().await;
     assert_eq!(w.job.runs(), 2);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_slot_waits_while_paused_and_runs_once_after() {
+    let mut w = World::new(
+        "2024-05-10 01:59:50",
+        &[past_run("2024-05-09 02:00", Outcome::Success)],
+    );
+    // Paused in the evening before, until 09:00 (as "until tomorrow" sets it).
+    let paused = ScheduleSettings {
+        paused_until: Some(at("2024-05-10 09:00")),
+        ..daily()
+    };
+    w.start(paused.clone());
+    w.tick().await;
+    assert_eq!(w.status().next_due, Some(at("2024-05-10 09:00")));
+
+    // The 02:00 slot comes and goes: nothing starts, all night.
+    for t in [
+        "2024-05-10 02:00:05",
+        "2024-05-10 02:00:40",
+        "2024-05-10 02:01:10",
+    ] {
+        w.clock.set(at(t));
+        w.tick().await;
+    }
+    // Then in half-hour steps (each looks like a wake: a catch-up would be due after it).
+    w.walk(
+        "2024-05-10 02:01:10",
+        "2024-05-10 08:30",
+        Duration::minutes(30),
+    )
+    .await;
+    assert_eq!(w.job.runs(), 0, "nothing starts during the pause");
+    assert_eq!(w.status().next_due, Some(at("2024-05-10 09:00")));
+    // Backup Now still works while paused.
+    let manual = w.jobs.start(Trigger::Manual);
+    assert!(!manual.attached);
+    manual.wait().await;
+    w.idle().await;
+    assert_eq!(*w.job.triggers.lock().unwrap(), [Trigger::Manual]);
+
+    // The manual run served today's slot: at 09:00 nothing more is due, the next slot is
+    // tomorrow's.
+    w.clock.set(at("2024-05-10 09:00:10"));
+    w.tick().await;
+    assert_eq!(w.job.runs(), 1);
+    assert_eq!(w.status().next_due, Some(at("2024-05-11 02:00")));
+
+    // Paused again over the next night: at its end the missed slot runs once.
+    w.scheduler
+        .as_ref()
+        .unwrap()
+        .set_schedule(ScheduleSettings {
+            paused_until: Some(at("2024-05-11 09:00")),
+            ..daily()
+        });
+    w.walk(
+        "2024-05-10 09:00:10",
+        "2024-05-11 08:55",
+        Duration::minutes(30),
+    )
+    .await;
+    // The last minutes awake (steps shorter than the wake gap).
+    w.walk(
+        "2024-05-11 08:55",
+        "2024-05-11 08:59:50",
+        Duration::seconds(50),
+    )
+    .await;
+    assert_eq!(w.job.runs(), 1, "the 02:00 slot waits for the pause");
+    w.clock.set(at("2024-05-11 09:00:05"));
+    eventually("the missed slot runs when the pause ends", || {
+        w.job.runs() == 2
+    })
+    .await;
+    w.idle().await;
+    w.clock.advance(Duration::seconds(40));
+    w.tick().await;
+    w.clock.advance(Duration::seconds(40));
+    w.tick().await;
+    assert_eq!(w.job.runs(), 2, "once");
+    assert_eq!(
+        *w.job.triggers.lock().unwrap(),
+        [Trigger::Manual, Trigger::Scheduled]
+    );
+    assert_eq!(w.status().next_due, Some(at("2024-05-12 02:00")));
     w.stop().await;
 }
 

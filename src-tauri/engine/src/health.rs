@@ -173,15 +173,20 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// How old the newest complete backup may be before the status turns critical.
-pub fn max_backup_age(frequency: Frequency) -> Option<Duration> {
-    let slack = Duration::hours(2);
+/// The longest time between two slots of a schedule; `None` when backups are only manual.
+pub fn schedule_period(frequency: Frequency) -> Option<Duration> {
     match frequency {
-        Frequency::Daily => Some(Duration::hours(24) + slack),
-        Frequency::Weekly => Some(Duration::days(7) + slack),
-        Frequency::Monthly => Some(Duration::days(31) + slack),
+        Frequency::Daily => Some(Duration::hours(24)),
+        Frequency::Weekly => Some(Duration::days(7)),
+        Frequency::Monthly => Some(Duration::days(31)),
         Frequency::Off => None,
     }
+}
+
+/// How old the newest complete backup may be before the status turns critical: the schedule's
+/// period and 2 hours of slack (26 hours for a daily schedule).
+pub fn max_backup_age(frequency: Frequency) -> Option<Duration> {
+    schedule_period(frequency).map(|p| p + Duration::hours(2))
 }
 
 /// With backups only on demand, a warning once the newest is this old.
@@ -454,7 +459,27 @@ pub fn health<Tz: TimeZone>(
         });
     }
 
-    if settings.schedule.frequency == Frequency::Off {
+    let paused = settings
+        .schedule
+        .paused_until
+        .filter(|until| *until > now && settings.schedule.frequency != Frequency::Off);
+    if let Some(until) = paused {
+        // A pause the user chose is a warning; with the newest backup stale as well, critical.
+        let stale = crate::glance::level(settings.schedule.frequency, last_good, now)
+            == crate::glance::Level::Stale;
+        checks.push(check(
+            "scheduler",
+            if stale {
+                Status::Critical
+            } else {
+                Status::Warning
+            },
+            format!(
+                "Automatic backups are paused until {}; Back up still works.",
+                crate::glance::when(until, now, tz)
+            ),
+        ));
+    } else if settings.schedule.frequency == Frequency::Off {
         checks.push(check(
             "scheduler",
             Status::Healthy,
@@ -1057,6 +1082,54 @@ mod tests {
             health(&r, &s, &Observations::default(), now, &Utc).status,
             Status::Critical
         );
+    }
+
+    #[test]
+    fn paused_automatic_backups_are_a_warning_unless_the_backup_is_stale() {
+        use crate::schedule::testzone::utc;
+        // One backup, ended 2024-01-01 02:03; daily at 02:00.
+        let r = runs(&[Success]);
+        let paused = |until: &str| {
+            let mut s = settings(Frequency::Daily);
+            s.schedule.paused_until = Some(utc(until));
+            s
+        };
+        let beat = |now| Observations {
+            scheduler_heartbeat: Some(now),
+            ..Default::default()
+        };
+        let cases: &[(&str, Settings, &str, Status, &str)] = &[
+            (
+                "paused, the backup fresh: a warning",
+                paused("2024-01-02 09:00"),
+                "2024-01-01 22:00",
+                Status::Warning,
+                "Automatic backups are paused until tomorrow 09:00; Back up still works.",
+            ),
+            (
+                "paused, the backup stale: critical",
+                paused("2024-01-03 09:00"),
+                "2024-01-02 09:00",
+                Status::Critical,
+                "Automatic backups are paused until tomorrow 09:00; Back up still works.",
+            ),
+            (
+                "a pause that ended: running as usual",
+                paused("2024-01-01 09:00"),
+                "2024-01-01 22:00",
+                Status::Healthy,
+                "Automatic backups are running.",
+            ),
+        ];
+        for (name, s, now, want, text) in cases {
+            let now = utc(now);
+            let h = health(&r, s, &beat(now), now, &Utc);
+            assert_eq!(
+                status_of(&h, "scheduler"),
+                Some((*want, text.to_string())),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod envsecrets;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod glance;
 pub mod health;
 pub mod history;
 pub mod jobs;

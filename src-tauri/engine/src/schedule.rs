@@ -225,8 +225,45 @@ fn covers(slot: DateTime<Utc>, last_attempt: Option<DateTime<Utc>>, now: DateTim
 }
 
 /// When the next automatic backup should start: possibly in the past (it is due), `None` when
-/// backups are only manual.
+/// backups are only manual. While automatic backups are paused (`paused_until` ahead of `now`),
+/// nothing is due before the pause ends: not a slot, a retry or a catch-up. A slot missed during
+/// the pause is due when it ends (once, however many were missed), as after a wake.
 pub fn next_due<Tz: TimeZone>(
+    s: &ScheduleSettings,
+    state: &ScheduleState,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> Option<DateTime<Utc>> {
+    let due = next_due_unpaused(s, state, now, tz)?;
+    match s.paused_until {
+        Some(until) if until > now => Some(due.max(until)),
+        _ => Some(due),
+    }
+}
+
+/// The hour a pause "until tomorrow" ends, local time.
+pub const PAUSE_ENDS_AT: (u32, u32) = (9, 0);
+
+/// When "Pause automatic backups until tomorrow", chosen at `now`, ends: the next calendar day at
+/// 09:00 local time. Not the schedule's own time: that is usually at night (02:00), so a pause
+/// chosen in the evening would end a few hours later, right when the backup it was meant to hold
+/// back starts. At 09:00 people are usually at their computer again, and the slot missed
+/// overnight then runs once (see [`next_due`]).
+pub fn pause_until_tomorrow<Tz: TimeZone>(now: DateTime<Utc>, tz: &Tz) -> DateTime<Utc> {
+    let tomorrow = now
+        .with_timezone(tz)
+        .date_naive()
+        .succ_opt()
+        .expect("a date far from the end of time");
+    let (h, m) = PAUSE_ENDS_AT;
+    local_instant(
+        tomorrow,
+        NaiveTime::from_hms_opt(h, m, 0).expect("a valid time"),
+        tz,
+    )
+}
+
+fn next_due_unpaused<Tz: TimeZone>(
     s: &ScheduleSettings,
     state: &ScheduleState,
     now: DateTime<Utc>,
@@ -965,6 +1002,125 @@ mod tests {
         assert_eq!(
             next_due(&s, &state, utc("2024-11-03 06:45"), &NEW_YORK),
             Some(utc("2024-11-04 06:30"))
+        );
+    }
+
+    #[test]
+    fn a_pause_holds_back_slots_retries_and_catch_ups() {
+        let paused = |until: &str| ScheduleSettings {
+            paused_until: Some(local(&BERLIN, until)),
+            ..daily("02:00")
+        };
+        check(
+            &BERLIN,
+            &[
+                Case {
+                    name: "the slot tonight waits for the pause to end",
+                    schedule: paused("2024-05-11 09:00"),
+                    last_attempt: Some("2024-05-10 02:05"),
+                    awake_since: "2024-05-10 08:00",
+                    now: "2024-05-10 23:00",
+                    next_due: Some("2024-05-11 09:00"),
+                },
+                Case {
+                    name: "during the pause, the missed slot is not due",
+                    schedule: paused("2024-05-11 09:00"),
+                    last_attempt: Some("2024-05-10 02:05"),
+                    awake_since: "2024-05-10 08:00",
+                    now: "2024-05-11 08:59",
+                    next_due: Some("2024-05-11 09:00"),
+                },
+                Case {
+                    name: "when it ends, the missed slot runs once",
+                    schedule: paused("2024-05-11 09:00"),
+                    last_attempt: Some("2024-05-10 02:05"),
+                    awake_since: "2024-05-10 08:00",
+                    now: "2024-05-11 09:00",
+                    next_due: Some("2024-05-11 02:00"),
+                },
+                Case {
+                    name: "a catch-up after a wake waits too",
+                    schedule: paused("2024-05-11 09:00"),
+                    last_attempt: Some("2024-05-09 02:05"),
+                    awake_since: "2024-05-10 07:00",
+                    now: "2024-05-10 07:05",
+                    next_due: Some("2024-05-11 09:00"),
+                },
+                Case {
+                    name: "a slot after the pause is not moved",
+                    schedule: paused("2024-05-10 09:00"),
+                    last_attempt: Some("2024-05-10 02:05"),
+                    awake_since: "2024-05-10 00:00",
+                    now: "2024-05-10 08:00",
+                    next_due: Some("2024-05-11 02:00"),
+                },
+                Case {
+                    name: "a pause that ended changes nothing",
+                    schedule: paused("2024-05-09 09:00"),
+                    last_attempt: Some("2024-05-09 02:05"),
+                    awake_since: "2024-05-09 00:00",
+                    now: "2024-05-10 02:00",
+                    next_due: Some("2024-05-10 02:00"),
+                },
+                Case {
+                    name: "off stays off",
+                    schedule: ScheduleSettings {
+                        frequency: Frequency::Off,
+                        ..paused("2024-05-11 09:00")
+                    },
+                    last_attempt: None,
+                    awake_since: "2024-05-10 00:00",
+                    now: "2024-05-10 12:00",
+                    next_due: None,
+                },
+            ],
+        );
+        // A failed run's retry waits for the end of the pause as well.
+        let s = paused("2024-05-10 09:00");
+        let slot = local(&BERLIN, "2024-05-10 02:00");
+        let state = ScheduleState::new(None, slot - Duration::hours(1))
+            .with_recent([(slot + Duration::minutes(1), Attempt::Failed)]);
+        let now = slot + Duration::minutes(10);
+        assert_eq!(
+            next_due(&s, &state, now, &BERLIN),
+            Some(local(&BERLIN, "2024-05-10 09:00"))
+        );
+        assert!(!is_due(&s, &state, now, &BERLIN));
+        let unpaused = ScheduleSettings {
+            paused_until: None,
+            ..s
+        };
+        assert!(is_due(&unpaused, &state, now, &BERLIN));
+    }
+
+    #[test]
+    fn a_pause_until_tomorrow_ends_the_next_day_at_nine() {
+        let cases: &[(&str, &str)] = &[
+            ("2024-05-10 23:00", "2024-05-11 09:00"),
+            ("2024-05-10 00:30", "2024-05-11 09:00"),
+            ("2024-05-10 09:00", "2024-05-11 09:00"),
+            ("2024-12-31 18:00", "2025-01-01 09:00"),
+            ("2024-02-28 12:00", "2024-02-29 09:00"),
+            // Clocks change in the night (spring forward, fall back): still 09:00 local.
+            ("2024-03-30 22:00", "2024-03-31 09:00"),
+            ("2024-10-26 22:00", "2024-10-27 09:00"),
+        ];
+        for (now, want) in cases {
+            assert_eq!(
+                pause_until_tomorrow(local(&BERLIN, now), &BERLIN),
+                local(&BERLIN, want),
+                "{now}"
+            );
+        }
+        // The spring-forward night is an hour shorter: 10 hours from 22:00 to 09:00, not 11.
+        assert_eq!(
+            pause_until_tomorrow(local(&BERLIN, "2024-03-30 22:00"), &BERLIN)
+                - local(&BERLIN, "2024-03-30 22:00"),
+            Duration::hours(10)
+        );
+        assert_eq!(
+            pause_until_tomorrow(utc("2024-05-10 23:30"), &NEW_YORK),
+            utc("2024-05-11 13:00")
         );
     }
 

@@ -178,6 +178,49 @@ pub struct ScheduleSettings {
     pub weekday: Weekday,
     /// Day of the month of a monthly backup, 1-31; in shorter months, the month's last day.
     pub day_of_month: u8,
+    /// No automatic backup, retry or catch-up starts before this time (Backup Now still works);
+    /// a slot missed meanwhile runs once when it ends. `None`, or a time past: not paused.
+    #[serde(with = "paused_serde")]
+    pub paused_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A pause's end as the settings file and `driveback config` write it: RFC 3339 in UTC.
+pub fn format_paused_until(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A pause's end from text: RFC 3339 (any offset); empty, `none` or `off` for no pause.
+pub fn parse_paused_until(s: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    let t = s.trim();
+    if t.is_empty() || t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| Some(d.with_timezone(&chrono::Utc)))
+        .map_err(|_| {
+            format!(
+                "'{s}' is not a date and time (RFC 3339, e.g. 2025-06-02T09:00:00+02:00), or none"
+            )
+        })
+}
+
+mod paused_serde {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::format_paused_until(t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => super::parse_paused_until(&s).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 impl Default for ScheduleSettings {
@@ -187,6 +230,7 @@ impl Default for ScheduleSettings {
             time: TimeOfDay::default(),
             weekday: Weekday::Sun,
             day_of_month: 1,
+            paused_until: None,
         }
     }
 }
@@ -615,6 +659,20 @@ pub static KEYS: &[SettingKey] = &[
                 return Err(format!("{d} is not a day of the month (1-31)"));
             }
             s.schedule.day_of_month = d;
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "schedule.paused_until",
+        help: "no automatic backup starts before this time, RFC 3339 (e.g. 2025-06-02T09:00:00+02:00); none to resume (`driveback pause` and `driveback resume` set it)",
+        get: |s| {
+            s.schedule
+                .paused_until
+                .as_ref()
+                .map_or(Value::Null, |t| Value::from(format_paused_until(t)))
+        },
+        set: |s, v| {
+            s.schedule.paused_until = parse_paused_until(v)?;
             Ok(())
         },
     },
@@ -1206,6 +1264,7 @@ mod tests {
             ("schedule.time", "23:45"),
             ("schedule.weekday", "wed"),
             ("schedule.day_of_month", "31"),
+            ("schedule.paused_until", "2025-06-02T09:00:00+02:00"),
             ("backup.database", "shop"),
             ("backup.dest", "folder:/srv/backups"),
             ("retention.daily", "10"),
@@ -1244,6 +1303,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (r#"{"schedule": {"time": "25:00"}}"#, "the settings file /cfg/settings.json has an invalid value for schedule.time: '25:00' is not a time of day (HH:MM, 24-hour, e.g. 02:00)"),
             (r#"{"schedule": {"frequency": "hourly"}}"#, "the settings file /cfg/settings.json has an invalid value for schedule.frequency: 'hourly' is not a frequency (daily, weekly, monthly or off)"),
+            (r#"{"schedule": {"paused_until": "tomorrow"}}"#, "the settings file /cfg/settings.json has an invalid value for schedule.paused_until: 'tomorrow' is not a date and time (RFC 3339, e.g. 2025-06-02T09:00:00+02:00), or none"),
             (r#"{"retention": {"daily": -1}}"#, "the settings file /cfg/settings.json has an invalid value for retention.daily: '-1' is not a whole number"),
             (r#"{"retention": {"keep_last": 0}}"#, "the settings file /cfg/settings.json has an invalid value for retention.keep_last: 0 is out of range (1 to 1000)"),
             (r#"{"retention": {"monthly": [1]}}"#, "the settings file /cfg/settings.json has an invalid value for retention.monthly: expected a single value"),

@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use crate::error::EngineError;
+use crate::glance::{self, Glance, Reach};
 use crate::health::{self, DestinationProblem, Health, Observations};
 use crate::history::{self, RunRecord};
 use crate::schedule::{self, ScheduleState};
@@ -28,6 +29,8 @@ pub struct DestinationSeen {
     pub ignored: Vec<crate::authenticity::Ignored>,
     /// Data-loss alarms not acknowledged yet.
     pub alarms: Vec<crate::alarms::Alarm>,
+    /// The destination is Google Drive (the glance line names it).
+    pub drive: bool,
 }
 
 /// The health check words it "Google Drive needs reconnecting: why": keep only the why.
@@ -57,6 +60,7 @@ pub fn observe_destination(
                 quota: None,
                 ignored: Vec::new(),
                 alarms: Vec::new(),
+                drive: true,
             })
         }
         Some(Err(e)) => return Err(e),
@@ -79,12 +83,18 @@ pub fn observe_destination(
         quota,
         ignored: store.ignored(),
         alarms: Vec::new(),
+        drive: false,
     })
 }
 
 /// Health, schedule and newest backup, as one answer.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The line at a glance ("Backed up 2 hours ago · 61 kB · Next: tonight 02:00").
+    pub glance: Glance,
+    /// What the line was made of (to say it again later, or with a backup running).
+    #[serde(skip)]
+    pub glance_facts: glance::Facts,
     #[serde(flatten)]
     pub health: Health,
     pub schedule_text: String,
@@ -174,7 +184,22 @@ pub fn report<Tz: TimeZone>(
             }
         }
     }
+    let listed = seen.listed.as_ref().map(|l| match l {
+        Ok(list) => Ok(list.as_slice()),
+        Err(DestinationProblem::ReconnectNeeded(_)) => Err(Reach::ReconnectNeeded),
+        Err(DestinationProblem::Unreachable(_)) => Err(Reach::Unreachable),
+    });
+    let glance_facts = glance::facts(
+        records,
+        listed,
+        seen.drive,
+        &settings.schedule,
+        next_due,
+        false,
+    );
     Report {
+        glance: glance::glance(&glance_facts, now, tz),
+        glance_facts,
         health,
         schedule_text: schedule::describe(&settings.schedule),
         retention_text: settings.retention.describe(),
@@ -238,9 +263,16 @@ mod tests {
             quota: None,
             ignored: Vec::new(),
             alarms: Vec::new(),
+            drive: true,
         };
         let r = report(&records, &settings, &seen, None, None, now(), &Utc);
         assert_eq!(r.health.status, Status::Critical);
+        // The line still knows the backup (from the history) and says why Drive cannot be read.
+        assert_eq!(
+            r.glance.text,
+            "Backed up 9 hours ago · 1 kB · Next: tonight 02:00 · Google Drive needs reconnecting"
+        );
+        assert_eq!(r.glance.level, glance::Level::Fresh);
         let dest = r
             .health
             .checks

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use chrono::{DateTime, Local, Timelike, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -16,7 +17,7 @@ use crate::notify::mail::{self, MailTransport, Outgoing, Smtp};
 use crate::notify::templates;
 use crate::schedule;
 use crate::secrets;
-use crate::settings::Settings;
+use crate::settings::{Frequency, Settings};
 use crate::status::Report;
 
 /// Where backups go once Drive is connected: its hidden app folder.
@@ -89,13 +90,60 @@ impl Service {
             .map_err(|e| ApiError::bad_input(format!("these settings are not valid: {e}")))?;
         self.update_settings(|s| {
             let (backup, version, google) = (s.backup.clone(), s.version, s.google.clone());
+            let paused_until = s.schedule.paused_until;
             *s = given;
             s.backup = backup;
             s.version = version;
             // The OAuth client is set up with its secret (see `google.rs`), not here.
             s.google = google;
+            // A pause is set and lifted with `pause_automatic_until` / `resume_automatic` (the
+            // tray, `driveback pause`): a settings screen opened before does not undo it.
+            s.schedule.paused_until = paused_until;
         })?;
         Ok(self.settings_view())
+    }
+
+    /// Holds automatic backups back until `until`: no scheduled backup, retry or catch-up starts
+    /// before it (Backup Now still works); a slot missed meanwhile runs once when it ends. The
+    /// scheduler follows at once. Refused when automatic backups are off or `until` is past.
+    /// Blocking (the settings file).
+    pub fn pause_automatic_until(&self, until: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
+        let until = until.with_nanosecond(0).unwrap_or(until);
+        if until <= self.now() {
+            return Err(ApiError::bad_input(
+                "a pause must end in the future: pick a later time",
+            ));
+        }
+        let mut refused = None;
+        self.update_settings(|s| {
+            if s.schedule.frequency == Frequency::Off {
+                refused = Some(ApiError::bad_input(
+                    "automatic backups are off: there is nothing to pause",
+                ));
+            } else {
+                s.schedule.paused_until = Some(until);
+            }
+        })?;
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(until),
+        }
+    }
+
+    /// "Pause automatic backups until tomorrow": until 09:00 local time the next day (see
+    /// [`schedule::pause_until_tomorrow`]).
+    pub fn pause_automatic_until_tomorrow(&self) -> ApiResult<DateTime<Utc>> {
+        self.pause_automatic_until(schedule::pause_until_tomorrow(self.now(), &Local))
+    }
+
+    /// Lifts a pause: automatic backups run as scheduled again (a slot missed during the pause
+    /// runs now). Blocking (the settings file).
+    pub fn resume_automatic(&self) -> ApiResult<()> {
+        if self.settings().schedule.paused_until.is_none() {
+            return Ok(());
+        }
+        self.update_settings(|s| s.schedule.paused_until = None)?;
+        Ok(())
     }
 
     /// Keeps the SMTP password in the OS keyring (`None` or empty: forgets it). Blocking.

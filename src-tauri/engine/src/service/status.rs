@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::{lock, Service, UriSource};
 use crate::error::{ApiResult, ErrorCode};
+use crate::glance::{self, Glance, Reach};
 use crate::health::DestinationProblem;
 use crate::history::{self, RunRecord};
-use crate::jobs::JobInfo;
+use crate::jobs::{JobInfo, JobKind};
 use crate::keys::PUBLIC_KEY_FILE;
 use crate::manifest::BackupStatus;
 use crate::schedule::{self, ScheduleState};
@@ -75,6 +76,13 @@ pub struct StatusView {
     pub destination: DestinationView,
     pub drive: DriveView,
     pub schedule: ScheduleView,
+    /// The line at a glance: "Backed up 2 hours ago · 61 kB · Next: tonight 02:00", and how old
+    /// the newest backup is (`fresh`, `aging`, `stale`). The same line as the tray and
+    /// `driveback status`.
+    pub glance: Glance,
+    /// What the line was made of, to say it again as time passes ([`Service::glance_again`]).
+    #[serde(skip)]
+    pub glance_facts: glance::Facts,
     pub last_backup: Option<BackupView>,
     pub job: Option<JobInfo>,
     pub keyring: KeyringView,
@@ -132,6 +140,8 @@ pub struct ScheduleView {
     pub text: String,
     /// When the next automatic backup starts (in the past while one is due).
     pub next_due: Option<DateTime<Utc>>,
+    /// Automatic backups are paused until then (only while that is ahead).
+    pub paused_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize)]
@@ -161,6 +171,15 @@ impl Service {
         let database = self.database();
         let dest = self.parsed_dest();
         let (mut has_key, mut last_backup, mut problem) = (false, None, None);
+        // What the glance line needs: the listing, or why there is none.
+        let reach_of = |e: &crate::error::ApiError| {
+            if report::is_sign_in_problem(e.code.as_str()) {
+                Reach::ReconnectNeeded
+            } else {
+                Reach::Unreachable
+            }
+        };
+        let mut listed: Option<Result<Vec<StoredBackup>, Reach>> = None;
         if dest.is_some() {
             match self.store() {
                 Ok(store) => {
@@ -169,16 +188,26 @@ impl Service {
                         Err(e) => problem = Some(crate::error::ApiError::from(e).message),
                     }
                     match store.list() {
-                        Ok(list) => last_backup = list.first().map(|b| BackupView::new(b, true)),
-                        Err(e) => problem = Some(crate::error::ApiError::from(e).message),
+                        Ok(list) => {
+                            last_backup = list.first().map(|b| BackupView::new(b, true));
+                            listed = Some(Ok(list));
+                        }
+                        Err(e) => {
+                            let e = crate::error::ApiError::from(e);
+                            listed = Some(Err(reach_of(&e)));
+                            problem = Some(e.message);
+                        }
                     }
                 }
-                Err(e) => problem = Some(e.message),
+                Err(e) => {
+                    listed = Some(Err(reach_of(&e)));
+                    problem = Some(e.message);
+                }
             }
         }
+        let records = self.history().load().unwrap_or_default();
         // The destination cannot be read just now: the last good backup is still known here.
         if problem.is_some() && last_backup.is_none() {
-            let records = self.history().load().unwrap_or_default();
             last_backup = crate::history::last_success(&records).and_then(BackupView::from_record);
         }
         let account = self.account();
@@ -208,6 +237,18 @@ impl Service {
         let memory = self.memory();
         let settings = self.settings();
         let now = self.now();
+        let next_due = self.next_due(&settings);
+        let job = self.jobs().current();
+        let glance_facts = glance::facts(
+            &records,
+            listed
+                .as_ref()
+                .map(|l| l.as_ref().map(Vec::as_slice).map_err(|r| *r)),
+            matches!(dest, Some(Dest::Drive(_))),
+            &settings.schedule,
+            next_due,
+            job.as_ref().is_some_and(|j| j.kind == JobKind::Backup),
+        );
         let passphrase_check_due = has_key
             && memory
                 .passphrase_checked_at
@@ -242,10 +283,13 @@ impl Service {
                 frequency: settings.schedule.frequency,
                 time: settings.schedule.time,
                 text: schedule::describe(&settings.schedule),
-                next_due: self.next_due(&settings),
+                next_due,
+                paused_until: settings.schedule.paused_until.filter(|p| *p > now),
             },
+            glance: glance::glance(&glance_facts, now, &Local),
+            glance_facts,
             last_backup,
-            job: self.jobs().current(),
+            job,
             keyring: KeyringView {
                 available: self.secrets().is_some(),
                 problem: self.keyring_problem().map(str::to_string),
@@ -254,6 +298,23 @@ impl Service {
             tray_notice_shown: memory.tray_notice_shown,
             settings_problem: self.settings_problem(),
         }
+    }
+
+    /// The glance line again at the present time, from `facts` a [`Service::status_view`] gave:
+    /// the destination as it was then, the schedule, the pause, the next backup and a running
+    /// backup as they are now. Reads no destination (cheap enough to call every minute).
+    pub fn glance_again(&self, facts: &glance::Facts) -> (glance::Facts, Glance) {
+        let settings = self.settings();
+        let job = self.jobs().current();
+        let facts = glance::Facts {
+            frequency: settings.schedule.frequency,
+            paused_until: settings.schedule.paused_until,
+            next_due: self.next_due(&settings),
+            backing_up: job.is_some_and(|j| j.kind == JobKind::Backup),
+            ..facts.clone()
+        };
+        let g = glance::glance(&facts, self.now(), &Local);
+        (facts, g)
     }
 
     /// When the next automatic backup starts: as the running scheduler sees it, else from the
@@ -329,6 +390,7 @@ impl Service {
                 }),
                 ignored: store.ignored(),
                 alarms: Vec::new(),
+                drive: false,
             },
             Some(Ok(store)) => report::observe_destination(Some(Ok(store)))?,
             Some(Err(e)) => DestinationSeen {
@@ -340,12 +402,17 @@ impl Service {
                 quota: None,
                 ignored: Vec::new(),
                 alarms: Vec::new(),
+                drive: false,
             },
         };
         let mut seen = seen;
         seen.alarms = self.inner.alarms.open();
+        seen.drive = match dest {
+            Some(d) => matches!(crate::store::parse_dest(d), Ok(Dest::Drive(_))),
+            None => matches!(self.parsed_dest(), Some(Dest::Drive(_))),
+        };
         let heartbeat = SchedulerStatus::read(&self.data_dir().join(HEARTBEAT_FILE));
-        let report = report::report(
+        let mut report = report::report(
             records,
             &settings,
             &seen,
@@ -354,6 +421,15 @@ impl Service {
             self.now(),
             &Local,
         );
+        // A backup running in this process: the line says so.
+        if self
+            .jobs()
+            .current()
+            .is_some_and(|j| j.kind == JobKind::Backup)
+        {
+            report.glance_facts.backing_up = true;
+            report.glance = glance::glance(&report.glance_facts, self.now(), &Local);
+        }
         Ok((seen, report))
     }
 }
