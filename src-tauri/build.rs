@@ -4,6 +4,8 @@ const COMMANDS: &[&str] = &[
     "app_state",
     "ui_ready",
     "dismiss_tray_notice",
+    "pause_automatic",
+    "resume_automatic",
     "test_connection",
     "list_databases",
     "save_connection",

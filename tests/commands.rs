@@ -1047,6 +1047,175 @@ fn a_missed_slot_runs_once_after_launch() {
 }
 
 #[test]
+fn pause_holds_back_the_missed_slot_and_resume_lets_it_run() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_pause");
+    let client = rt.block_on(mongo.client());
+    rt.block_on(seed(&client.database(&db_name)));
+    let h = app_on(mongo, &db_name);
+    let state = h.state.clone();
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    // The last backup was three days ago: a slot is missed, and would run a second after launch.
+    let old = driveback_engine::history::RunRecord {
+        warnings: Vec::new(),
+        job_id: "old".into(),
+        kind: driveback_engine::history::RunKind::Backup,
+        trigger: driveback_engine::history::Trigger::Scheduled,
+        started: chrono::Utc::now() - chrono::Duration::days(3),
+        ended: chrono::Utc::now() - chrono::Duration::days(3),
+        outcome: driveback_engine::history::Outcome::Success,
+        database: Some(db_name.clone()),
+        dest: None,
+        backup_id: Some("0000000a".into()),
+        bytes: Some(61_000),
+        documents: None,
+        verified: None,
+        pruned: None,
+        error: None,
+    };
+    state.history().append(&old).unwrap();
+
+    // Paused until tomorrow, 09:00 local time.
+    let until: chrono::DateTime<chrono::Utc> = h
+        .ok("pause_automatic", json!({}))
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let local = until.with_timezone(&chrono::Local);
+    assert_eq!(local.format("%H:%M").to_string(), "09:00");
+    assert!(
+        until > chrono::Utc::now() && until - chrono::Utc::now() <= chrono::Duration::hours(34)
+    );
+    let s = h.ok("app_state", json!({}));
+    assert_eq!(
+        s["schedule"]["paused_until"],
+        until
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .as_str()
+    );
+    assert_eq!(
+        s["schedule"]["next_due"], s["schedule"]["paused_until"],
+        "{s}"
+    );
+    assert_eq!(
+        s["glance"]["text"],
+        "Backed up 3 days ago · 61 kB · Automatic backups paused until tomorrow 09:00",
+        "{s}"
+    );
+    assert_eq!(s["glance"]["level"], "stale");
+    // The health says so: critical here, as the newest backup is stale too.
+    let health = h.ok("health", json!({}));
+    let check = health["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "scheduler")
+        .cloned()
+        .unwrap_or_else(|| panic!("no scheduler check: {health}"));
+    assert_eq!(check["status"], "critical", "{check}");
+    assert_eq!(
+        check["message"],
+        "Automatic backups are paused until tomorrow 09:00; Back up still works."
+    );
+    assert_eq!(health["glance"], s["glance"]);
+
+    // What a pause refuses.
+    let (code, message) = h.err("pause_automatic", json!({"until": "2020-01-01T00:00:00Z"}));
+    assert_eq!(code, "bad_input");
+    assert_eq!(message, "a pause must end in the future: pick a later time");
+    let (code, message) = h.err("pause_automatic", json!({"until": "tomorrow"}));
+    assert_eq!(code, "bad_input");
+    assert!(
+        message.starts_with("'tomorrow' is not a date and time"),
+        "{message}"
+    );
+
+    // With the scheduler running, the missed slot does not start while paused.
+    h.start_scheduler();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        state.history().load().unwrap().len(),
+        1,
+        "nothing ran while paused"
+    );
+    assert!(h.ok("app_state", json!({}))["job"].is_null());
+
+    // A settings screen saved meanwhile (without the pause in it) does not lift the pause.
+    let mut settings = h.ok("get_settings", json!({}))["settings"].clone();
+    settings["schedule"]
+        .as_object_mut()
+        .unwrap()
+        .remove("paused_until");
+    h.ok("save_settings", json!({ "settings": settings }));
+    assert_eq!(
+        h.ok("app_state", json!({}))["schedule"]["paused_until"],
+        until
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .as_str()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state.history().load().unwrap().len(), 1, "still paused");
+
+    // Resumed: the missed slot runs, once, as a scheduled backup.
+    h.ok("resume_automatic", json!({}));
+    assert!(h.ok("app_state", json!({}))["schedule"]["paused_until"].is_null());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let records = state.history().load().unwrap();
+        if records.len() > 1 {
+            assert_eq!(
+                records[1].trigger,
+                driveback_engine::history::Trigger::Scheduled
+            );
+            assert_eq!(
+                records[1].outcome,
+                driveback_engine::history::Outcome::Success,
+                "{records:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot did not run after resume"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = h.ok("app_state", json!({}));
+    assert!(
+        s["glance"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Backed up just now · "),
+        "{s}"
+    );
+    assert_eq!(s["glance"]["level"], "fresh");
+
+    // Paused again, Backup Now still works.
+    h.ok("pause_automatic", json!({}));
+    let started = h.ok("backup_now", json!({"onEvent": "__CHANNEL__:1"}));
+    let job_id = started["job_id"].as_str().unwrap().to_string();
+    assert_eq!(h.outcome(&job_id)["event"], "finished");
+
+    // With automatic backups off there is nothing to pause.
+    h.ok("resume_automatic", json!({}));
+    let mut settings = h.ok("get_settings", json!({}))["settings"].clone();
+    settings["schedule"]["frequency"] = json!("off");
+    h.ok("save_settings", json!({ "settings": settings }));
+    let (code, message) = h.err("pause_automatic", json!({}));
+    assert_eq!(code, "bad_input");
+    assert_eq!(
+        message,
+        "automatic backups are off: there is nothing to pause"
+    );
+    assert!(h.ok("app_state", json!({}))["glance"]["text"]
+        .as_str()
+        .unwrap()
+        .ends_with(" · Automatic backups off"));
+}
+
+#[test]
 fn capability_grants_exactly_the_commands() {
     let cap: Value = serde_json::from_str(
         &std::fs::read_to_string(

@@ -31,6 +31,8 @@ pub fn builder<R: tauri::Runtime>(b: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::status::app_state,
         commands::status::ui_ready,
         commands::status::dismiss_tray_notice,
+        commands::status::pause_automatic,
+        commands::status::resume_automatic,
         commands::connection::test_connection,
         commands::connection::list_databases,
         commands::connection::save_connection,

@@ -61,6 +61,13 @@ export type JobEvent =
   | { event: "failed"; job_id: string; kind: JobKind; error: ApiError }
   | { event: "cancelled"; job_id: string; kind: JobKind };
 
+export type GlanceLevel = "fresh" | "aging" | "stale";
+
+export interface Glance {
+  text: string;
+  level: GlanceLevel;
+}
+
 export interface AppState {
   version: string;
   mongo: {
@@ -93,7 +100,14 @@ export interface AppState {
     time: string; // "HH:MM"
     text: string; // "Daily at 02:00"
     next_due: string | null; // RFC 3339, UTC
+    /** Automatic backups are paused until then (RFC 3339, UTC); null or absent: not paused. */
+    paused_until?: string | null;
   };
+  /** The one line at a glance, worked out by the engine (the tray and `driveback status` show
+   * the same): "Backed up 2 hours ago · 61 kB · Next: tonight 02:00". `level` is how old the
+   * newest complete backup is for the schedule: past its period `aging`, past the health's limit
+   * (26 hours for daily) or none at all `stale`. */
+  glance: Glance;
   /** The settings file could not be read: the defaults are in use. */
   settings_problem: string | null;
   last_backup: Backup | null;
@@ -229,6 +243,8 @@ export interface DataWarning {
 }
 
 export interface Health {
+  /** The same line as `AppState.glance`. */
+  glance: Glance;
   status: HealthStatus;
   checks: HealthCheck[];
   metrics: {
@@ -330,6 +346,12 @@ export const api = {
   setSmtpPassword: (password: string | null) => invoke<void>("set_smtp_password", { password }),
   sendTestEmail: () => invoke<{ to: string[]; server: string }>("send_test_email"),
   health: () => invoke<Health>("health"),
+  /** "Pause automatic backups until tomorrow": until 09:00 local time the next day, or until
+   * `until` (RFC 3339). Backup Now still works. Answers when they start again (RFC 3339, UTC);
+   * rejects with `bad_input` when automatic backups are off or `until` is past. */
+  pauseAutomatic: (until?: string) => invoke<string>("pause_automatic", { until: until ?? null }),
+  /** Lifts the pause: automatic backups run as scheduled again. */
+  resumeAutomatic: () => invoke<void>("resume_automatic"),
   acknowledgeAlarms: () => invoke<number>("acknowledge_alarms"),
 
   /** Whether Driveback starts (in the tray, without a window) when the user logs in. */

@@ -48,6 +48,7 @@ export function sampleState(over: Partial<AppState> = {}): AppState {
     destination: { kind: "folder", dest: "folder:/home/me/backups", label: "/home/me/backups", folder: "/home/me/backups", has_key: true, problem: null },
     drive: { available: true, connected: false, account: null, reconnect_needed: false, problem: null },
     schedule: { frequency: "daily", time: "02:00", text: "Daily at 02:00", next_due: null },
+    glance: { text: "Not backed up yet · Next: tonight 02:00", level: "stale" },
     settings_problem: null,
     last_backup: null,
     job: null,
@@ -85,6 +86,7 @@ export function sampleSettings(): SettingsView {
 
 export function sampleHealth(over: Partial<Health> = {}): Health {
   return {
+    glance: { text: "Backed up 3 days ago · 2.3 MB · Next: tonight 02:00", level: "stale" },
     status: "warning",
     checks: [
       { name: "database", status: "healthy", message: "The database answers." },
