@@ -751,6 +751,54 @@ fn run(env: &Env) -> Result<(), String> {
     assert!(s.text(&ok)?.contains("6,020 documents"));
     s.shot("backup-verified")?;
 
+    // --- Restore from a file: a plain mongodump archive, into another database (Advanced) ---------
+    // The system file dialog cannot be driven: the page's hook takes the path it would answer.
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/mongodump-100.8.0");
+    let golden_db = format!("{db_name}_golden");
+    s.execute(
+        "window.drivebackRestoreFromFile(arguments[0]);",
+        vec![serde_json::json!(golden.join("timetrack.archive.gz"))],
+    )?;
+    s.wait_for("#restore-dialog", LONG)?;
+    s.click_css("#restore-advanced summary")?;
+    s.execute(
+        "const i = document.querySelector('#restore-target-db'); i.value = arguments[0]; i.dispatchEvent(new Event('input', { bubbles: true }));",
+        vec![serde_json::json!(golden_db)],
+    )?;
+    s.click_css("#restore-advanced-apply")?;
+    s.wait_until("the plan for the other database", LONG, |s| {
+        let t = s.text_of("#restore-summary").ok()?;
+        t.contains(&golden_db).then_some(())
+    })?;
+    s.shot("restore-from-file-advanced")?;
+    contrast_both(&s, "restore from a file", &mut contrast_report)?;
+    s.click_css("#restore-replace")?;
+    s.wait_for("#restore-result", LONG)?;
+    let expected: usize = std::fs::read_dir(golden.join("expected"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "ejson"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count())
+        .sum();
+    let restored_golden: usize = rt
+        .block_on(snapshot(&client.database(&golden_db)))
+        .values()
+        .map(Vec::len)
+        .sum();
+    assert_eq!(
+        restored_golden, expected,
+        "the archive's documents, all of them"
+    );
+    assert_eq!(
+        rt.block_on(snapshot(&db)),
+        changed,
+        "the database backed up is left as it was"
+    );
+    s.click_css("#restore-close")?;
+    s.wait_gone("#restore-dialog", SHORT)?;
+    rt.block_on(async { client.database(&golden_db).drop().await })
+        .map_err(|e| e.to_string())?;
+
     // --- The schedule: weekly, saved where the CLI reads it too -----------------------------------
     s.click_css("#backups-back")?;
     s.wait_for("#home", SHORT)?;
