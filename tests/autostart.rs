@@ -6,6 +6,9 @@
 //! The login entry's folder follows `HOME`, which is process-wide: the tests of this file take
 //! [`ENV`] so that no other test sees it changed.
 
+#[path = "ipc/mod.rs"]
+mod ipc;
+use ipc::invoke;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,11 +22,7 @@ use driveback_engine::secrets::{KeyringSecretStore, SecretStore};
 use driveback_engine::settings::Settings;
 use driveback_engine::store::{self, Dest};
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{
-    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
-};
-use tauri::webview::InvokeRequest;
+use tauri::test::{mock_builder, mock_context, noop_assets, MockRuntime};
 use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -61,22 +60,6 @@ impl Drop for HomeFor {
             }
         }
     }
-}
-
-fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
-    get_ipc_response(
-        window,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|b| b.deserialize::<Value>().unwrap())
 }
 
 /// The app's commands on the mock runtime, with the autostart plugin as the app registers it

@@ -2,6 +2,9 @@
 //! MongoDB-wire server (`driveback_testkit::mongo()`), a real folder destination and, when the
 //! test script provides one, the real Secret Service.
 
+#[path = "ipc/mod.rs"]
+mod ipc;
+use ipc::invoke;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,11 +14,8 @@ use driveback_app::notify::Toaster;
 use driveback_app::{AppState, EnvDefaults, Shared, StartOptions};
 use driveback_engine::secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
-use tauri::test::{
-    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
-};
-use tauri::webview::InvokeRequest;
+use tauri::ipc::InvokeResponseBody;
+use tauri::test::{mock_builder, mock_context, noop_assets, MockRuntime};
 use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -127,23 +127,6 @@ fn app_on(mongo: &driveback_testkit::TestMongo, db_name: &str) -> Harness {
         database: Some(db_name.to_string()),
         folder: Some(dir.join("backups")),
     })
-}
-
-/// Calls `cmd` as the page in `window` would.
-fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
-    get_ipc_response(
-        window,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|b| b.deserialize::<Value>().unwrap())
 }
 
 impl Harness {
@@ -895,23 +878,12 @@ fn a_due_restore_test_runs_after_a_backup() {
     let month_ago = chrono::Utc::now() - chrono::Duration::days(31);
     state
         .history()
-        .append(&driveback_engine::history::RunRecord {
-            warnings: Vec::new(),
-            job_id: "first".into(),
-            kind: driveback_engine::history::RunKind::Backup,
-            trigger: driveback_engine::history::Trigger::Manual,
-            started: month_ago,
-            ended: month_ago,
-            outcome: driveback_engine::history::Outcome::Success,
-            database: Some(db_name.clone()),
-            dest: None,
-            backup_id: None,
-            bytes: None,
-            documents: None,
-            verified: None,
-            pruned: None,
-            error: None,
-        })
+        .append(&successful_backup(
+            "first",
+            driveback_engine::history::Trigger::Manual,
+            month_ago,
+            &db_name,
+        ))
         .unwrap();
     h.start_scheduler();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -974,23 +946,12 @@ fn a_missed_slot_runs_once_after_launch() {
     h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
     // The history says the last run was three days ago: today's 02:00 slot (and the two before)
     // were missed while the app was closed.
-    let old = driveback_engine::history::RunRecord {
-        warnings: Vec::new(),
-        job_id: "old".into(),
-        kind: driveback_engine::history::RunKind::Backup,
-        trigger: driveback_engine::history::Trigger::Scheduled,
-        started: chrono::Utc::now() - chrono::Duration::days(3),
-        ended: chrono::Utc::now() - chrono::Duration::days(3),
-        outcome: driveback_engine::history::Outcome::Success,
-        database: Some(db_name.clone()),
-        dest: None,
-        backup_id: None,
-        bytes: None,
-        documents: None,
-        verified: None,
-        pruned: None,
-        error: None,
-    };
+    let old = successful_backup(
+        "old",
+        driveback_engine::history::Trigger::Scheduled,
+        chrono::Utc::now() - chrono::Duration::days(3),
+        &db_name,
+    );
     state.history().append(&old).unwrap();
     h.start_scheduler();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1058,21 +1019,14 @@ fn pause_holds_back_the_missed_slot_and_resume_lets_it_run() {
     h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
     // The last backup was three days ago: a slot is missed, and would run a second after launch.
     let old = driveback_engine::history::RunRecord {
-        warnings: Vec::new(),
-        job_id: "old".into(),
-        kind: driveback_engine::history::RunKind::Backup,
-        trigger: driveback_engine::history::Trigger::Scheduled,
-        started: chrono::Utc::now() - chrono::Duration::days(3),
-        ended: chrono::Utc::now() - chrono::Duration::days(3),
-        outcome: driveback_engine::history::Outcome::Success,
-        database: Some(db_name.clone()),
-        dest: None,
         backup_id: Some("0000000a".into()),
         bytes: Some(61_000),
-        documents: None,
-        verified: None,
-        pruned: None,
-        error: None,
+        ..successful_backup(
+            "old",
+            driveback_engine::history::Trigger::Scheduled,
+            chrono::Utc::now() - chrono::Duration::days(3),
+            &db_name,
+        )
     };
     state.history().append(&old).unwrap();
 
@@ -1894,4 +1848,31 @@ fn google_client_is_set_up_from_the_app() {
     assert!(message.contains(".apps.googleusercontent.com"), "{message}");
     assert_eq!(h.ok("google_client_status", json!({}))["client_id"], id);
     assert_eq!(std::fs::read_to_string(&settings_file).unwrap(), on_disk);
+}
+
+/// A successful backup run in the history, `at` a given time (what the scheduler and the health
+/// read).
+fn successful_backup(
+    job_id: &str,
+    trigger: driveback_engine::history::Trigger,
+    at: chrono::DateTime<chrono::Utc>,
+    database: &str,
+) -> driveback_engine::history::RunRecord {
+    driveback_engine::history::RunRecord {
+        warnings: Vec::new(),
+        job_id: job_id.into(),
+        kind: driveback_engine::history::RunKind::Backup,
+        trigger,
+        started: at,
+        ended: at,
+        outcome: driveback_engine::history::Outcome::Success,
+        database: Some(database.to_string()),
+        dest: None,
+        backup_id: None,
+        bytes: None,
+        documents: None,
+        verified: None,
+        pruned: None,
+        error: None,
+    }
 }

@@ -5,6 +5,9 @@
 //! Real components: the test MongoDB server, the real `driveback` binary, an SMTP server on
 //! loopback (aiosmtpd, STARTTLS + AUTH), the Drive emulator, the app's commands over Tauri's IPC.
 
+#[path = "ipc/mod.rs"]
+mod ipc;
+use ipc::invoke;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,11 +24,7 @@ use driveback_engine::secrets::{MemorySecretStore, SecretStore};
 use driveback_engine::settings::Settings;
 use driveback_engine::store::{self, BackupSummary, Dest};
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{
-    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
-};
-use tauri::webview::InvokeRequest;
+use tauri::test::{mock_builder, mock_context, noop_assets, MockRuntime};
 use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -89,22 +88,6 @@ impl Drop for SmtpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
-    get_ipc_response(
-        window,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|b| b.deserialize::<Value>().unwrap())
 }
 
 /// The app on the mock runtime over `state`, its background work started without a scheduler.
