@@ -746,6 +746,8 @@ fn run(env: &Env) -> Result<(), String> {
     s.wait_gone("#restore-dialog", SHORT)?;
 
     // --- Verify ---------------------------------------------------------------------------------------
+    // Verify and the copies are in the row's menu; Restore stays outside it.
+    s.click_css(".backup-row .row-menu summary")?;
     s.click_css(".verify-button")?;
     let ok = s.wait_for(".verify-ok", LONG)?;
     assert!(s.text(&ok)?.contains("6,020 documents"));
@@ -831,9 +833,26 @@ fn run(env: &Env) -> Result<(), String> {
     contrast_both(&s, "a failed backup", &mut contrast_report)?;
     health_is(&s, "critical")?;
     s.wait_for("#drive-reconnect-banner", LONG)?;
+    // The card still shows the last good backup, and its one action is to sign in again; Back up
+    // waits for it.
+    s.wait_for("#card-sign-in", LONG)?;
+    let last = s.text_of("#last-backup")?;
+    assert!(last.contains("today"), "{last}");
+    let back_up = s.find("#backup-now")?;
+    assert!(
+        s.attribute(&back_up, "disabled")?.is_some(),
+        "Back up waits for the sign-in"
+    );
+    assert_eq!(
+        s.find_all("#backup-card button.primary")?.len(),
+        1,
+        "one call to action"
+    );
     s.click_css("#health-badge")?;
     let critical = "#health-dialog .check[data-name='destination'][data-status='critical']";
     s.wait_for(critical, LONG)?;
+    // The failed attempt is in the recent runs.
+    s.wait_for("#history-table tr[data-outcome='failed']", LONG)?;
     // The home screen may still be redrawing after the failed backup: let it settle.
     std::thread::sleep(Duration::from_secs(2));
     s.wait_for(critical, LONG)?;
@@ -846,8 +865,9 @@ fn run(env: &Env) -> Result<(), String> {
     s.wait_gone("#health-dialog", SHORT)?;
 
     // --- Reconnect, and backups work again --------------------------------------------------------
-    s.click_css("#drive-reconnect-banner button")?;
+    s.click_css("#card-sign-in")?;
     s.wait_gone("#drive-reconnect-banner", LONG)?;
+    s.wait_gone("#card-sign-in", LONG)?;
     s.click_css("#backup-now")?;
     // The data is as it was changed (the undo brought it back): 5,522 documents.
     s.wait_until("the second backup", LONG, |s| {
@@ -925,6 +945,47 @@ fn run(env: &Env) -> Result<(), String> {
         contrast_report.join("\n")
     );
     s.shot("new-device-restored")?;
+
+    // --- Progress a person can read: a backup of a larger database shows its phases and bytes ----
+    s.click_css("#restore-close")?;
+    s.wait_gone("#restore-dialog", SHORT)?;
+    s.click_css("#backups-back")?;
+    s.wait_for("#home", LONG)?;
+    rt.block_on(async {
+        let bulk = db.collection::<Document>("bulk");
+        for chunk in 0..40i64 {
+            let docs: Vec<Document> = (0..1000i64)
+                .map(|i| {
+                    let n = chunk * 1000 + i;
+                    doc! { "_id": n, "text": format!("{:0>1200}", format!("{:x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as i64))) }
+                })
+                .collect();
+            bulk.insert_many(docs).await?;
+        }
+        Ok::<_, mongodb::error::Error>(())
+    })
+    .map_err(|e| e.to_string())?;
+    // Every line the progress shows, however short it stays on screen.
+    s.execute(
+        "window.__progressSeen = []; new MutationObserver(() => { const t = document.querySelector('#progress-text')?.textContent; if (t && window.__progressSeen.at(-1) !== t) window.__progressSeen.push(t); }).observe(document.body, { subtree: true, childList: true, characterData: true });",
+        vec![],
+    )?;
+    s.click_css("#backup-now")?;
+    s.wait_until("the larger backup", LONG, |s| {
+        let t = s.text_of("#last-backup-detail").ok()?;
+        t.contains("45,522 documents").then_some(())
+    })?;
+    let seen: Vec<String> =
+        serde_json::from_value(s.execute("return window.__progressSeen;", vec![])?)
+            .map_err(|e| e.to_string())?;
+    let phases: std::collections::BTreeSet<&str> =
+        seen.iter().filter_map(|l| l.split(" · ").next()).collect();
+    assert!(phases.len() >= 2, "the phases shown: {seen:?}");
+    assert!(
+        seen.iter().any(|l| l.contains(" MB") || l.contains(" KB")),
+        "a byte count was shown: {seen:?}"
+    );
+    println!("driveback-e2e: progress shown during a 40 MB backup: {seen:?}");
     println!(
         "driveback-e2e: clicks (typing excluded, {GOOGLE_CONSENT_CLICKS} of them on Google's consent page): first launch to a first backup on Drive: {first_backup_clicks}; fresh install on a new device to a restore started: {restore_clicks}"
     );

@@ -88,6 +88,8 @@ describe("progress", () => {
       elapsed_ms: 16000,
     };
     expect(progressLine(p)).toBe("Backing up · entries · 45% · 12.3 MB · about 20 s left");
+    expect(progressLine({ ...p, total_bytes: 27_000_000 })).toBe("Backing up · entries · 45% · 12.3 MB of about 27.0 MB · about 20 s left");
+    expect(progressLine({ ...p, phase: "verifying", label: "verifying", collection: null, percent: null, eta_seconds: null })).toBe("Verifying · 12.3 MB");
     expect(progressLine({ ...p, step: "safety_backup", collection: null, percent: null, done_bytes: 0, eta_seconds: null })).toBe(
       "Backing up the current data first",
     );
@@ -226,5 +228,18 @@ describe("the run history", () => {
     [{ kind: "new_kind", trigger: "new_trigger", outcome: "cancelled" }, ["Today 02:00", "New kind, new trigger", "Cancelled", "—", ""]],
   ])("runCells(%o)", (over, cells) => {
     expect(runCells(run(over), now)).toEqual(cells);
+  });
+});
+
+describe("a form's mistake", () => {
+  it.each<[string, string]>([
+    ["the two passphrases are not the same: type the same one twice", "The two passphrases are not the same: type the same one twice."],
+    ["This is a Web application client; create one of type Desktop app.", "This is a Web application client; create one of type Desktop app."],
+  ])("says %s as the message itself", (message, title) => {
+    expect(explainError({ code: "bad_input", message })).toEqual({ title, action: "", detail: "" });
+  });
+
+  it("keeps the general words when the check said nothing", () => {
+    expect(explainError({ code: "bad_input", message: "" }).title).toBe("Something in the form isn't right.");
   });
 });

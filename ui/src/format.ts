@@ -89,7 +89,9 @@ export function progressLine(p: Progress): string {
   parts.push(label);
   if (p.collection) parts.push(p.collection);
   if (p.percent !== null) parts.push(`${Math.floor(p.percent)}%`);
-  if (p.done_bytes > 0) parts.push(formatBytes(p.done_bytes));
+  if (p.done_bytes > 0) {
+    parts.push(p.total_bytes > p.done_bytes ? `${formatBytes(p.done_bytes)} of about ${formatBytes(p.total_bytes)}` : formatBytes(p.done_bytes));
+  }
   const eta = formatEta(p.eta_seconds);
   if (eta) parts.push(eta);
   return parts.join(" · ");
@@ -136,7 +138,7 @@ export const EXPLAIN: Record<ErrorCode, [string, string]> = {
   corrupt_backup: ["This backup file is damaged.", "Choose an older backup, and make a new one soon."],
   verification_failed: ["This backup did not pass its checks.", "Choose an older backup, and make a new one soon."],
   unsupported_format: ["This backup was made by a newer Driveback.", "Update Driveback to open it."],
-  destination_error: ["The place where backups are kept can't be used.", "Check the folder exists and has free space, then try again."],
+  destination_error: ["The place where backups are kept can't be used.", "Check that it is there and can be written to, then try again."],
   io_error: ["A file could not be read or written.", "Check the folder exists and has free space, then try again."],
   busy: ["Another job is running.", "Wait for it to finish, then try again."],
   not_cancellable: ["This can't be stopped half way.", "Wait for it to finish."],
@@ -151,7 +153,7 @@ export const EXPLAIN: Record<ErrorCode, [string, string]> = {
   destination_full: ["There is no room left where backups go.", "Free some space there, or keep fewer backups, then try again."],
   drive_unavailable: ["Google Drive can't be used with this copy of Driveback.", "Choose a folder for your backups instead."],
   not_connected: ["Google Drive is not connected.", "Connect it again from the Google Drive settings."],
-  reconnect_needed: ["Google Drive needs reconnecting.", "Its sign-in ended or was revoked: tap Reconnect and sign in again."],
+  reconnect_needed: ["Google Drive needs reconnecting.", "Its sign-in ended or was revoked: choose “Sign in to Google again”."],
   access_denied: ["Google sign-in was declined.", "Connect again and allow Driveback to keep its backups in your Drive."],
   scope_not_granted: [
     "Driveback was not allowed to keep backups in your Drive, so it is not connected.",
@@ -175,6 +177,14 @@ export const EXPLAIN: Record<ErrorCode, [string, string]> = {
 };
 
 export function explainError(e: ApiError): Explained {
+  // A form's mistake is said by the check that found it ("the two passphrases are not the
+  // same"): that sentence is the message, not a detail under a vague title.
+  if (e.code === "bad_input" && e.message.trim()) {
+    // Capitalized unless it starts with a name ("schedule.time: ...").
+    const raw = e.message.trim();
+    const m = /^[a-z]+[\s,:;]/.test(raw) ? capitalize(raw) : raw;
+    return { title: /[.!?]$/.test(m) ? m : `${m}.`, action: "", detail: "" };
+  }
   const known = EXPLAIN[e.code as ErrorCode] as [string, string] | undefined;
   if (known) return { title: known[0], action: known[1], detail: e.message };
   return {

@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
-import { describe, expect, it } from "vitest";
-import { errorBox } from "./messages";
+import { describe, expect, it, vi } from "vitest";
+import { errorBox, toast, TOAST_MS } from "./messages";
 
 describe("errorBox", () => {
   it("offers the way out of a replaced backup key, and only there", () => {
@@ -10,5 +10,28 @@ describe("errorBox", () => {
     const way = box.querySelector<HTMLButtonElement>("button.confirm-new-key");
     expect(way?.textContent).toBe("I replaced it: confirm with my passphrase");
     expect(errorBox({ code: "wrong_passphrase", message: "" }).querySelector("button")).toBeNull();
+  });
+});
+
+describe("toast", () => {
+  it("shows one notice at a time, in order, without repeats", () => {
+    vi.useFakeTimers();
+    try {
+      toast("Connected as me@example.com");
+      toast("Backup complete.");
+      toast("Backup complete.");
+      const el = document.getElementById("toast")!;
+      expect(el.textContent).toBe("Connected as me@example.com");
+      vi.advanceTimersByTime(TOAST_MS);
+      expect(el.classList.contains("shown")).toBe(false);
+      vi.advanceTimersByTime(1000);
+      expect(el.textContent).toBe("Backup complete.");
+      expect(el.classList.contains("shown")).toBe(true);
+      vi.advanceTimersByTime(TOAST_MS + 1000);
+      expect(el.classList.contains("shown")).toBe(false);
+      expect(el.textContent).toBe("Backup complete.");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

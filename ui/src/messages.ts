@@ -11,8 +11,7 @@ export function errorBox(e: unknown, id?: string): HTMLElement {
     "div",
     { class: "error", role: "alert", id, "data-code": err.code },
     h("strong", {}, x.title),
-    " ",
-    x.action,
+    x.action ? ` ${x.action}` : null,
     x.detail ? h("div", { class: "detail" }, `Details: ${x.detail}`) : null,
     err.code === "key_changed" ? confirmKeyButton() : null,
   );
@@ -37,18 +36,39 @@ export function showError(slot: HTMLElement, e: unknown): void {
 }
 
 let toastTimer: number | undefined;
+/** Notices waiting for the one shown to go. */
+const queued: string[] = [];
+/** How long a notice stays, and the pause between two. */
+export const TOAST_MS = 4000;
+const TOAST_GAP_MS = 300;
 
-/** A short notice at the bottom of the window, read out by screen readers. Notices that come
- * while one is shown stack under it. */
+/** A short notice at the bottom of the window, read out by screen readers. One at a time: a
+ * notice that comes while one is shown waits its turn (the same words are not queued twice). */
 export function toast(text: string): void {
   let el = document.getElementById("toast");
   if (!el) {
     el = h("div", { id: "toast", class: "toast", role: "status", "aria-live": "polite" });
     document.body.append(el);
   }
-  if (!el.classList.contains("shown")) el.replaceChildren();
-  if (![...el.children].some((line) => line.textContent === text)) el.append(h("div", {}, text));
+  if (el.classList.contains("shown")) {
+    if (el.textContent !== text && !queued.includes(text)) queued.push(text);
+    return;
+  }
+  show(el, text);
+}
+
+/** The notices waiting their turn (for tests). */
+export function queuedToasts(): readonly string[] {
+  return queued;
+}
+
+function show(el: HTMLElement, text: string): void {
+  el.replaceChildren(h("div", {}, text));
   el.classList.add("shown");
   window.clearTimeout(toastTimer);
-  toastTimer = window.setTimeout(() => el!.classList.remove("shown"), 5000);
+  toastTimer = window.setTimeout(() => {
+    el.classList.remove("shown");
+    const next = queued.shift();
+    if (next !== undefined) toastTimer = window.setTimeout(() => show(el, next), TOAST_GAP_MS);
+  }, TOAST_MS);
 }

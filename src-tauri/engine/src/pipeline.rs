@@ -347,6 +347,9 @@ async fn backup_on(
     let m = manifest.clone();
     let signer = opts.signer.clone();
     let scope = opts.database.clone();
+    // The rest of the upload and the destination's checksum against ours: a phase of its own,
+    // so that the last seconds of a long upload do not look stuck at 100%.
+    progress.report(Progress::phase(Phase::Verifying));
     let stored = blocking(move || -> Result<StoredBackup, EngineError> {
         stop_if_cancelled(&cancel)?;
         let sink = encrypted.finish(&m)?;

@@ -188,9 +188,11 @@ impl ProgressTracker {
         };
         let percent = if p.phase == Phase::Done {
             Some(100.0)
-        } else if total > 0 {
+        } else if total > 0 && p.done_docs <= total {
             Some(percent_of(p.done_docs, total))
         } else {
+            // No total, or past the estimate (the database grew since the last backup): a
+            // percentage stuck at 100% would say it is nearly done when it is not.
             None
         };
         let step_elapsed = now.duration_since(s.step_started);
@@ -286,5 +288,15 @@ mod tests {
         assert_eq!(v.percent, Some(25.0));
         assert_eq!(v.total_docs, 200);
         assert_eq!(t.last().unwrap().label, "loading");
+        // Past the estimate (the database grew): no percentage rather than a stuck 100%.
+        std::thread::sleep(MIN_INTERVAL);
+        t.report(Progress {
+            done_docs: 450,
+            ..Progress::phase(Phase::Staging)
+        });
+        let v = seen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(v.done_docs, 450);
+        assert_eq!(v.percent, None);
+        assert_eq!(v.eta_seconds, None);
     }
 }

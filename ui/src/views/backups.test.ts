@@ -7,9 +7,11 @@ vi.mock("@tauri-apps/plugin-dialog", () => ({ open: vi.fn() }));
 import { open as openPicker } from "@tauri-apps/plugin-dialog";
 import type { Backup, RestorePlan } from "../api";
 import { commands, fakeBackend, settle } from "../testing";
-import { advancedPart, backupRow, confirmRestore, databaseNameProblem, planTable, renderBackups, restoreFromFile, saveJson } from "./backups";
+import { advancedPart, backupRow, confirmRestore, databaseNameProblem, listSummary, planTable, renderBackups, restoreFromFile, saveJson } from "./backups";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+/** The commands called, without the two the list's header reads. */
+const listed = (backend: ReturnType<typeof fakeBackend>) => commands(backend).filter((c) => c !== "app_state" && c !== "get_settings");
 
 afterEach(() => document.body.replaceChildren());
 
@@ -218,7 +220,7 @@ describe("restore from a file", () => {
     await settle();
     await settle();
     expect(picker.mock.calls.at(-1)![0]).toMatchObject({ multiple: false, directory: false });
-    expect(commands(backend)).toEqual(["list_backups", "prepare_restore_file"]);
+    expect(listed(backend)).toEqual(["list_backups", "prepare_restore_file"]);
     expect($("restore-dialog")).not.toBeNull();
   });
   it("a cancelled picker reads nothing", async () => {
@@ -229,7 +231,7 @@ describe("restore from a file", () => {
     await renderBackups(root, () => undefined);
     $("restore-file-button").click();
     await settle();
-    expect(commands(backend)).toEqual(["list_backups"]);
+    expect(listed(backend)).toEqual(["list_backups"]);
     expect($("restore-dialog")).toBeNull();
   });
 });
@@ -248,7 +250,7 @@ describe("Save as JSON", () => {
     await settle();
     await settle();
     expect((openPicker as unknown as { mock: { calls: unknown[][] } }).mock.calls.at(-1)![0]).toMatchObject({ directory: true });
-    expect(backend.calls()[1]).toEqual(["export_json", { id: "a1b2c3d4", folder: "/home/me/out", passphrase: null }]);
+    expect(backend.calls().find(([c]) => c === "export_json")).toEqual(["export_json", { id: "a1b2c3d4", folder: "/home/me/out", passphrase: null }]);
     expect(document.querySelector(".json-ok")!.textContent).toContain("20,512 documents as JSON, one file per collection (2), in /home/me/out/driveback-timetrack");
   });
   it("says why nothing was written", async () => {
@@ -258,5 +260,40 @@ describe("Save as JSON", () => {
     await saveJson(backup(), "/home/me/out", document.createElement("button"), out);
     expect($("json-error").textContent).toContain("already exists");
     expect(document.querySelector(".json-ok")).toBeNull();
+  });
+});
+
+describe("the list", () => {
+  it.each<[number[], string | null, string | null, string]>([
+    [[1000], "Google Drive (hidden app folder)", "Keeps 7 daily and 1 monthly", "1 backup in Google Drive (hidden app folder) · 1.0 KB in all · Keeps 7 daily and 1 monthly"],
+    [[61_000, 62_000], null, null, "2 backups · 123 KB in all"],
+  ])("says where, how many, how much and what is kept (%j)", (sizes, where, kept, line) => {
+    const bs = sizes.map((bytes, i) => backup({ id: `b${i}`, bytes }));
+    expect(listSummary(bs, where, kept)).toBe(line);
+  });
+
+  it("shows the header, keeps Restore secondary, and keeps a verification on its row", async () => {
+    localStorage.clear();
+    fakeBackend({
+      list_backups: () => [backup()],
+      app_state: () => ({ destination: { label: "Google Drive (hidden app folder)" } }),
+      get_settings: () => ({ retention_text: "Keeps 7 daily and 1 monthly" }),
+      verify_backup: () => ({ id: "a1b2c3d4", documents: 20_512, collections: [{ name: "entries", documents: 20_000 }, { name: "projects", documents: 512 }] }),
+    });
+    const root = document.createElement("div");
+    document.body.append(root);
+    await renderBackups(root, () => undefined);
+    expect($("backups-summary").textContent).toContain("1 backup in Google Drive (hidden app folder)");
+    expect($("backups-summary").textContent).toContain("Keeps 7 daily and 1 monthly");
+    const restore = document.querySelector<HTMLButtonElement>(".restore-button")!;
+    expect(restore.classList.contains("primary")).toBe(false);
+    expect(document.querySelector(".row-menu .verify-button")).not.toBeNull();
+    document.querySelector<HTMLButtonElement>(".verify-button")!.click();
+    await vi.waitFor(() => expect(document.querySelector(".verify-ok")?.textContent).toContain("20,512 documents"));
+    // Drawn again (another visit to the list): the result is still on the row.
+    root.replaceChildren();
+    await renderBackups(root, () => undefined);
+    expect(document.querySelector(".verify-ok")?.textContent).toMatch(/Verified today .*20,512 documents in 2 collections/);
+    localStorage.clear();
   });
 });

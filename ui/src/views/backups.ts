@@ -8,11 +8,47 @@ import { capitalize, countsLine, formatBytes, formatCount, formatFullDate, forma
 import { errorBox, showError, toast } from "../messages";
 import { askPassphrase } from "./keys";
 
+/** What the last check of a backup found, kept on this computer so that the row still says it. */
+interface Verified {
+  at: string;
+  documents: number;
+  collections: number;
+}
+const VERIFIED = "driveback.verified.";
+
+export function verifiedOf(id: string): Verified | null {
+  try {
+    const v = JSON.parse(localStorage.getItem(VERIFIED + id) ?? "null") as Verified | null;
+    return v && typeof v.at === "string" && typeof v.documents === "number" ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+function verifiedLine(v: Verified, now: Date = new Date()): HTMLElement {
+  return h(
+    "span",
+    { class: "ok verify-ok" },
+    `✓ Verified ${formatWhen(v.at, now)}: ${formatCount(v.documents)} documents in ${v.collections} collections, all checks passed.`,
+  );
+}
+
+/** "12 backups in Google Drive (hidden app folder) · 733 KB in all · Keeps …" */
+export function listSummary(backups: Backup[], where: string | null, kept: string | null): string {
+  const n = backups.length;
+  const parts = [`${formatCount(n)} backup${n === 1 ? "" : "s"}${where ? ` in ${where}` : ""}`];
+  parts.push(`${formatBytes(backups.reduce((t, b) => t + b.bytes, 0))} in all`);
+  if (kept) parts.push(kept);
+  return parts.join(" · ");
+}
+
 export function backupRow(b: Backup, now: Date = new Date()): HTMLElement {
-  const restore = h("button", { type: "button", class: "primary restore-button", "data-id": b.id }, "Restore");
+  // Restore replaces data: a secondary button, never the one that draws the eye.
+  const restore = h("button", { type: "button", class: "secondary restore-button", "data-id": b.id }, "Restore");
   const verify = h("button", { type: "button", class: "secondary verify-button", "data-id": b.id }, "Verify");
   const copy = h("button", { type: "button", class: "secondary copy-button", "data-id": b.id }, "Save a copy");
   const json = h("button", { type: "button", class: "secondary json-button", "data-id": b.id, title: "Extended JSON, one file per collection" }, "Save as JSON");
+  const verified = verifiedOf(b.id);
   return h(
     "li",
     { class: "backup-row", "data-id": b.id },
@@ -28,9 +64,14 @@ export function backupRow(b: Backup, now: Date = new Date()): HTMLElement {
         b.status === "partial" ? h("span", { class: "tag partial", title: "Some collections could not be backed up" }, "Partial") : h("span", { class: "tag complete" }, "Complete"),
       ),
       h("div", { class: "muted small" }, `${formatBytes(b.bytes)} · ${formatCount(b.documents)} documents · ${b.database}`),
-      h("div", { class: "row-result small", "aria-live": "polite" }),
+      h("div", { class: "row-result small", "aria-live": "polite" }, verified ? verifiedLine(verified, now) : null),
     ),
-    h("div", { class: "row-actions" }, restore, verify, copy, json),
+    h(
+      "div",
+      { class: "row-actions" },
+      restore,
+      h("details", { class: "row-menu" }, h("summary", { class: "secondary", "aria-label": "More for this backup" }, "More"), h("div", { class: "menu" }, verify, copy, json)),
+    ),
   );
 }
 
@@ -66,6 +107,9 @@ export async function renderBackups(root: HTMLElement, back: () => void): Promis
   );
   backButton.focus();
   let backups: Backup[];
+  // Where they are and what is kept, for the list's header: nice to have, never in the way.
+  const where = api.appState().then((st) => st.destination.label || null, () => null);
+  const kept = api.getSettings().then((v) => v.retention_text || null, () => null);
   try {
     backups = await api.listBackups();
   } catch (e) {
@@ -74,6 +118,7 @@ export async function renderBackups(root: HTMLElement, back: () => void): Promis
     return;
   }
   loading.remove();
+  list.before(h("p", { id: "backups-summary", class: "muted small" }, listSummary(backups, await where, await kept)));
   if (backups.length === 0) {
     list.replaceWith(h("p", { id: "backups-empty", class: "empty" }, "No backups yet. Go back and tap “Back up” to make the first one."));
     return;
@@ -189,7 +234,11 @@ async function verifyBackup(b: Backup, verify: HTMLButtonElement, out: HTMLEleme
           if (e.event === "progress") verify.textContent = e.percent === null ? "Verifying…" : `Verifying ${Math.floor(e.percent)}%`;
         })),
       );
-      if (r) out.replaceChildren(h("span", { class: "ok verify-ok" }, `✓ Verified: ${formatCount(r.documents)} documents in ${r.collections.length} collections, all checks passed.`));
+      if (r) {
+        const v: Verified = { at: new Date().toISOString(), documents: r.documents, collections: r.collections.length };
+        localStorage.setItem(VERIFIED + b.id, JSON.stringify(v));
+        out.replaceChildren(verifiedLine(v));
+      }
     } catch (e) {
       out.replaceChildren(errorBox(e));
     }

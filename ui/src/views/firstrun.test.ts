@@ -122,7 +122,7 @@ describe("first run", () => {
     type("mongo-uri", "mongodb://h:1", "paste");
     await vi.waitFor(() => expect(document.getElementById("connection-ok")?.textContent).toContain("Choose the database"));
     click("drive-connect");
-    await vi.waitFor(() => expect(document.querySelector(".error")?.textContent).toContain("choose the database"));
+    await vi.waitFor(() => expect(document.querySelector(".error")?.textContent).toContain("Choose the database to back up first."));
     expect(commands(backend)).toEqual(["test_connection"]);
   });
 

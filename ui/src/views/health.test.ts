@@ -18,4 +18,19 @@ describe("the health dialog", () => {
     expect(loss.querySelector("button.acknowledge-alarm")?.textContent).toBe("I know about this");
     expect(root.querySelectorAll("button.acknowledge-alarm")).toHaveLength(1);
   });
+
+  it("gives one verdict and lists the checks that need something first", () => {
+    const x = sampleHealth();
+    x.status = "critical";
+    x.checks = [
+      { name: "last_backup", status: "healthy", message: "The last backup succeeded." },
+      { name: "destination", status: "critical", message: "Google Drive needs reconnecting: sign in to Google again." },
+      { name: "last_verify", status: "warning", message: "No backup has been verified for 9 days." },
+    ];
+    const root = document.createElement("div");
+    root.append(...healthBody(x, new Date("2026-12-04T12:00:00Z")));
+    expect(root.querySelector("#health-summary")!.textContent).toContain("2 checks need you");
+    expect([...root.querySelectorAll<HTMLElement>("li.check")].map((li) => li.dataset.name)).toEqual(["destination", "last_verify", "last_backup"]);
+    expect(root.querySelector("#health-glance")!.textContent).toBe(x.glance.text);
+  });
 });

@@ -49,19 +49,26 @@ export function healthBody(x: Health, now: Date = new Date()): HTMLElement[] {
     ["Size of the last backups", trend(m.size_trend, formatBytes)],
     ["Time they took", trend(m.duration_trend, formatSeconds)],
   ];
+  // One verdict, then the checks that need something first (critical, then warning), each with
+  // its message, which says what to do.
+  const rank: Record<string, number> = { critical: 0, warning: 1, healthy: 2 };
+  const checks = [...x.checks].sort((a, b) => (rank[a.status] ?? 3) - (rank[b.status] ?? 3));
+  const failing = checks.filter((c) => c.status !== "healthy").length;
   return [
     h(
       "p",
       { id: "health-summary", class: "health-summary", "data-status": x.status },
       h("strong", {}, healthWord(x.status)),
+      failing ? ` · ${failing === 1 ? "1 check needs" : `${failing} checks need`} you` : "",
       " · ",
       scheduleLine(x.schedule_text, x.next_due, now),
     ),
+    h("p", { id: "health-glance", class: `glance ${x.glance.level}` }, x.glance.text),
     x.scheduler_running ? null : h("p", { class: "warning small" }, "Automatic backups are not running: keep Driveback open in the tray."),
     h(
       "ul",
       { class: "checks", "aria-label": "Checks" },
-      ...x.checks.map((c) =>
+      ...checks.map((c) =>
         h(
           "li",
           { class: "check", "data-name": c.name, "data-status": c.status },

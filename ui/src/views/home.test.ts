@@ -7,6 +7,7 @@ vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
 import { listen } from "@tauri-apps/api/event";
 import type { AppState, JobEvent } from "../api";
 import { commands, deferred, fakeBackend, sampleHealth, sampleSettings, sampleState, settle } from "../testing";
+import { queuedToasts } from "../messages";
 import { listenToBackend, renderHome } from "./home";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -95,13 +96,14 @@ describe("the health badge", () => {
     badge.click();
     await vi.waitFor(() => expect(document.querySelectorAll("#health-dialog .check")).toHaveLength(3));
     const checks = [...document.querySelectorAll<HTMLElement>("#health-dialog .check")];
+    // What needs something comes first.
     expect(checks.map((c) => [c.dataset.name, c.dataset.status])).toEqual([
-      ["database", "healthy"],
-      ["last_backup", "warning"],
       ["free_space", "critical"],
+      ["last_backup", "warning"],
+      ["database", "healthy"],
     ]);
-    expect(checks[2].textContent).toContain("Critical");
-    expect(checks[2].textContent).toContain("Less than 2% free");
+    expect(checks[0].textContent).toContain("Critical");
+    expect(checks[0].textContent).toContain("Less than 2% free");
     const metrics = $("health-metrics").textContent!;
     expect(metrics).toContain("92%");
     expect(metrics).toContain("26 h");
@@ -214,8 +216,9 @@ describe("Google Drive", () => {
     click("drive-connect");
     await vi.waitFor(() => expect(nav.show).toHaveBeenCalledWith(after));
     expect($("drive-connect-dialog")).toBeNull();
-    expect($("toast").textContent).toContain("Connected as me@example.com");
-    expect($("toast").textContent).toContain("Backups now go to Google Drive.");
+    // One notice at a time: the account first, the notice next.
+    expect($("toast").textContent).toBe("Connected as me@example.com");
+    expect(queuedToasts()).toContain("Backups now go to Google Drive.");
     expect(commands(backend)).not.toContain("cancel_connect_drive");
   });
 
@@ -231,15 +234,37 @@ describe("Google Drive", () => {
     expect(document.querySelector("#settings-card .error")!.textContent).toContain("Google Drive can't be used");
   });
 
-  it("warns when Drive needs reconnecting, and Reconnect signs in again", async () => {
+  it("when Drive needs reconnecting, says so once and the card's one action signs in again", async () => {
     const backend = fakeBackend({ health: () => sampleHealth(), connect_drive: () => new Promise(() => undefined) });
     const s = connected();
     s.drive = { ...s.drive, reconnect_needed: true, problem: "the access was revoked" };
+    s.destination = { ...s.destination, problem: "Google Drive needs reconnecting: invalid_grant" };
+    s.last_backup = { id: "b1", file: "f", bytes: 61_000, created: new Date().toISOString(), database: "timetrack", documents: 6020, status: "complete", latest: true };
     draw(s);
     expect($("drive-reconnect-banner").textContent).toContain("Google Drive needs reconnecting: the access was revoked");
-    $("drive-reconnect-banner").querySelector("button")!.click();
+    // The banner says what; the card has the one button that fixes it, and Back up waits.
+    expect($("drive-reconnect-banner").querySelector("button")).toBeNull();
+    expect($<HTMLButtonElement>("backup-now").disabled).toBe(true);
+    expect($("last-backup").textContent).toContain("today");
+    expect(document.querySelectorAll("#backup-card button.primary")).toHaveLength(1);
+    // Said once: not again as a destination error in the settings.
+    expect(document.querySelectorAll("[data-code='destination_error']")).toHaveLength(0);
+    click("card-sign-in");
     expect(commands(backend)).toContain("connect_drive");
     expect($("drive-connect-dialog")).not.toBeNull();
+  });
+
+  it("shows the line at a glance in the colour of its age", () => {
+    fakeBackend({ health: () => sampleHealth() });
+    for (const level of ["fresh", "aging", "stale"] as const) {
+      draw(sampleState({ glance: { text: `Backed up some time ago (${level})`, level } }));
+      expect($("glance").textContent).toBe(`Backed up some time ago (${level})`);
+      expect($("glance").dataset.level).toBe(level);
+      expect($("glance").classList.contains(level)).toBe(true);
+      expect($<HTMLButtonElement>("backup-now").disabled).toBe(false);
+      expect($("card-sign-in")).toBeNull();
+      document.body.replaceChildren();
+    }
   });
 });
 

@@ -106,16 +106,13 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     banners.append(banner);
   }
   if (state.drive.reconnect_needed) {
-    const slot = h("div", { class: "slot", "aria-live": "polite" });
-    const reconnect = button("Reconnect", () => void connectDrive(state, slot, connected), { id: "drive-reconnect" });
+    // The one way out is the backup card's main button ("Sign in to Google again").
     banners.append(
       h(
         "div",
         { class: "banner warn", id: "drive-reconnect-banner", role: "note" },
         h("span", {}, `Google Drive needs reconnecting: ${state.drive.problem ?? "its sign-in has ended."}`),
-        reconnect,
       ),
-      slot,
     );
   }
   if (state.settings_problem) {
@@ -129,7 +126,10 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
   }
 
   // --- The backup card -------------------------------------------------------------------
-  const last = h("p", { id: "last-backup", class: "big" }, lastBackupLine(state.last_backup));
+  // The line at a glance (the same as the tray's and `driveback status`), green, amber or red as
+  // the last backup ages; then the last backup's date and what it holds.
+  const glance = h("p", { id: "glance", class: `big glance ${state.glance.level}`, "data-level": state.glance.level }, state.glance.text);
+  const last = h("p", { id: "last-backup", class: "small" }, lastBackupLine(state.last_backup));
   const lastDetail = h(
     "p",
     { class: "muted small", id: "last-backup-detail" },
@@ -166,7 +166,7 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
   };
   const endProgress = () => {
     progress.hidden = true;
-    backupNow.disabled = false;
+    backupNow.disabled = signInAgain !== null;
     jobId = null;
     following = false;
   };
@@ -182,6 +182,8 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
       void nav.refresh();
     } else if (e.event === "failed") {
       keepOutcome(errorBox(e.error, "backup-error"));
+      // What stopped it (a revoked sign-in, a full Drive) changes the card's main action.
+      void nav.refresh();
     } else {
       keepOutcome(h("p", { class: "muted", id: "backup-cancelled" }, "Backup cancelled. Nothing was kept of it."));
     }
@@ -218,6 +220,18 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     void join(job.progress);
   };
   backupNow.addEventListener("click", () => void start());
+  // One call to action per problem: while Google's sign-in is refused, the card's main button
+  // signs in again, and Back up waits for it.
+  const signInSlot = h("div", { class: "slot", "aria-live": "polite" });
+  const signInAgain =
+    state.drive.reconnect_needed && state.destination.kind === "drive"
+      ? button("Sign in to Google again", () => void connectDrive(state, signInSlot, connected), { id: "card-sign-in", class: "primary" })
+      : null;
+  if (signInAgain) {
+    backupNow.disabled = true;
+    backupNow.className = "secondary";
+    backupNow.title = "Sign in to Google again first";
+  }
   cancel.addEventListener("click", async () => {
     if (!jobId) return;
     try {
@@ -231,6 +245,7 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     "section",
     { class: "card", id: "backup-card", "aria-labelledby": "backup-card-title" },
     h("div", { class: "card-head" }, h("span", { class: "icon", "aria-hidden": "true" }, "☁"), h("h2", { id: "backup-card-title" }, "Backup")),
+    glance,
     last,
     lastDetail,
     h(
@@ -238,7 +253,8 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
       { class: "muted" },
       `Back up ${state.mongo.database ?? "your database"}${backupTarget(state)}. You can restore it if your data is ever lost or damaged. Backups are end-to-end encrypted with your passphrase.`,
     ),
-    h("div", { class: "row" }, backupNow),
+    h("div", { class: "row" }, signInAgain, backupNow),
+    signInSlot,
     progress,
     outcome,
   );
@@ -314,7 +330,8 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     settingRow("Google Drive account", drive.connected ? drive.account ?? "Connected" : "Not connected", driveAction, "drive-account"),
     settingRow("Backups go to", state.destination.label || "Not chosen yet", changeFolder, "destination-folder"),
     onDrive ? h("div", { class: "setting" }, h("label", { for: "drive-where-setting" }, "Where in Google Drive"), driveWhereSelect) : null,
-    state.destination.problem ? errorBox({ code: "destination_error", message: state.destination.problem }) : null,
+    // A refused sign-in is said once, by the card and its banner.
+    state.destination.problem && !signInAgain ? errorBox({ code: "destination_error", message: state.destination.problem }) : null,
     settingRow("Database", `${state.mongo.database ?? "—"} on ${state.mongo.host ?? "—"}`, button("Change", () => connectionDialog(nav), { id: "change-database" }), "database-name"),
     h("div", { class: "setting" }, h("label", { for: "frequency" }, "Back up automatically"), frequency),
     h("div", { class: "setting" }, h("label", { for: "backup-time" }, "Time"), time),
