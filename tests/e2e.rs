@@ -898,6 +898,16 @@ fn run(env: &Env) -> Result<(), String> {
     s.click_css("#drive-disconnect-confirm")?;
     // Home says Drive is not connected, with Connect and "Use a folder" next to it.
     s.wait_for("#home #drive-connect", LONG)?;
+    // The card still shows the last backup; its one action is to connect Drive again.
+    let action = s.wait_for("#card-sign-in", LONG)?;
+    assert_eq!(s.text(&action)?, "Connect Google Drive");
+    let last = s.text_of("#last-backup")?;
+    assert!(last.contains("today"), "{last}");
+    let back_up = s.find("#backup-now")?;
+    assert!(
+        s.attribute(&back_up, "disabled")?.is_some(),
+        "Back up waits for Drive"
+    );
     s.shot("drive-disconnected")?;
     contrast_both(&s, "Drive disconnected", &mut contrast_report)?;
 

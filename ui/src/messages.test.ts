@@ -35,3 +35,25 @@ describe("toast", () => {
     }
   });
 });
+
+describe("toast, old news", () => {
+  it("drops a notice that waited too long instead of showing it late", () => {
+    vi.useFakeTimers();
+    try {
+      document.body.replaceChildren();
+      toast("one");
+      toast("two");
+      toast("three");
+      const el = document.getElementById("toast")!;
+      vi.advanceTimersByTime(TOAST_MS + 500);
+      expect(el.textContent).toBe("two");
+      vi.advanceTimersByTime(TOAST_MS + 500);
+      // "three" waited more than 8 s: dropped.
+      expect(el.classList.contains("shown")).toBe(false);
+      vi.advanceTimersByTime(TOAST_MS);
+      expect(el.textContent).toBe("two");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

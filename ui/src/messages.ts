@@ -36,8 +36,11 @@ export function showError(slot: HTMLElement, e: unknown): void {
 }
 
 let toastTimer: number | undefined;
-/** Notices waiting for the one shown to go. */
+/** Notices waiting for the one shown to go, with when they came. */
 const queued: string[] = [];
+const queuedAt: number[] = [];
+/** A notice that waited longer than this is old news: it is dropped, not shown late. */
+const TOAST_STALE_MS = 8000;
 /** How long a notice stays, and the pause between two. */
 export const TOAST_MS = 4000;
 const TOAST_GAP_MS = 300;
@@ -51,7 +54,10 @@ export function toast(text: string): void {
     document.body.append(el);
   }
   if (el.classList.contains("shown")) {
-    if (el.textContent !== text && !queued.includes(text)) queued.push(text);
+    if (el.textContent !== text && !queued.includes(text)) {
+      queued.push(text);
+      queuedAt.push(Date.now());
+    }
     return;
   }
   show(el, text);
@@ -68,7 +74,12 @@ function show(el: HTMLElement, text: string): void {
   window.clearTimeout(toastTimer);
   toastTimer = window.setTimeout(() => {
     el.classList.remove("shown");
-    const next = queued.shift();
+    let next = queued.shift();
+    let at = queuedAt.shift();
+    while (next !== undefined && at !== undefined && Date.now() - at > TOAST_STALE_MS) {
+      next = queued.shift();
+      at = queuedAt.shift();
+    }
     if (next !== undefined) toastTimer = window.setTimeout(() => show(el, next), TOAST_GAP_MS);
   }, TOAST_MS);
 }

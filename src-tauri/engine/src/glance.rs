@@ -44,6 +44,8 @@ pub enum Reach {
     Unreachable,
     /// Google no longer accepts the sign-in.
     ReconnectNeeded,
+    /// Drive was disconnected on this computer (no sign-in at all).
+    NotConnected,
 }
 
 /// The newest complete backup.
@@ -197,6 +199,7 @@ pub fn glance<Tz: TimeZone>(f: &Facts, now: DateTime<Utc>, tz: &Tz) -> Glance {
         Reach::Unreachable if f.drive => parts.push("Drive cannot be reached right now".into()),
         Reach::Unreachable => parts.push("The backup folder cannot be reached right now".into()),
         Reach::ReconnectNeeded => parts.push("Google Drive needs reconnecting".into()),
+        Reach::NotConnected => parts.push("Google Drive is not connected".into()),
     }
     Glance {
         text: parts.join(" · "),
@@ -336,6 +339,17 @@ mod tests {
                 },
                 "Backed up 26 hours ago · 61 kB · Next: due now · Google Drive needs reconnecting",
                 Level::Aging,
+            ),
+            (
+                "Drive disconnected on this computer",
+                Facts {
+                    last_good: good("2024-01-09 12:00", 61_000),
+                    reach: Reach::NotConnected,
+                    next_due: Some(utc("2024-01-10 02:00")),
+                    ..facts()
+                },
+                "Backed up 2 hours ago · 61 kB · Next: tonight 02:00 · Google Drive is not connected",
+                Level::Fresh,
             ),
             (
                 "a backup running",

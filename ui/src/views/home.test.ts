@@ -254,6 +254,19 @@ describe("Google Drive", () => {
     expect($("drive-connect-dialog")).not.toBeNull();
   });
 
+  it("after Disconnect keeps the last backup, and Connect Google Drive is the card's action", () => {
+    fakeBackend({ health: () => sampleHealth() });
+    const s = connected();
+    s.drive = { ...s.drive, connected: false, account: null };
+    s.destination = { ...s.destination, problem: "Google Drive is not connected" };
+    s.last_backup = { id: "b1", file: "f", bytes: 61_000, created: new Date().toISOString(), database: "timetrack", documents: 6020, status: "complete", latest: true };
+    draw(s);
+    expect($("last-backup").textContent).toContain("today");
+    expect($("card-sign-in").textContent).toBe("Connect Google Drive");
+    expect($<HTMLButtonElement>("backup-now").disabled).toBe(true);
+    expect(document.querySelectorAll("[data-code='destination_error']")).toHaveLength(0);
+  });
+
   it("shows the line at a glance in the colour of its age", () => {
     fakeBackend({ health: () => sampleHealth() });
     for (const level of ["fresh", "aging", "stale"] as const) {

@@ -223,14 +223,16 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
   // One call to action per problem: while Google's sign-in is refused, the card's main button
   // signs in again, and Back up waits for it.
   const signInSlot = h("div", { class: "slot", "aria-live": "polite" });
-  const signInAgain =
-    state.drive.reconnect_needed && state.destination.kind === "drive"
-      ? button("Sign in to Google again", () => void connectDrive(state, signInSlot, connected), { id: "card-sign-in", class: "primary" })
-      : null;
+  // The same after Disconnect: backups go to Drive, which has no sign-in: Connect is the action.
+  const onDriveWithoutSignIn = state.destination.kind === "drive" && (state.drive.reconnect_needed || !state.drive.connected);
+  const signInLabel = state.drive.reconnect_needed ? "Sign in to Google again" : "Connect Google Drive";
+  const signInAgain = onDriveWithoutSignIn
+    ? button(signInLabel, () => void connectDrive(state, signInSlot, connected), { id: "card-sign-in", class: "primary" })
+    : null;
   if (signInAgain) {
     backupNow.disabled = true;
     backupNow.className = "secondary";
-    backupNow.title = "Sign in to Google again first";
+    backupNow.title = `${signInLabel} first`;
   }
   cancel.addEventListener("click", async () => {
     if (!jobId) return;

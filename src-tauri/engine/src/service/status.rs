@@ -173,7 +173,9 @@ impl Service {
         let (mut has_key, mut last_backup, mut problem) = (false, None, None);
         // What the glance line needs: the listing, or why there is none.
         let reach_of = |e: &crate::error::ApiError| {
-            if report::is_sign_in_problem(e.code.as_str()) {
+            if e.code.as_str() == "not_connected" {
+                Reach::NotConnected
+            } else if report::is_sign_in_problem(e.code.as_str()) {
                 Reach::ReconnectNeeded
             } else {
                 Reach::Unreachable
