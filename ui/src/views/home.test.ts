@@ -8,7 +8,7 @@ import { listen } from "@tauri-apps/api/event";
 import type { AppState, JobEvent } from "../api";
 import { commands, deferred, fakeBackend, sampleHealth, sampleSettings, sampleState, settle } from "../testing";
 import { queuedToasts } from "../messages";
-import { listenToBackend, renderHome } from "./home";
+import { failureBox, listenToBackend, renderHome } from "./home";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const click = (id: string) => $(id).click();
@@ -424,5 +424,28 @@ describe("where in Google Drive", () => {
     fakeBackend({ health: () => sampleHealth() });
     draw();
     expect($("drive-where-setting")).toBeNull();
+  });
+});
+
+describe("a failed backup", () => {
+  it.each<["drive" | "folder", string]>([
+    ["drive", "Your Google Drive is full. Free up space in Google Drive"],
+    ["folder", "The disk that holds your backup folder is full. Free up space on that disk"],
+  ])("says a full %s in its own words", (kind, words) => {
+    const s = sampleState();
+    s.destination = { ...s.destination, kind };
+    const box = failureBox({ code: "destination_full", message: "the storage quota is used: 15.0 GB of 15.0 GB" }, s, nav);
+    expect(box.textContent).toContain(words);
+    expect(box.textContent).toContain("Details: the storage quota is used: 15.0 GB of 15.0 GB");
+  });
+
+  it("offers to check the database that did not answer", () => {
+    fakeBackend({ health: () => sampleHealth() });
+    const box = failureBox({ code: "database_unreachable", message: "no server answered at 127.0.0.1:27017" }, sampleState(), nav);
+    document.body.append(box);
+    const check = box.querySelector<HTMLButtonElement>("#check-database")!;
+    expect(check.textContent).toBe("Check the database at 127.0.0.1:27017");
+    check.click();
+    expect(document.getElementById("conn-uri")).not.toBeNull();
   });
 });

@@ -2,7 +2,7 @@
 // Cancel, where backups go (Google Drive or a folder), frequency and time, health, passphrase,
 // View backups. The backend's pushes (a backup started by the schedule or the tray, a change of
 // state) reach the view on screen.
-import { api, jobChannel, onBackendEvent, type AppState, type Frequency, type JobEvent, type Progress } from "../api";
+import { api, asApiError, jobChannel, onBackendEvent, type AppState, type Frequency, type JobEvent, type Progress } from "../api";
 import { button, openDialog } from "../dialog";
 import { busy, h, replace, select } from "../dom";
 import { lastBackupLine, progressLine, scheduleLine } from "../format";
@@ -181,7 +181,7 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
       toast("Backup complete.");
       void nav.refresh();
     } else if (e.event === "failed") {
-      keepOutcome(errorBox(e.error, "backup-error"));
+      keepOutcome(failureBox(e.error, state, nav));
       // What stopped it (a revoked sign-in, a full Drive) changes the card's main action.
       void nav.refresh();
     } else {
@@ -198,7 +198,7 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
       jobId = r.job_id;
     } catch (e) {
       endProgress();
-      keepOutcome(errorBox(e, "backup-error"));
+      keepOutcome(failureBox(e, state, nav));
       // What stopped it (a revoked sign-in, a database that is down) shows in the health too.
       void nav.refresh();
     }
@@ -460,6 +460,27 @@ function folderDialog(state: AppState, nav: HomeNav): void {
     actions: [button("Cancel", () => d.close(), { id: "folder-dialog-cancel" }), save],
     initialFocus: input,
   });
+}
+
+/** Why a backup failed, in the words of the destination in use, with the one way to fix it
+ * where the app has it (the database's settings for a database that does not answer). */
+export function failureBox(e: unknown, state: AppState, nav: HomeNav): HTMLElement {
+  const err = asApiError(e);
+  const box = errorBox(err, "backup-error");
+  if (err.code === "destination_full") {
+    const title = box.querySelector("strong")!;
+    title.textContent = state.destination.kind === "drive" ? "Your Google Drive is full." : "The disk that holds your backup folder is full.";
+    title.nextSibling!.textContent =
+      state.destination.kind === "drive"
+        ? " Free up space in Google Drive (drive.google.com/settings/storage), or keep fewer old backups in More settings, then back up again."
+        : " Free up space on that disk, or keep fewer old backups in More settings, then back up again.";
+  }
+  if (err.code === "database_unreachable") {
+    box.append(
+      button(`Check the database${state.mongo.host ? ` at ${state.mongo.host}` : ""}`, () => connectionDialog(nav), { id: "check-database" }),
+    );
+  }
+  return box;
 }
 
 function connectionDialog(nav: HomeNav): void {
