@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "confirm_destination_key",
     "change_passphrase",
     "show_key",
+    "save_key",
     "backup_now",
     "follow_backup",
     "cancel_job",

@@ -1876,3 +1876,46 @@ fn successful_backup(
         error: None,
     }
 }
+
+/// "Save…" in the key dialog: the key lands in a new file private to the user, with its public
+/// half; the passphrase is needed, an existing file is never overwritten, a relative path is
+/// refused, and each refusal writes nothing.
+#[test]
+fn the_key_is_saved_into_a_new_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = harness(|dir| EnvDefaults {
+        folder: Some(dir.join("backups")),
+        ..Default::default()
+    });
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("driveback-backup-key.txt");
+    let p = path.display().to_string();
+    let (code, message) = h.err(
+        "save_key",
+        json!({"passphrase": "not it at all", "path": p}),
+    );
+    assert_eq!(code, "wrong_passphrase", "{message}");
+    assert!(!path.exists(), "a wrong passphrase wrote nothing");
+    assert_eq!(
+        h.ok("save_key", json!({"passphrase": PASSPHRASE, "path": p})),
+        json!(p)
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let key = h.ok("show_key", json!({"passphrase": PASSPHRASE}));
+    assert!(text.contains(key["secret_key"].as_str().unwrap()), "{text}");
+    assert!(text.contains(key["public_key"].as_str().unwrap()), "{text}");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only the user can read the key file");
+    // Never over an existing file.
+    let (code, message) = h.err("save_key", json!({"passphrase": PASSPHRASE, "path": p}));
+    assert_eq!(code, "bad_input");
+    assert!(message.contains("already exists"), "{message}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    let (code, message) = h.err(
+        "save_key",
+        json!({"passphrase": PASSPHRASE, "path": "key.txt"}),
+    );
+    assert_eq!(code, "bad_input");
+    assert!(message.contains("not a full path"), "{message}");
+}

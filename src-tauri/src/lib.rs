@@ -42,6 +42,7 @@ pub fn builder<R: tauri::Runtime>(b: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::passphrase::confirm_destination_key,
         commands::passphrase::change_passphrase,
         commands::passphrase::show_key,
+        commands::passphrase::save_key,
         commands::backups::backup_now,
         commands::backups::follow_backup,
         commands::backups::cancel_job,

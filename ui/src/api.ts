@@ -2,7 +2,7 @@
 // an ApiError `{ code, message }`; the backend also pushes a few events (see onBackendEvent).
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
-import { open as openPicker } from "@tauri-apps/plugin-dialog";
+import { open as openPicker, save as savePicker } from "@tauri-apps/plugin-dialog";
 
 import type { ErrorCode } from "./generated/ErrorCode";
 
@@ -318,6 +318,13 @@ export const api = {
     const picked = await openPicker({ title, multiple: false, directory: false });
     return typeof picked === "string" ? picked : null;
   },
+  /** The system's save dialog; the chosen path, or null when cancelled. */
+  pickSaveFile: async (title: string, defaultPath: string): Promise<string | null> => {
+    const picked = await savePicker({ title, defaultPath });
+    return typeof picked === "string" ? picked : null;
+  },
+  /** Saves the backup key into a new private file at `path`; the path written. */
+  saveKey: (passphrase: string, path: string) => invoke<string>("save_key", { passphrase, path }),
   /** The system's folder picker; the chosen path, or null when cancelled. */
   pickFolder: async (title: string): Promise<string | null> => {
     const picked = await openPicker({ title, multiple: false, directory: true });

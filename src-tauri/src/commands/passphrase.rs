@@ -50,3 +50,17 @@ pub async fn change_passphrase(
 pub async fn show_key(state: State<'_, Shared>, passphrase: String) -> ApiResult<ShownKey> {
     on_service(state.inner(), move |s| s.show_key(passphrase)).await
 }
+
+/// Saves the backup key into a new private file the user chose (asks for the passphrase every
+/// time). The path written.
+#[tauri::command]
+pub async fn save_key(
+    state: State<'_, Shared>,
+    passphrase: String,
+    path: String,
+) -> ApiResult<String> {
+    on_service(state.inner(), move |s| {
+        s.save_key(passphrase, std::path::Path::new(&path))
+    })
+    .await
+}

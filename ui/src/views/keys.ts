@@ -68,6 +68,15 @@ export async function showKeyDialog(passphrase?: string): Promise<boolean> {
       toast("Could not copy: select the key and copy it by hand.");
     }
   }, { id: "key-copy" });
+  const save = button("Save…", async () => {
+    try {
+      const path = await api.pickSaveFile("Save your backup key", "driveback-backup-key.txt");
+      if (!path) return;
+      toast(`The key is saved in ${await api.saveKey(p, path)}: move it somewhere safe, away from this computer.`);
+    } catch (e) {
+      toast(asApiError(e).message);
+    }
+  }, { id: "key-save" });
   const d = openDialog({
     id: "key-dialog",
     title: "Your backup key",
@@ -79,7 +88,7 @@ export async function showKeyDialog(passphrase?: string): Promise<boolean> {
       ),
       code,
     ],
-    actions: [copy, close],
+    actions: [copy, save, close],
     initialFocus: close,
   });
   return true;

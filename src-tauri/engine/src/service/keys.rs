@@ -240,6 +240,45 @@ impl Service {
         })
     }
 
+    /// Saves the backup key into a new file at `path` (chosen by the user in the system's save
+    /// dialog), private to the user (0600) and never over an existing file; the passphrase is
+    /// asked every time, as for showing it. Returns the path written. Blocking.
+    pub fn save_key(&self, passphrase: String, path: &std::path::Path) -> ApiResult<String> {
+        if !path.is_absolute() {
+            return Err(ApiError::bad_input(format!(
+                "{} is not a full path: choose where to save the key",
+                path.display()
+            )));
+        }
+        let shown = self.show_key(passphrase)?;
+        let text = format!(
+            "Driveback backup key\n\nThis key opens your Driveback backups, even without your passphrase.\nAnyone who has it can read them: keep it offline, on paper or in a password manager.\nTo use it without Driveback: age --decrypt -i THIS_FILE backup.mdbk (see the README).\n\nPublic key: {}\n{}\n",
+            shown.public_key, shown.secret_key
+        );
+        let mut file = crate::settings::create_new_private(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                ApiError::bad_input(format!(
+                    "{} already exists: choose another name (nothing was overwritten)",
+                    path.display()
+                ))
+            } else {
+                ApiError::new(
+                    crate::error::ErrorCode::IoError,
+                    format!("could not save the key to {}: {e}", path.display()),
+                )
+            }
+        })?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| {
+                ApiError::new(
+                    crate::error::ErrorCode::IoError,
+                    format!("could not save the key to {}: {e}", path.display()),
+                )
+            })?;
+        Ok(path.display().to_string())
+    }
+
     /// Makes `dest` where backups go. The backup key comes along when the new place has none, so
     /// that the same passphrase opens the backups in both places. Returns what the user should
     /// know. Blocking.
