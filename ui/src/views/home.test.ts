@@ -449,3 +449,40 @@ describe("a failed backup", () => {
     expect(document.getElementById("conn-uri")).not.toBeNull();
   });
 });
+
+describe("pausing automatic backups", () => {
+  it("pauses until tomorrow, and a paused schedule offers Resume", async () => {
+    const backend = fakeBackend({
+      health: () => sampleHealth(),
+      pause_automatic: () => "2026-12-05T08:00:00Z",
+      resume_automatic: () => undefined,
+    });
+    draw();
+    click("pause-automatic");
+    await vi.waitFor(() => expect(nav.refresh).toHaveBeenCalled());
+    expect(backend.calls().find(([c]) => c === "pause_automatic")?.[1]).toEqual({ until: null });
+    document.body.replaceChildren();
+    const paused = sampleState();
+    paused.schedule = { ...paused.schedule, paused_until: "2026-12-05T08:00:00Z" };
+    draw(paused);
+    expect($("paused-note").textContent).toContain("paused until");
+    expect($("pause-automatic")).toBeNull();
+    click("resume-automatic");
+    await vi.waitFor(() => expect(commands(backend)).toContain("resume_automatic"));
+  });
+
+  it("says why a pause was refused, and offers no pause when automatic backups are off", async () => {
+    fakeBackend({
+      health: () => sampleHealth(),
+      pause_automatic: () => Promise.reject({ code: "bad_input", message: "automatic backups are off: there is nothing to pause" }),
+    });
+    draw();
+    click("pause-automatic");
+    await vi.waitFor(() => expect(document.querySelector("#settings-card .error")?.textContent).toContain("nothing to pause"));
+    document.body.replaceChildren();
+    const off = sampleState();
+    off.schedule = { ...off.schedule, frequency: "off" };
+    draw(off);
+    expect($("pause-row")).toBeNull();
+  });
+});

@@ -5,7 +5,7 @@
 import { api, asApiError, jobChannel, onBackendEvent, type AppState, type Frequency, type JobEvent, type Progress } from "../api";
 import { button, openDialog } from "../dialog";
 import { busy, h, replace, select } from "../dom";
-import { lastBackupLine, progressLine, scheduleLine } from "../format";
+import { formatWhen, lastBackupLine, progressLine, scheduleLine } from "../format";
 import { errorBox, showError, toast } from "../messages";
 import { connectDrive, disconnectDrive, driveWhereOf, type DriveWhere } from "./drive";
 import { healthBadge } from "./health";
@@ -323,6 +323,33 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     });
   };
   frequency.addEventListener("change", saveSchedule);
+  // Pause automatic backups until tomorrow (the tray offers the same); Back up still works.
+  const paused = state.schedule.paused_until ?? null;
+  const pauseRow =
+    state.schedule.frequency === "off"
+      ? null
+      : paused
+        ? h(
+            "div",
+            { class: "setting", id: "pause-row" },
+            h("span", { id: "paused-note" }, `Automatic backups are paused until ${formatWhen(paused)}.`),
+            button("Resume", () => void changePause(() => api.resumeAutomatic()), { id: "resume-automatic" }),
+          )
+        : h(
+            "div",
+            { class: "setting", id: "pause-row" },
+            h("span", {}, "Not tonight?"),
+            button("Pause until tomorrow", () => void changePause(() => api.pauseAutomatic()), { id: "pause-automatic" }),
+          );
+  const changePause = async (change: () => Promise<unknown>) => {
+    settingsSlot.replaceChildren();
+    try {
+      await change();
+      await nav.refresh();
+    } catch (e) {
+      showError(settingsSlot, e);
+    }
+  };
   time.addEventListener("change", saveSchedule);
 
   const settings = h(
@@ -338,6 +365,7 @@ export function renderHome(root: HTMLElement, state: AppState, nav: HomeNav): vo
     h("div", { class: "setting" }, h("label", { for: "frequency" }, "Back up automatically"), frequency),
     h("div", { class: "setting" }, h("label", { for: "backup-time" }, "Time"), time),
     scheduleNote,
+    pauseRow,
     h("div", { class: "setting" }, h("span", {}, "Backup health"), healthBadge()),
     h("div", { class: "setting" }, h("span", {}, "Old backups, notifications and email"), button("More settings", () => void settingsDialog(), { id: "more-settings" })),
     settingsSlot,
