@@ -231,7 +231,10 @@ async function verifyBackup(b: Backup, verify: HTMLButtonElement, out: HTMLEleme
     try {
       const r = await withPassphrase((p) =>
         api.verifyBackup(b.id, p, jobChannel((e) => {
-          if (e.event === "progress") verify.textContent = e.percent === null ? "Verifying…" : `Verifying ${Math.floor(e.percent)}%`;
+          if (e.event !== "progress") return;
+          verify.textContent = e.percent === null ? "Verifying…" : `Verifying ${Math.floor(e.percent)}%`;
+          // The phase, the bytes and the time left, as for a backup.
+          out.replaceChildren(h("span", { class: "muted verify-progress" }, progressLine(e)));
         })),
       );
       if (r) {
