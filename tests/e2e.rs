@@ -641,6 +641,12 @@ fn run(env: &Env) -> Result<(), String> {
     })?;
     s.shot("home-after-backup")?;
     contrast_both(&s, "home", &mut contrast_report)?;
+    s.click_css("#more-settings")?;
+    s.wait_for("#settings-dialog #start-at-login", LONG)?;
+    s.shot("more-settings")?;
+    contrast_both(&s, "more settings", &mut contrast_report)?;
+    s.send_keys(&s.active_element()?, keys::ESCAPE)?;
+    s.wait_gone("#settings-dialog", SHORT)?;
 
     // The first run set Driveback to start at login (ticked by default): the entry starts the
     // installed app in the tray.
@@ -861,6 +867,7 @@ fn run(env: &Env) -> Result<(), String> {
         vec![serde_json::json!(critical)],
     )?;
     s.shot("health-critical")?;
+    contrast_both(&s, "health, critical", &mut contrast_report)?;
     s.send_keys(&s.active_element()?, keys::ESCAPE)?;
     s.wait_gone("#health-dialog", SHORT)?;
 

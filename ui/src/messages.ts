@@ -12,7 +12,8 @@ export function errorBox(e: unknown, id?: string): HTMLElement {
     { class: "error", role: "alert", id, "data-code": err.code },
     h("strong", {}, x.title),
     x.action ? ` ${x.action}` : null,
-    x.detail ? h("div", { class: "detail" }, `Details: ${x.detail}`) : null,
+    // The raw words sit behind "Details": the sentence above says what to do.
+    x.detail ? h("details", { class: "detail" }, h("summary", {}, "Details"), h("span", { class: "detail-text" }, x.detail)) : null,
     err.code === "key_changed" ? confirmKeyButton() : null,
   );
 }

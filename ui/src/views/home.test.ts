@@ -436,7 +436,7 @@ describe("a failed backup", () => {
     s.destination = { ...s.destination, kind };
     const box = failureBox({ code: "destination_full", message: "the storage quota is used: 15.0 GB of 15.0 GB" }, s, nav);
     expect(box.textContent).toContain(words);
-    expect(box.textContent).toContain("Details: the storage quota is used: 15.0 GB of 15.0 GB");
+    expect(box.querySelector("details.detail .detail-text")!.textContent).toBe("the storage quota is used: 15.0 GB of 15.0 GB");
   });
 
   it("offers to check the database that did not answer", () => {
