@@ -40,7 +40,7 @@ def measured_child(cmd, env):
         "import resource,subprocess,sys,time,json;"
         "t=time.perf_counter();p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
         "s=time.perf_counter()-t;"
-        "print(json.dumps({'rc':p.returncode,'secs':s,'rss_kib':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,'out':p.stdout,'err':p.stderr}))"
+        "print(json.dumps({'rc':p.returncode,'secs':s,'rss_kib':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,'cpu_secs':(lambda u:u.ru_utime+u.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN)),'out':p.stdout,'err':p.stderr}))"
     )
     res = subprocess.run([sys.executable, "-c", helper] + cmd, env=env, capture_output=True, text=True, check=True)
     r = json.loads(res.stdout)

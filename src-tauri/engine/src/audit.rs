@@ -184,7 +184,10 @@ async fn compare(
         .list_collection_names()
         .await
         .map_err(|e| MongoError::server("listing the scratch database", e))?;
-    for (ns, held) in &restored.contents {
+    let contents = restored.contents.as_ref().ok_or_else(|| {
+        EngineError::Internal("the test restore kept no digest of the backup's documents".into())
+    })?;
+    for (ns, held) in contents {
         let name = &ns.collection;
         let failed_in_backup = restored.manifest.as_ref().is_some_and(|m| {
             m.collections

@@ -549,10 +549,12 @@ pub struct RestoreOptions {
 pub struct RestoreResult {
     pub report: restore::RestoreReport,
     pub manifest: Option<Manifest>,
-    /// What the backup held, per collection and view, in an order-independent digest, and the
-    /// names of the indexes it asked for (a restore test compares them with the server).
+    /// For a restore test only ([`restore_with`]): what the backup held, per collection and view,
+    /// in an order-independent digest of its documents, and the names of the indexes it asked for
+    /// (the test compares them with what the server gives back). None after a plain [`restore`],
+    /// which does not compute the digests: its checks are the archive's CRC-64 and counts.
     #[serde(skip)]
-    pub contents: Vec<(Namespace, crate::archive::DocSet)>,
+    pub contents: Option<Vec<(Namespace, crate::archive::DocSet)>>,
 }
 
 /// Restores `source` into `opts.target_db`: verified in staging first, then swapped in.
@@ -564,19 +566,21 @@ pub async fn restore(
 ) -> Result<RestoreResult, EngineError> {
     progress.report(Progress::phase(Phase::Connecting));
     let client = mongo::connect(mongo_uri).await?;
-    let result = restore_on(&client, source, opts, progress).await;
+    let result = restore_on(&client, source, opts, progress, false).await;
     client.shutdown().await;
     result
 }
 
-/// [`restore`] on a client the caller holds (a restore test reads the result back with it).
+/// [`restore`] on a client the caller holds, for a restore test: it also keeps an
+/// order-independent digest of each namespace's documents in [`RestoreResult::contents`], which
+/// the test compares with what the server gives back.
 pub async fn restore_with(
     client: &mongodb::Client,
     source: Source,
     opts: &RestoreOptions,
     progress: Arc<dyn ProgressSink>,
 ) -> Result<RestoreResult, EngineError> {
-    restore_on(client, source, opts, progress).await
+    restore_on(client, source, opts, progress, true).await
 }
 
 async fn restore_on(
@@ -584,11 +588,13 @@ async fn restore_on(
     source: Source,
     opts: &RestoreOptions,
     progress: Arc<dyn ProgressSink>,
+    digests: bool,
 ) -> Result<RestoreResult, EngineError> {
     progress.report(Progress::phase(Phase::Downloading));
     let (prelude_tx, prelude_rx) = oneshot::channel::<Vec<Namespace>>();
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    let reader = tokio::task::spawn_blocking(move || read_into_channel(source, prelude_tx, tx));
+    let reader =
+        tokio::task::spawn_blocking(move || read_into_channel(source, prelude_tx, tx, digests));
     let namespaces = match prelude_rx.await {
         Ok(ns) => ns,
         Err(_) => {
@@ -654,7 +660,7 @@ async fn restore_on(
     let mut report = staged.finalize(progress.as_ref()).await?;
     report.warnings.splice(0..0, warnings);
     progress.report(Progress::phase(Phase::Done));
-    let contents = namespaces.into_iter().zip(sets).collect();
+    let contents = sets.map(|sets| namespaces.into_iter().zip(sets).collect());
     Ok(RestoreResult {
         report,
         manifest,
@@ -667,20 +673,24 @@ const BATCH_DOCS: usize = 1000;
 const BATCH_BYTES: u64 = 4 << 20;
 
 /// The blocking side of a restore: decrypt, decompress, parse and check CRCs, batching documents
-/// into the channel. Returns the manifest once the whole file was read, and each namespace's
-/// documents as an order-independent digest.
+/// into the channel. Returns the manifest once the whole file was read, and with `digests` (a
+/// restore test) each namespace's documents as an order-independent digest.
 #[allow(clippy::type_complexity)]
 fn read_into_channel(
     source: Source,
     prelude: oneshot::Sender<Vec<Namespace>>,
     tx: mpsc::Sender<restore::RestoreMsg>,
-) -> Result<(Option<Manifest>, Vec<crate::archive::DocSet>), EngineError> {
+    digests: bool,
+) -> Result<(Option<Manifest>, Option<Vec<crate::archive::DocSet>>), EngineError> {
     let opened = open_source(source)?;
     let mut archive = ArchiveReader::new(BufReader::with_capacity(1 << 16, opened))?;
     if prelude.send(archive.namespaces().to_vec()).is_err() {
         return Err(EngineError::Internal("the restore stopped".into()));
     }
-    let mut sets = vec![crate::archive::DocSet::default(); archive.namespaces().len()];
+    let started = std::time::Instant::now();
+    let mut blocked = std::time::Duration::ZERO;
+    let mut sets =
+        digests.then(|| vec![crate::archive::DocSet::default(); archive.namespaces().len()]);
     let mut batch: Vec<bson::RawDocumentBuf> = Vec::new();
     let mut batch_ns = usize::MAX;
     let mut batch_bytes = 0u64;
@@ -688,16 +698,20 @@ fn read_into_channel(
     while let Some(item) = archive.next_item()? {
         match item {
             Item::Document { ns, raw } => {
-                sets[ns].add(&raw);
+                if let Some(sets) = &mut sets {
+                    sets[ns].add(&raw);
+                }
                 if ns != batch_ns || batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES {
                     if !batch.is_empty() {
                         let docs = std::mem::take(&mut batch);
+                        let t = std::time::Instant::now();
                         tx.blocking_send(restore::RestoreMsg::Docs {
                             ns: batch_ns,
                             docs,
                             bytes: batch_bytes,
                         })
                         .map_err(|_| gone())?;
+                        blocked += t.elapsed();
                     }
                     batch_ns = ns;
                     batch_bytes = 0;
@@ -736,7 +750,13 @@ fn read_into_channel(
     }
     drop(tx);
     let opened = archive.into_inner().into_inner();
-    Ok((opened.finish()?, sets))
+    let finished = opened.finish()?;
+    tracing::debug!(
+        total_s = started.elapsed().as_secs_f64(),
+        waiting_for_loader_s = blocked.as_secs_f64(),
+        "restore reader timings (decrypt, decompress, parse and check; waiting for the loader)"
+    );
+    Ok((finished, sets))
 }
 
 #[derive(Clone, Debug)]

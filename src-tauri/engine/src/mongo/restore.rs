@@ -205,7 +205,13 @@ pub async fn stage(
         crate::crash::crash_point("restore.staging_created");
         let (mut done_docs, mut done_bytes) = (0u64, 0u64);
         let mut in_flight = tokio::task::JoinSet::new();
-        while let Some(msg) = rx.recv().await {
+        let load_started = std::time::Instant::now();
+        let (mut waiting_reader, mut waiting_server) =
+            (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        loop {
+            let t = std::time::Instant::now();
+            let Some(msg) = rx.recv().await else { break };
+            waiting_reader += t.elapsed();
             match msg {
                 RestoreMsg::Docs { ns, docs, bytes } => {
                     let Some(c) = staged.collections.iter_mut().find(|c| c.ns == ns) else {
@@ -226,6 +232,7 @@ pub async fn stage(
                     // more than one core); a capped collection keeps its insertion order.
                     let capped = c.options.get_bool("capped").unwrap_or(false);
                     let limit = if capped { 1 } else { INSERTS_IN_FLIGHT };
+                    let t = std::time::Instant::now();
                     while in_flight.len() >= limit {
                         in_flight
                             .join_next()
@@ -233,6 +240,7 @@ pub async fn stage(
                             .expect("in flight")
                             .expect("insert task")?;
                     }
+                    waiting_server += t.elapsed();
                     let n = docs.len() as u64;
                     let coll = db.collection::<RawDocumentBuf>(&c.staging);
                     let name = c.name.clone();
@@ -263,9 +271,18 @@ pub async fn stage(
                 }
             }
         }
+        let t = std::time::Instant::now();
         while let Some(done) = in_flight.join_next().await {
             done.expect("insert task")?;
         }
+        waiting_server += t.elapsed();
+        tracing::debug!(
+            total_s = load_started.elapsed().as_secs_f64(),
+            waiting_for_reader_s = waiting_reader.as_secs_f64(),
+            waiting_for_inserts_s = waiting_server.as_secs_f64(),
+            documents = done_docs,
+            "restore timings: loading into staging"
+        );
         Ok::<(), MongoError>(())
     }
     .await;
@@ -318,6 +335,7 @@ impl Staged {
             self.discard().await;
             return Err(e);
         }
+        let swap_started = std::time::Instant::now();
         progress.report(Progress::phase(Phase::Swapping));
         crate::crash::crash_point("restore.before_swap");
         let admin = self.client.database("admin");
@@ -380,11 +398,16 @@ impl Staged {
                 .map_err(|e| MongoError::server(format!("creating view {name}"), e))?;
             report.views.push(name.clone());
         }
+        tracing::debug!(
+            swap_s = swap_started.elapsed().as_secs_f64(),
+            "restore timings: swap (renames, options put back, views)"
+        );
         Ok(report)
     }
 
     async fn prepare(&self, progress: &dyn ProgressSink) -> Result<(), MongoError> {
         progress.report(Progress::phase(Phase::Verifying));
+        let started = std::time::Instant::now();
         for c in &self.collections {
             let want = c.summary.map(|s| s.documents).unwrap_or(0);
             let have = self
@@ -400,7 +423,9 @@ impl Staged {
                 )));
             }
         }
+        let counted = started.elapsed();
         progress.report(Progress::phase(Phase::Indexing));
+        let started = std::time::Instant::now();
         for c in &self.collections {
             let specs: Vec<Bson> = c
                 .indexes
@@ -419,6 +444,11 @@ impl Staged {
                 })?;
             crate::crash::crash_point("restore.indexed");
         }
+        tracing::debug!(
+            count_s = counted.as_secs_f64(),
+            indexes_s = started.elapsed().as_secs_f64(),
+            "restore timings: staging counted, indexes built"
+        );
         Ok(())
     }
 

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Restore benchmark: one seeded test server, one backup, then repeated restores of it.
+
+Seeds a TimeTrack-like database once, makes one backup, then restores it `--runs` times with
+each binary given by `--bin` (interleaved: A, B, A, B, ...), every run into a new database, and
+prints each run's wall time and peak RSS and the median per binary. Comparing two builds in one
+run of this script puts both under the same load. With DRIVEBACK_LOG=driveback_engine=debug the
+engine's restore timings (reader, loader, verification, indexes, swap) are printed too.
+
+Run through scripts/bench-restore (a throwaway keyring), e.g.
+  scripts/bench-restore --entries 50000 --runs 3 --bin target/release/driveback
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import shutil
+import socket
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=50_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--bin", action="append", help="driveback binaries to compare (default: the release build)")
+    ap.add_argument("--perf", help="record the first run of the first binary with `perf record -g` into this file")
+    ap.add_argument("--callgrind", action="store_true", help="after the timed runs, one run of each binary under callgrind: instructions executed by the restore process")
+    args = ap.parse_args()
+    bins = args.bin or [bench.DRIVEBACK]
+    work = tempfile.mkdtemp(prefix="driveback-bench-restore-")
+    port = bench.free_port()
+    server = subprocess.Popen(
+        [os.path.join(bench.VENV, "bin", "secantusd-py"), "--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:", "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        subprocess.run([os.path.join(bench.VENV, "bin", "python"), os.path.join(bench.ROOT, "scripts", "seed.py"), "--uri", uri, "--db", "timetrack", "--entries", str(args.entries)],
+                       check=True, stdout=subprocess.DEVNULL)
+        env = dict(os.environ, DRIVEBACK_PASSPHRASE="benchmark passphrase", DRIVEBACK_KEYRING_SERVICE=f"driveback-bench-{port}")
+        dest = os.path.join(work, "dest")
+        subprocess.run([bins[0], "key", "init", "--dest", f"folder:{dest}"], env=env, check=True, capture_output=True)
+        b = json.loads(subprocess.run([bins[0], "backup", "--mongo-uri", uri, "--db", "timetrack", "--dest", f"folder:{dest}", "--json"],
+                                      env=env, check=True, capture_output=True, text=True).stdout)
+        print(f"backup {b['id']}: {b['bytes']} bytes, {args.entries} entries", flush=True)
+        secs = {x: [] for x in bins}
+        rss = {x: [] for x in bins}
+        cpu = {x: [] for x in bins}
+        n = 0
+        for run in range(args.runs):
+            for x in bins:
+                n += 1
+                cmd = [x, "restore", "--backup", b["id"], "--dest", f"folder:{dest}", "--mongo-uri", uri, "--db", f"restored_{n}", "--yes", "--json"]
+                if args.perf and run == 0 and x == bins[0]:
+                    cmd = ["perf", "record", "-g", "-F", "499", "-o", args.perf, "--"] + cmd
+                r = bench.measured_child(cmd, env)
+                secs[x].append(r["secs"])
+                rss[x].append(r["rss_kib"] / 1024)
+                cpu[x].append(r["cpu_secs"])
+                print(f"run {run + 1} {x}: {r['secs']:.2f} s, CPU {r['cpu_secs']:.2f} s, peak RSS {r['rss_kib'] / 1024:.1f} MiB", flush=True)
+                for line in r["err"].splitlines():
+                    if "restore timings" in line or "reader timings" in line:
+                        print("   ", line.strip(), flush=True)
+                # Each run's database is dropped so the server's memory does not grow run to run.
+                subprocess.run([os.path.join(bench.VENV, "bin", "python"), "-c",
+                                f"import pymongo;pymongo.MongoClient({uri!r}).drop_database('restored_{n}')"], check=True)
+        instructions = {}
+        if args.callgrind:
+            for x in bins:
+                n += 1
+                out = os.path.join(work, f"callgrind.{n}")
+                cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", x, "restore", "--backup", b["id"], "--dest", f"folder:{dest}",
+                       "--mongo-uri", uri, "--db", f"restored_{n}", "--yes", "--json"]
+                subprocess.run(cmd, env=env, check=True, capture_output=True)
+                with open(out) as f:
+                    instructions[x] = next(int(l.split()[1]) for l in f if l.startswith("summary:") or l.startswith("totals:"))
+                print(f"callgrind {x}: {instructions[x]:,} instructions", flush=True)
+                subprocess.run([os.path.join(bench.VENV, "bin", "python"), "-c",
+                                f"import pymongo;pymongo.MongoClient({uri!r}).drop_database('restored_{n}')"], check=True)
+        print()
+        print("| binary | runs | restore s (median) | restore s (all) | client CPU s (median) | peak RSS MiB (median) | instructions (callgrind) |")
+        print("|---|---|---|---|---|---|---|")
+        for x in bins:
+            ins = f"{instructions[x]:,}" if x in instructions else "-"
+            print(f"| {x} | {len(secs[x])} | {statistics.median(secs[x]):.2f} | {', '.join(f'{s:.2f}' for s in secs[x])} | "
+                  f"{statistics.median(cpu[x]):.2f} | {statistics.median(rss[x]):.1f} | {ins} |")
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
