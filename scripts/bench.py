@@ -49,7 +49,9 @@ def measured_child(cmd, env):
     return r
 
 
-def bench(entries, work):
+def seeded_server(entries):
+    """Starts the test server on a free port and seeds `timetrack` with `entries` entries: the
+    server process, its port and its URI (terminate the process when done)."""
     port = free_port()
     server = subprocess.Popen(
         [os.path.join(VENV, "bin", "secantusd-py"), "--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:", "--log-level", "WARNING"],
@@ -64,6 +66,15 @@ def bench(entries, work):
         uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
         subprocess.run([os.path.join(VENV, "bin", "python"), os.path.join(ROOT, "scripts", "seed.py"), "--uri", uri, "--db", "timetrack", "--entries", str(entries)],
                        check=True, stdout=subprocess.DEVNULL)
+    except BaseException:
+        server.terminate()
+        raise
+    return server, port, uri
+
+
+def bench(entries, work):
+    server, port, uri = seeded_server(entries)
+    try:
         env = dict(os.environ, DRIVEBACK_PASSPHRASE="benchmark passphrase", DRIVEBACK_KEYRING_SERVICE=f"driveback-bench-{port}")
         dest = os.path.join(work, f"dest-{entries}")
         # The key is made before timing (its scrypt wrap is a one-off, never on the backup path).

@@ -18,8 +18,6 @@ import subprocess
 import sys
 import tempfile
 import shutil
-import socket
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -35,20 +33,8 @@ def main():
     args = ap.parse_args()
     bins = args.bin or [bench.DRIVEBACK]
     work = tempfile.mkdtemp(prefix="driveback-bench-restore-")
-    port = bench.free_port()
-    server = subprocess.Popen(
-        [os.path.join(bench.VENV, "bin", "secantusd-py"), "--host", "127.0.0.1", "--port", str(port), "--storage-path", ":memory:", "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port, uri = bench.seeded_server(args.entries)
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-        subprocess.run([os.path.join(bench.VENV, "bin", "python"), os.path.join(bench.ROOT, "scripts", "seed.py"), "--uri", uri, "--db", "timetrack", "--entries", str(args.entries)],
-                       check=True, stdout=subprocess.DEVNULL)
         env = dict(os.environ, DRIVEBACK_PASSPHRASE="benchmark passphrase", DRIVEBACK_KEYRING_SERVICE=f"driveback-bench-{port}")
         dest = os.path.join(work, "dest")
         subprocess.run([bins[0], "key", "init", "--dest", f"folder:{dest}"], env=env, check=True, capture_output=True)
