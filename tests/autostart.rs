@@ -9,6 +9,9 @@
 #[path = "ipc/mod.rs"]
 mod ipc;
 use ipc::invoke;
+#[path = "records/mod.rs"]
+mod records;
+use records::successful_backup;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Document};
 use driveback_app::{AppState, EnvDefaults, Shared};
-use driveback_engine::history::{Outcome, RunKind, RunRecord, Trigger};
+use driveback_engine::history::{Outcome, RunKind, Trigger};
 use driveback_engine::secrets::{KeyringSecretStore, SecretStore};
 use driveback_engine::settings::Settings;
 use driveback_engine::store::{self, Dest};
@@ -370,23 +373,12 @@ fn a_login_start_shows_no_window_and_runs_the_missed_backup() {
     let three_days_ago = chrono::Utc::now() - chrono::Duration::days(3);
     state
         .history()
-        .append(&RunRecord {
-            warnings: Vec::new(),
-            job_id: "earlier".into(),
-            kind: RunKind::Backup,
-            trigger: Trigger::Scheduled,
-            started: three_days_ago,
-            ended: three_days_ago,
-            outcome: Outcome::Success,
-            database: Some(db.clone()),
-            dest: None,
-            backup_id: None,
-            bytes: None,
-            documents: None,
-            verified: None,
-            pruned: None,
-            error: None,
-        })
+        .append(&successful_backup(
+            "earlier",
+            Trigger::Scheduled,
+            three_days_ago,
+            &db,
+        ))
         .unwrap();
     assert!(store::open_store(&Dest::Folder(folder.clone()))
         .unwrap()

@@ -5,6 +5,9 @@
 #[path = "ipc/mod.rs"]
 mod ipc;
 use ipc::invoke;
+#[path = "records/mod.rs"]
+mod records;
+use records::successful_backup;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1848,33 +1851,6 @@ fn google_client_is_set_up_from_the_app() {
     assert!(message.contains(".apps.googleusercontent.com"), "{message}");
     assert_eq!(h.ok("google_client_status", json!({}))["client_id"], id);
     assert_eq!(std::fs::read_to_string(&settings_file).unwrap(), on_disk);
-}
-
-/// A successful backup run in the history, `at` a given time (what the scheduler and the health
-/// read).
-fn successful_backup(
-    job_id: &str,
-    trigger: driveback_engine::history::Trigger,
-    at: chrono::DateTime<chrono::Utc>,
-    database: &str,
-) -> driveback_engine::history::RunRecord {
-    driveback_engine::history::RunRecord {
-        warnings: Vec::new(),
-        job_id: job_id.into(),
-        kind: driveback_engine::history::RunKind::Backup,
-        trigger,
-        started: at,
-        ended: at,
-        outcome: driveback_engine::history::Outcome::Success,
-        database: Some(database.to_string()),
-        dest: None,
-        backup_id: None,
-        bytes: None,
-        documents: None,
-        verified: None,
-        pruned: None,
-        error: None,
-    }
 }
 
 /// "Save…" in the key dialog: the key lands in a new file private to the user, with its public
