@@ -80,6 +80,10 @@ enum Command {
         /// Confirm that the target's collections are replaced.
         #[arg(long)]
         yes: bool,
+        /// Requests kept in flight on the server at once: insert batches, counts and index
+        /// builds (1-16; default: the setting restore.parallel).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+        parallel: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -799,6 +803,7 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
             db,
             collections,
             yes,
+            parallel,
             json,
         } => {
             let uri = mongo_uri(&svc, uri)?;
@@ -824,6 +829,7 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
                 target_db: db,
                 collections,
                 expected: None,
+                parallel: parallel.unwrap_or(svc.settings().restore.parallel) as usize,
             };
             let result = svc
                 .mongo()

@@ -726,6 +726,7 @@ async fn a_restore_does_only_what_its_plan_showed() {
                     target_db: target,
                     collections: None,
                     expected: Some(expected),
+                    parallel: driveback_engine::mongo::restore::DEFAULT_PARALLEL,
                 },
                 Arc::new(driveback_engine::progress::NoProgress),
             )

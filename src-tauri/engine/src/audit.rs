@@ -68,6 +68,7 @@ pub async fn test_restore(
     backup_id: &str,
     database: &str,
     scratch: &str,
+    parallel: usize,
     progress: Arc<dyn ProgressSink>,
 ) -> Result<AuditReport, EngineError> {
     if scratch == database {
@@ -110,7 +111,10 @@ pub async fn test_restore(
             return Ok(skipped(e.to_string()));
         }
     }
-    let result = run(&client, source, backup_id, database, scratch, progress).await;
+    let result = run(
+        &client, source, backup_id, database, scratch, parallel, progress,
+    )
+    .await;
     // Gone afterwards, whatever happened.
     if let Err(e) = client.database(scratch).drop().await {
         tracing::warn!(db = scratch, error = %e, "could not drop the scratch database");
@@ -125,6 +129,7 @@ async fn run(
     backup_id: &str,
     database: &str,
     scratch: &str,
+    parallel: usize,
     progress: Arc<dyn ProgressSink>,
 ) -> Result<AuditReport, EngineError> {
     // A leftover of an interrupted audit.
@@ -145,6 +150,7 @@ async fn run(
         target_db: scratch.to_string(),
         collections: None,
         expected: None,
+        parallel,
     };
     let restored = match crate::pipeline::restore_with(client, source, &opts, progress).await {
         Ok(r) => r,

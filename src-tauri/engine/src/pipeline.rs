@@ -543,6 +543,8 @@ pub struct RestoreOptions {
     /// namespace they do not list is refused before anything is created, and a collection that
     /// holds more documents or bytes than listed stops the load (staging is dropped).
     pub expected: Option<Vec<crate::manifest::CollectionEntry>>,
+    /// Requests kept in flight on the server (the setting `restore.parallel`).
+    pub parallel: usize,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -613,6 +615,7 @@ async fn restore_on(
         &selected,
         opts.expected.as_deref(),
         rx,
+        opts.parallel,
         progress.as_ref(),
     )
     .await;

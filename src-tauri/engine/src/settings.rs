@@ -486,6 +486,26 @@ impl Default for AuditSettings {
     }
 }
 
+/// How a restore treats the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestoreSettings {
+    /// Requests a restore keeps in flight at once: insert batches, and the count and index build
+    /// of each collection as soon as it is loaded (1 to [`MAX_RESTORE_PARALLEL`]).
+    pub parallel: u32,
+}
+
+/// The most requests a restore may keep in flight.
+pub const MAX_RESTORE_PARALLEL: u32 = 16;
+
+impl Default for RestoreSettings {
+    fn default() -> Self {
+        RestoreSettings {
+            parallel: crate::mongo::restore::DEFAULT_PARALLEL as u32,
+        }
+    }
+}
+
 /// The Google OAuth client the user set up; its secret is in the OS keyring
 /// (`secrets::GOOGLE_CLIENT_SECRET`), never here.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -506,6 +526,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub notify: NotifySettings,
     pub audit: AuditSettings,
+    pub restore: RestoreSettings,
     pub google: GoogleSettings,
 }
 
@@ -519,6 +540,7 @@ impl Default for Settings {
             smtp: SmtpSettings::default(),
             notify: NotifySettings::default(),
             audit: AuditSettings::default(),
+            restore: RestoreSettings::default(),
             google: GoogleSettings::default(),
         }
     }
@@ -878,6 +900,19 @@ pub static KEYS: &[SettingKey] = &[
         get: |s| text_or_null(&s.audit.scratch_db),
         set: |s, v| {
             s.audit.scratch_db = optional_text(v);
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "restore.parallel",
+        help: "requests a restore keeps in flight on the server at once: insert batches, counts and index builds (1-16)",
+        get: |s| Value::from(s.restore.parallel),
+        set: |s, v| {
+            let n = parse_count(v, 0)?;
+            if !(1..=MAX_RESTORE_PARALLEL).contains(&n) {
+                return Err(format!("{n} is out of range (1 to {MAX_RESTORE_PARALLEL})"));
+            }
+            s.restore.parallel = n;
             Ok(())
         },
     },
@@ -1271,6 +1306,7 @@ mod tests {
             ("retention.weekly", "4"),
             ("retention.monthly", "6"),
             ("retention.keep_last", "3"),
+            ("restore.parallel", "6"),
         ] {
             s.set_key(k, v).unwrap();
         }
@@ -1306,6 +1342,8 @@ mod tests {
             (r#"{"schedule": {"paused_until": "tomorrow"}}"#, "the settings file /cfg/settings.json has an invalid value for schedule.paused_until: 'tomorrow' is not a date and time (RFC 3339, e.g. 2025-06-02T09:00:00+02:00), or none"),
             (r#"{"retention": {"daily": -1}}"#, "the settings file /cfg/settings.json has an invalid value for retention.daily: '-1' is not a whole number"),
             (r#"{"retention": {"keep_last": 0}}"#, "the settings file /cfg/settings.json has an invalid value for retention.keep_last: 0 is out of range (1 to 1000)"),
+            (r#"{"restore": {"parallel": 0}}"#, "the settings file /cfg/settings.json has an invalid value for restore.parallel: 0 is out of range (1 to 16)"),
+            (r#"{"restore": {"parallel": 17}}"#, "the settings file /cfg/settings.json has an invalid value for restore.parallel: 17 is out of range (1 to 16)"),
             (r#"{"retention": {"monthly": [1]}}"#, "the settings file /cfg/settings.json has an invalid value for retention.monthly: expected a single value"),
             (r#"{"backup": {"dest": "ftp://x"}}"#, "the settings file /cfg/settings.json has an invalid value for backup.dest: unknown destination 'ftp://x' (use folder:/path, drive, or drive:folder)"),
             (r#"{"version": 2}"#, "the settings file /cfg/settings.json was written by a newer Driveback (settings version 2); update Driveback"),

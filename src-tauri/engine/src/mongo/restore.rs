@@ -16,8 +16,9 @@ use crate::progress::{Phase, Progress, ProgressSink};
 /// Prefix of the collections a restore loads into before swapping them in.
 pub const STAGING_PREFIX: &str = "driveback_staging_";
 
-/// Insert batches loading at once (per restore).
-const INSERTS_IN_FLIGHT: usize = 3;
+/// Requests a restore keeps in flight by default (the setting `restore.parallel`): insert
+/// batches, and each loaded collection's count and index build. Measured in docs/BENCHMARKS.md.
+pub const DEFAULT_PARALLEL: usize = 3;
 
 /// Documents on their way from the archive reader to the database.
 pub enum RestoreMsg {
@@ -81,6 +82,164 @@ struct StagedCollection {
     /// At most this many documents and bytes (the manifest's), when known.
     cap: Option<(u64, u64)>,
     loaded: (u64, u64),
+    /// Insert batches sent and not yet acknowledged.
+    pending: usize,
+    finish: Finish,
+}
+
+/// Where a staged collection's count and index build are.
+enum Finish {
+    /// Still loading (or its end not seen yet).
+    Loading,
+    /// Loaded; waits for a free request.
+    Queued,
+    Running,
+    Done(Result<(), MongoError>),
+}
+
+/// What a request in flight was.
+enum Task {
+    Insert(Result<(), MongoError>),
+    Finish {
+        result: Result<(), MongoError>,
+        count: std::time::Duration,
+        index: std::time::Duration,
+    },
+}
+
+#[derive(Default)]
+struct Timings {
+    waiting_reader: std::time::Duration,
+    waiting_server: std::time::Duration,
+    count: std::time::Duration,
+    index: std::time::Duration,
+}
+
+/// Takes note of a finished request: an insert that failed stops the restore; a collection whose
+/// last batch is in is queued for its count and indexes.
+fn settle(
+    done: Result<(usize, Task), tokio::task::JoinError>,
+    collections: &mut [StagedCollection],
+    ready: &mut std::collections::VecDeque<usize>,
+    timings: &mut Timings,
+) -> Result<(), MongoError> {
+    let (ci, task) = done.expect("restore task");
+    let c = &mut collections[ci];
+    match task {
+        Task::Insert(r) => {
+            r?;
+            c.pending -= 1;
+            if c.pending == 0 && c.summary.is_some() && matches!(c.finish, Finish::Loading) {
+                c.finish = Finish::Queued;
+                ready.push_back(ci);
+            }
+        }
+        Task::Finish {
+            result,
+            count,
+            index,
+        } => {
+            timings.count += count;
+            timings.index += index;
+            c.finish = Finish::Done(result);
+        }
+    }
+    Ok(())
+}
+
+/// Starts the count and index build of loaded collections while fewer than `limit` requests are
+/// in flight.
+fn spawn_ready(
+    db: &Database,
+    collections: &mut [StagedCollection],
+    ready: &mut std::collections::VecDeque<usize>,
+    in_flight: &mut tokio::task::JoinSet<(usize, Task)>,
+    limit: usize,
+) {
+    while in_flight.len() < limit {
+        let Some(ci) = ready.pop_front() else { return };
+        let c = &mut collections[ci];
+        c.finish = Finish::Running;
+        let (db, name, staging, indexes) = (
+            db.clone(),
+            c.name.clone(),
+            c.staging.clone(),
+            c.indexes.clone(),
+        );
+        let want = c.summary.map(|s| s.documents).unwrap_or(0);
+        in_flight.spawn(async move {
+            let (result, count, index) = finish(&db, &name, &staging, want, &indexes).await;
+            (
+                ci,
+                Task::Finish {
+                    result,
+                    count,
+                    index,
+                },
+            )
+        });
+    }
+}
+
+/// Checks that a loaded staging collection holds as many documents as the backup has, then
+/// builds its indexes (once, after the load). Returns how long each took.
+async fn finish(
+    db: &Database,
+    name: &str,
+    staging: &str,
+    want: u64,
+    indexes: &[Document],
+) -> (
+    Result<(), MongoError>,
+    std::time::Duration,
+    std::time::Duration,
+) {
+    let started = std::time::Instant::now();
+    // The `count` command without a filter: on a collection this restore created and loaded (not
+    // sharded, no unclean shutdown since), the server's count of its documents is exact, and it
+    // does not read every document as a filtered count does.
+    let have = db
+        .collection::<Document>(staging)
+        .estimated_document_count()
+        .await
+        .map_err(|e| MongoError::server(format!("counting {name}"), e));
+    let counted = started.elapsed();
+    let checked = match have {
+        Err(e) => Err(e),
+        Ok(have) if have != want => Err(MongoError::Mismatch(format!(
+            "collection {name} holds {have} documents after loading, the backup has {want}; nothing was replaced"
+        ))),
+        Ok(_) => Ok(()),
+    };
+    if checked.is_err() {
+        return (checked, counted, std::time::Duration::ZERO);
+    }
+    let started = std::time::Instant::now();
+    let result = async {
+        let specs: Vec<Bson> = indexes
+            .iter()
+            .filter(|i| i.get_str("name") != Ok("_id_"))
+            .map(|i| index_spec(name, i).map(Bson::Document))
+            .collect::<Result<_, _>>()?;
+        if specs.is_empty() {
+            return Ok(());
+        }
+        db.run_command(doc! { "createIndexes": staging, "indexes": specs })
+            .await
+            .map_err(|e| MongoError::server(format!("building the indexes of {name}"), e))?;
+        crate::crash::crash_point("restore.indexed");
+        Ok(())
+    }
+    .await;
+    (result, counted, started.elapsed())
+}
+
+/// This process's resident memory in MiB, where the system says (Linux).
+fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Data loaded into staging collections, not yet visible.
@@ -142,8 +301,10 @@ pub async fn stage(
     selected: &[usize],
     expected: Option<&[crate::manifest::CollectionEntry]>,
     mut rx: mpsc::Receiver<RestoreMsg>,
+    parallel: usize,
     progress: &dyn ProgressSink,
 ) -> Result<Staged, MongoError> {
+    let parallel = parallel.max(1);
     let listed = |name: &str| expected.map(|e| e.iter().find(|c| c.name == name));
     // Every collection's and view's options are checked before anything is created, and every
     // namespace must be one the restore plan showed.
@@ -200,23 +361,30 @@ pub async fn stage(
                     .flatten()
                     .map(|c| (c.documents, c.bytes)),
                 loaded: (0, 0),
+                pending: 0,
+                finish: Finish::Loading,
             });
         }
         crate::crash::crash_point("restore.staging_created");
+        if let Some(mib) = resident_mib() {
+            tracing::debug!(rss_mib = mib, "restore: resident memory at the start of the load");
+        }
         let (mut done_docs, mut done_bytes) = (0u64, 0u64);
-        let mut in_flight = tokio::task::JoinSet::new();
+        let mut in_flight: tokio::task::JoinSet<(usize, Task)> = tokio::task::JoinSet::new();
+        // Loaded collections whose count and indexes wait for a free request.
+        let mut ready: std::collections::VecDeque<usize> = Default::default();
+        let mut timings = Timings::default();
         let load_started = std::time::Instant::now();
-        let (mut waiting_reader, mut waiting_server) =
-            (std::time::Duration::ZERO, std::time::Duration::ZERO);
         loop {
             let t = std::time::Instant::now();
             let Some(msg) = rx.recv().await else { break };
-            waiting_reader += t.elapsed();
+            timings.waiting_reader += t.elapsed();
             match msg {
                 RestoreMsg::Docs { ns, docs, bytes } => {
-                    let Some(c) = staged.collections.iter_mut().find(|c| c.ns == ns) else {
+                    let Some(ci) = staged.collections.iter().position(|c| c.ns == ns) else {
                         continue;
                     };
+                    let c = &mut staged.collections[ci];
                     c.loaded.0 += docs.len() as u64;
                     c.loaded.1 += bytes;
                     if let Some((documents, bytes)) = c.cap {
@@ -231,33 +399,36 @@ pub async fn stage(
                     // Batches of one collection may load concurrently (the server then uses
                     // more than one core); a capped collection keeps its insertion order.
                     let capped = c.options.get_bool("capped").unwrap_or(false);
-                    let limit = if capped { 1 } else { INSERTS_IN_FLIGHT };
+                    let limit = if capped { 1 } else { parallel };
                     let t = std::time::Instant::now();
+                    spawn_ready(&db, &mut staged.collections, &mut ready, &mut in_flight, parallel);
                     while in_flight.len() >= limit {
-                        in_flight
-                            .join_next()
-                            .await
-                            .expect("in flight")
-                            .expect("insert task")?;
+                        let done = in_flight.join_next().await.expect("in flight");
+                        settle(done, &mut staged.collections, &mut ready, &mut timings)?;
+                        spawn_ready(&db, &mut staged.collections, &mut ready, &mut in_flight, limit);
                     }
-                    waiting_server += t.elapsed();
+                    timings.waiting_server += t.elapsed();
+                    let c = &mut staged.collections[ci];
+                    c.pending += 1;
                     let n = docs.len() as u64;
                     let coll = db.collection::<RawDocumentBuf>(&c.staging);
                     let name = c.name.clone();
                     in_flight.spawn(async move {
-                        coll.insert_many(docs)
+                        let r = coll
+                            .insert_many(docs)
                             .ordered(true)
                             .bypass_document_validation(true)
                             .await
                             .map(|_| ())
-                            .map_err(|e| MongoError::server(format!("loading {name}"), e))
+                            .map_err(|e| MongoError::server(format!("loading {name}"), e));
+                        (ci, Task::Insert(r))
                     });
                     crate::crash::crash_point("restore.batch");
                     done_docs += n;
                     done_bytes += bytes;
                     progress.report(Progress {
                         phase: Phase::Staging,
-                        collection: Some(c.name.clone()),
+                        collection: Some(staged.collections[ci].name.clone()),
                         done_docs,
                         total_docs: 0,
                         done_bytes,
@@ -265,23 +436,35 @@ pub async fn stage(
                     });
                 }
                 RestoreMsg::End { ns, summary } => {
-                    if let Some(c) = staged.collections.iter_mut().find(|c| c.ns == ns) {
+                    if let Some(ci) = staged.collections.iter().position(|c| c.ns == ns) {
+                        let c = &mut staged.collections[ci];
                         c.summary = Some(summary);
+                        if c.pending == 0 {
+                            ready.push_back(ci);
+                        }
                     }
                 }
             }
         }
+        let loaded = load_started.elapsed();
+        // The tail: the last batches, and the counts and indexes of what is not finished yet.
+        progress.report(Progress::phase(Phase::Indexing));
         let t = std::time::Instant::now();
-        while let Some(done) = in_flight.join_next().await {
-            done.expect("insert task")?;
+        loop {
+            spawn_ready(&db, &mut staged.collections, &mut ready, &mut in_flight, parallel);
+            let Some(done) = in_flight.join_next().await else { break };
+            settle(done, &mut staged.collections, &mut ready, &mut timings)?;
         }
-        waiting_server += t.elapsed();
         tracing::debug!(
-            total_s = load_started.elapsed().as_secs_f64(),
-            waiting_for_reader_s = waiting_reader.as_secs_f64(),
-            waiting_for_inserts_s = waiting_server.as_secs_f64(),
+            load_s = loaded.as_secs_f64(),
+            tail_s = t.elapsed().as_secs_f64(),
+            waiting_for_reader_s = timings.waiting_reader.as_secs_f64(),
+            waiting_for_server_s = timings.waiting_server.as_secs_f64(),
+            counts_s = timings.count.as_secs_f64(),
+            indexes_s = timings.index.as_secs_f64(),
             documents = done_docs,
-            "restore timings: loading into staging"
+            parallel,
+            "restore timings: loading into staging, each collection counted and indexed once loaded"
         );
         Ok::<(), MongoError>(())
     }
@@ -326,7 +509,10 @@ impl Staged {
 
     /// Checks counts, builds indexes, then swaps every staging collection in. Fails before the
     /// first swap -> nothing live changed.
-    pub async fn finalize(self, progress: &dyn ProgressSink) -> Result<RestoreReport, MongoError> {
+    pub async fn finalize(
+        mut self,
+        progress: &dyn ProgressSink,
+    ) -> Result<RestoreReport, MongoError> {
         let mut report = RestoreReport {
             database: self.db.name().to_string(),
             ..Default::default()
@@ -405,49 +591,27 @@ impl Staged {
         Ok(report)
     }
 
-    async fn prepare(&self, progress: &dyn ProgressSink) -> Result<(), MongoError> {
+    /// The count and indexes of every collection not finished while loading (a collection
+    /// finished then with an error stops the restore here).
+    async fn prepare(&mut self, progress: &dyn ProgressSink) -> Result<(), MongoError> {
         progress.report(Progress::phase(Phase::Verifying));
         let started = std::time::Instant::now();
-        for c in &self.collections {
-            let want = c.summary.map(|s| s.documents).unwrap_or(0);
-            let have = self
-                .db
-                .collection::<Document>(&c.staging)
-                .count_documents(doc! {})
-                .await
-                .map_err(|e| MongoError::server(format!("counting {}", c.name), e))?;
-            if have != want {
-                return Err(MongoError::Mismatch(format!(
-                    "collection {} holds {have} documents after loading, the backup has {want}; nothing was replaced",
-                    c.name
-                )));
+        for c in &mut self.collections {
+            match std::mem::replace(&mut c.finish, Finish::Loading) {
+                Finish::Done(Ok(())) => {}
+                Finish::Done(Err(e)) => return Err(e),
+                _ => {
+                    let want = c.summary.map(|s| s.documents).unwrap_or(0);
+                    finish(&self.db, &c.name, &c.staging, want, &c.indexes)
+                        .await
+                        .0?;
+                }
             }
-        }
-        let counted = started.elapsed();
-        progress.report(Progress::phase(Phase::Indexing));
-        let started = std::time::Instant::now();
-        for c in &self.collections {
-            let specs: Vec<Bson> = c
-                .indexes
-                .iter()
-                .filter(|i| i.get_str("name") != Ok("_id_"))
-                .map(|i| index_spec(&c.name, i).map(Bson::Document))
-                .collect::<Result<_, _>>()?;
-            if specs.is_empty() {
-                continue;
-            }
-            self.db
-                .run_command(doc! { "createIndexes": &c.staging, "indexes": specs })
-                .await
-                .map_err(|e| {
-                    MongoError::server(format!("building the indexes of {}", c.name), e)
-                })?;
-            crate::crash::crash_point("restore.indexed");
+            c.finish = Finish::Done(Ok(()));
         }
         tracing::debug!(
-            count_s = counted.as_secs_f64(),
-            indexes_s = started.elapsed().as_secs_f64(),
-            "restore timings: staging counted, indexes built"
+            s = started.elapsed().as_secs_f64(),
+            "restore timings: collections counted and indexed after the load"
         );
         Ok(())
     }

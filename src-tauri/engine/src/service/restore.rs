@@ -408,6 +408,7 @@ impl Service {
                     &backup.id,
                     &backup.database,
                     &scratch,
+                    self.settings().restore.parallel as usize,
                     job.progress(),
                 )
                 .await
@@ -872,6 +873,7 @@ impl Service {
             target_db: ticket.target_db.clone(),
             collections: ticket.collections.clone(),
             expected: Some(ticket.expected.clone()),
+            parallel: self.settings().restore.parallel as usize,
         };
         let source = match &ticket.origin {
             Origin::Stored { store, backup } => Source::Stored {
