@@ -360,3 +360,61 @@ async fn restore_without_confirmation_changes_nothing() {
     assert!(one_error_line(&out).contains("--yes"));
     s.assert_target_unchanged(&before).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_parallel_out_of_range_is_refused_before_anything_changes() {
+    let s = scene().await;
+    let before = snapshot(&s.client, &s.target).await;
+    for bad in ["0", "17", "many"] {
+        let out = s.env.cli(&[
+            "restore",
+            "--backup",
+            &s.backup_id,
+            "--dest",
+            &s.env.dest(),
+            "--mongo-uri",
+            mongo().uri(),
+            "--db",
+            &s.target,
+            "--parallel",
+            bad,
+            "--yes",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "--parallel {bad} is a usage error");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("--parallel") && first.contains(bad),
+            "the first line names the option and the value: {err}"
+        );
+        s.assert_target_unchanged(&before).await;
+    }
+    // The bounds themselves restore the backup exactly.
+    for good in ["1", "16"] {
+        let out = s.env.cli(&[
+            "restore",
+            "--backup",
+            &s.backup_id,
+            "--dest",
+            &s.env.dest(),
+            "--mongo-uri",
+            mongo().uri(),
+            "--db",
+            &s.target,
+            "--parallel",
+            good,
+            "--yes",
+        ]);
+        assert!(out.status.success(), "--parallel {good}: {}", String::from_utf8_lossy(&out.stderr));
+        let t = s.client.database(&s.target);
+        for (name, pad) in [
+            ("alpha", format!("{:0>200}", 2999)),
+            ("omega", format!("{:x}", 2999 * 7919)),
+        ] {
+            let c = t.collection::<bson::Document>(name);
+            assert_eq!(c.count_documents(doc! {}).await.unwrap(), 3000, "{name} with --parallel {good}");
+            let last = c.find_one(doc! {"_id": 2999}).await.unwrap().unwrap();
+            assert_eq!(last.get_str("pad").unwrap(), pad, "{name} holds the backup's documents");
+        }
+    }
+}
