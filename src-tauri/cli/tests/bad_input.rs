@@ -380,7 +380,11 @@ async fn restore_parallel_out_of_range_is_refused_before_anything_changes() {
             bad,
             "--yes",
         ]);
-        assert_eq!(out.status.code(), Some(2), "--parallel {bad} is a usage error");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--parallel {bad} is a usage error"
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         let first = err.lines().next().unwrap_or_default();
         assert!(
@@ -405,16 +409,28 @@ async fn restore_parallel_out_of_range_is_refused_before_anything_changes() {
             good,
             "--yes",
         ]);
-        assert!(out.status.success(), "--parallel {good}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "--parallel {good}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let t = s.client.database(&s.target);
         for (name, pad) in [
             ("alpha", format!("{:0>200}", 2999)),
             ("omega", format!("{:x}", 2999 * 7919)),
         ] {
             let c = t.collection::<bson::Document>(name);
-            assert_eq!(c.count_documents(doc! {}).await.unwrap(), 3000, "{name} with --parallel {good}");
+            assert_eq!(
+                c.count_documents(doc! {}).await.unwrap(),
+                3000,
+                "{name} with --parallel {good}"
+            );
             let last = c.find_one(doc! {"_id": 2999}).await.unwrap().unwrap();
-            assert_eq!(last.get_str("pad").unwrap(), pad, "{name} holds the backup's documents");
+            assert_eq!(
+                last.get_str("pad").unwrap(),
+                pad,
+                "{name} holds the backup's documents"
+            );
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod glance;
 pub mod health;
 pub mod history;
+pub mod incremental;
 pub mod jobs;
 pub mod keys;
 pub mod manifest;
