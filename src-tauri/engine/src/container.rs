@@ -17,8 +17,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::manifest::{Manifest, ManifestError, MAX_MANIFEST_BYTES};
 
-/// zstd level used for backups: about 0.87x the size of `gzip -6` output at less CPU.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 10;
+/// zstd level used for backups, chosen by `scripts/bench --levels` (docs/BENCHMARKS.md): at
+/// 214k documents 0.87x the bytes of `gzip -6` (what `mongodump --gzip` writes) for 0.82x the CPU
+/// of a mongodump proxy that leaves out mongodump's own decoding, and 31 MiB peak. Level 10 saved
+/// 2% more bytes for 1.3x the CPU and 1.6x the memory.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 8;
 
 /// Magic number of the skippable frame holding the manifest (one of the 16 values zstd reserves
 /// for skippable frames).
