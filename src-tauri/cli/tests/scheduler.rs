@@ -158,6 +158,10 @@ impl World {
     }
 
     fn start(&mut self, schedule: ScheduleSettings) {
+        self.start_ticking(schedule, StdDuration::from_millis(5));
+    }
+
+    fn start_ticking(&mut self, schedule: ScheduleSettings, tick: StdDuration) {
         self.settings.schedule = schedule.clone();
         self.scheduler = Some(scheduler::spawn(
             self.jobs.clone(),
@@ -165,7 +169,7 @@ impl World {
             self.clock.clone(),
             tz(),
             SchedulerConfig {
-                tick: StdDuration::from_millis(5),
+                tick,
                 wake_gap: Duration::minutes(1),
                 catch_up_delay: Duration::minutes(2),
                 heartbeat_file: Some(self.heartbeat_path()),
@@ -818,4 +822,33 @@ fn the_daemon_backs_up_prunes_and_stops_on_sigterm() {
     assert!(log.contains("backup succeeded"), "{log}");
     assert!(log.contains("stopping"), "{log}");
     assert_eq!(history.load().unwrap().len(), 1, "one run only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_slot_moves_as_soon_as_a_backup_ends_not_at_the_next_tick() {
+    // Yesterday's backup succeeded; today's 02:00 slot was missed (the computer was off), so a
+    // catch-up run is due shortly. The network is down, so the scheduler does not start it.
+    let mut w = World::new(
+        "2024-05-10 09:00",
+        &[past_run("2024-05-09 02:00", Outcome::Success)],
+    );
+    w.online.store(false, Ordering::SeqCst);
+    // A tick far longer than the test: only the end of the backup can refresh the status.
+    w.start_ticking(daily(), StdDuration::from_secs(3600));
+    w.tick().await;
+    let before = w.status().next_due.expect("a catch-up run is due today");
+    assert!(before < at("2024-05-10 10:00"), "due today: {before}");
+
+    // Backup Now succeeds: today is covered, and the next slot is tomorrow's.
+    let manual = w.jobs.start(Trigger::Manual);
+    assert!(!manual.attached);
+    w.idle().await;
+    eventually("the status shows tomorrow's slot", || {
+        w.status().next_due == Some(at("2024-05-11 02:00"))
+    })
+    .await;
+    let beat = SchedulerStatus::read(&w.heartbeat_path()).unwrap();
+    assert_eq!(beat.next_due, Some(at("2024-05-11 02:00")));
+    assert_eq!(w.job.runs(), 1, "only the manual backup ran");
+    w.stop().await;
 }

@@ -1,6 +1,7 @@
 //! The background task that starts automatic backups when a slot is due.
 //!
-//! It wakes every `tick` (30 s) and reads the wall clock rather than sleeping until the next slot:
+//! It wakes every `tick` (30 s), and when a backup ends, and reads the wall clock rather than
+//! sleeping until the next slot:
 //! a computer that slept (or a clock that was changed) is noticed at the next tick, as a gap
 //! between ticks longer than `wake_gap`. Slots missed meanwhile give one catch-up run, a short
 //! delay after the wake (see `schedule`). The backup runs through [`Jobs`], so a scheduled run and
@@ -11,11 +12,12 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::history::Trigger;
-use crate::jobs::{CancelToken, Clock, Jobs};
+use crate::jobs::{CancelToken, Clock, JobEvent, Jobs};
 use crate::schedule::{self, ScheduleState};
 use crate::settings::ScheduleSettings;
 
@@ -141,6 +143,7 @@ where
             let mut awake_since = now;
             let mut last_tick = now;
             let mut waiting_for_network = false;
+            let mut events = jobs.subscribe();
             // A normal tick is never mistaken for a wake.
             let wake_gap = config
                 .wake_gap
@@ -195,14 +198,29 @@ where
                         tracing::info!(job = %handle.id, "starting a scheduled backup");
                     }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(config.tick) => {}
-                    _ = stop.cancelled() => break,
-                    changed = schedule_rx.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
+                // Wait for the next tick, a new schedule, or the end of a backup: a backup that
+                // just ended (Backup Now, a retry) moves the next slot, and the status says so
+                // at once rather than up to a tick later.
+                let sleep = tokio::time::sleep(config.tick);
+                tokio::pin!(sleep);
+                let go_on = loop {
+                    tokio::select! {
+                        _ = &mut sleep => break true,
+                        _ = stop.cancelled() => break false,
+                        changed = schedule_rx.changed() => break changed.is_ok(),
+                        event = events.recv() => match event {
+                            Ok(JobEvent::Finished { .. }) | Err(RecvError::Lagged(_)) => break true,
+                            Ok(_) => {}
+                            // Not while this task holds `jobs`; wait for the tick all the same.
+                            Err(RecvError::Closed) => {
+                                (&mut sleep).await;
+                                break true;
+                            }
+                        },
                     }
+                };
+                if !go_on {
+                    break;
                 }
             }
         })
