@@ -69,6 +69,24 @@ impl Scene {
         ])
     }
 
+    /// `driveback restore` of the scene's backup into the target with `--parallel n`.
+    fn restore_parallel(&self, n: &str) -> std::process::Output {
+        self.env.cli(&[
+            "restore",
+            "--backup",
+            &self.backup_id,
+            "--dest",
+            &self.env.dest(),
+            "--mongo-uri",
+            mongo().uri(),
+            "--db",
+            &self.target,
+            "--parallel",
+            n,
+            "--yes",
+        ])
+    }
+
     fn backup_file(&self) -> std::path::PathBuf {
         backup_files(&self.env.dest_path()).pop().unwrap()
     }
@@ -366,20 +384,7 @@ async fn restore_parallel_out_of_range_is_refused_before_anything_changes() {
     let s = scene().await;
     let before = snapshot(&s.client, &s.target).await;
     for bad in ["0", "17", "many"] {
-        let out = s.env.cli(&[
-            "restore",
-            "--backup",
-            &s.backup_id,
-            "--dest",
-            &s.env.dest(),
-            "--mongo-uri",
-            mongo().uri(),
-            "--db",
-            &s.target,
-            "--parallel",
-            bad,
-            "--yes",
-        ]);
+        let out = s.restore_parallel(bad);
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -395,20 +400,7 @@ async fn restore_parallel_out_of_range_is_refused_before_anything_changes() {
     }
     // The bounds themselves restore the backup exactly.
     for good in ["1", "16"] {
-        let out = s.env.cli(&[
-            "restore",
-            "--backup",
-            &s.backup_id,
-            "--dest",
-            &s.env.dest(),
-            "--mongo-uri",
-            mongo().uri(),
-            "--db",
-            &s.target,
-            "--parallel",
-            good,
-            "--yes",
-        ]);
+        let out = s.restore_parallel(good);
         assert!(
             out.status.success(),
             "--parallel {good}: {}",
