@@ -82,10 +82,16 @@ impl SchedulerStatus {
     }
 }
 
+/// Works out the next slot of a schedule at `now`, for a scheduler awake since the first time.
+type NextDue =
+    dyn Fn(&ScheduleSettings, DateTime<Utc>, DateTime<Utc>) -> Option<DateTime<Utc>> + Send + Sync;
+
 /// The running scheduler. Dropping the handle stops it too.
 pub struct SchedulerHandle {
     schedule: watch::Sender<ScheduleSettings>,
     status: Arc<Mutex<SchedulerStatus>>,
+    next_due: Arc<NextDue>,
+    clock: Arc<dyn Clock>,
     stop: CancelToken,
     task: JoinHandle<()>,
 }
@@ -105,6 +111,15 @@ impl SchedulerHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// When the next automatic backup starts, worked out now the way the scheduler does, from
+    /// the runs the job manager knows: a backup that just ended counts at once, even before the
+    /// scheduler's own next look (which [`SchedulerHandle::status`] reports).
+    pub fn next_due_now(&self) -> Option<DateTime<Utc>> {
+        let awake_since = self.status().awake_since;
+        let schedule = self.schedule.borrow().clone();
+        (self.next_due)(&schedule, awake_since, self.clock.now())
     }
 
     /// Stops the scheduler (a running job goes on; cancel it through [`Jobs`] if needed).
@@ -129,6 +144,24 @@ where
 {
     let now = clock.now();
     let (schedule_tx, mut schedule_rx) = watch::channel(schedule);
+    let state_at = {
+        let jobs = jobs.clone();
+        let catch_up_delay = config.catch_up_delay;
+        move |awake_since: DateTime<Utc>| {
+            ScheduleState {
+                catch_up_delay,
+                ..ScheduleState::new(None, awake_since)
+            }
+            .with_recent(crate::history::attempts(&jobs.recent_runs()))
+        }
+    };
+    let next_due: Arc<NextDue> = {
+        let state_at = state_at.clone();
+        let tz = tz.clone();
+        Arc::new(move |sched, awake_since, now| {
+            schedule::next_due(sched, &state_at(awake_since), now, &tz)
+        })
+    };
     let status = Arc::new(Mutex::new(SchedulerStatus {
         alive_at: now,
         awake_since: now,
@@ -139,6 +172,7 @@ where
     let task = {
         let status = status.clone();
         let stop = stop.clone();
+        let clock = clock.clone();
         tokio::spawn(async move {
             let mut awake_since = now;
             let mut last_tick = now;
@@ -159,11 +193,7 @@ where
                 }
                 last_tick = now;
                 let sched = schedule_rx.borrow_and_update().clone();
-                let state = ScheduleState {
-                    catch_up_delay: config.catch_up_delay,
-                    ..ScheduleState::new(None, awake_since)
-                }
-                .with_recent(crate::history::attempts(&jobs.recent_runs()));
+                let state = state_at(awake_since);
                 let next_due = schedule::next_due(&sched, &state, now, &tz);
                 let snapshot = SchedulerStatus {
                     alive_at: now,
@@ -228,6 +258,8 @@ where
     SchedulerHandle {
         schedule: schedule_tx,
         status,
+        next_due,
+        clock,
         stop,
         task,
     }

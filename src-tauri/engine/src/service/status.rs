@@ -319,11 +319,11 @@ impl Service {
         (facts, g)
     }
 
-    /// When the next automatic backup starts: as the running scheduler sees it, else from the
-    /// history.
+    /// When the next automatic backup starts: as the running scheduler works it out now, else
+    /// from the history.
     fn next_due(&self, settings: &Settings) -> Option<DateTime<Utc>> {
         if let Some(s) = lock(&self.inner.scheduler).as_ref() {
-            return s.status().next_due;
+            return s.next_due_now();
         }
         let now = self.now();
         let records = self.history().load().unwrap_or_default();
