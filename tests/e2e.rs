@@ -91,10 +91,18 @@ impl Env {
             self.data_dir.clone(),
             self.cache_dir.clone(),
         ] {
-            match std::fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("{}: {e}", dir.display())),
+            // The last session's app and its WebKit processes may still be writing there
+            // while they quit: try again for a few seconds.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(200))
+                    }
+                    Err(e) => return Err(format!("{}: {e}", dir.display())),
+                }
             }
         }
         // `clear` answers 1 when there was nothing to clear: what is left is checked instead.

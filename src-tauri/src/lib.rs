@@ -145,7 +145,7 @@ pub fn run() {
             }
         }
     }
-    builder(tauri::Builder::default())
+    let result = builder(tauri::Builder::default())
         // First, so that a second launch only brings the running window forward.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             tray::show_main_window(app);
@@ -177,6 +177,49 @@ pub fn run() {
             Ok(())
         })
         .on_window_event(tray::on_window_event)
-        .run(context)
-        .expect("error while running the Driveback app");
+        .run(context);
+    if let Err(e) = result {
+        #[cfg(target_os = "linux")]
+        if let tauri::Error::PluginInitialization(plugin, message) = &e {
+            if plugin == "single-instance" {
+                start_again_alone(message);
+            }
+        }
+        panic!("error while running the Driveback app: {e}");
+    }
+}
+
+/// The app is single-instance: a second launch hands its arguments to the running instance over
+/// D-Bus and exits. When that instance was quitting and went away without answering, the launch
+/// failed; a person launching the app again just after quitting it expects a window. So the
+/// process starts its own image again (same arguments, and the secrets it took from the
+/// environment given back to that image alone), now most likely the only instance. At most 3
+/// times.
+#[cfg(target_os = "linux")]
+fn start_again_alone(message: &str) {
+    use std::os::unix::process::CommandExt;
+    const TRIES: &str = "DRIVEBACK_INSTANCE_RETRY";
+    let tries: u32 = std::env::var(TRIES)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if tries >= 3 {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    tracing::warn!(message, "the running instance went away: starting again");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut again = std::process::Command::new(exe);
+    again
+        .args(std::env::args_os().skip(1))
+        .env(TRIES, (tries + 1).to_string());
+    for name in driveback_engine::envsecrets::SECRET_VARS {
+        if let Some(value) = driveback_engine::envsecrets::var(name) {
+            again.env(name, value);
+        }
+    }
+    let error = again.exec();
+    tracing::warn!(%error, "could not start again");
 }

@@ -34,6 +34,10 @@ pub struct Session {
 impl Session {
     /// Starts the app at `application` through the WebDriver server at `base`.
     pub fn start(base: &str, application: &Path, screenshots: &Path) -> Result<Self> {
+        // The app is single-instance: started while the previous session's app is still
+        // quitting, it hands its arguments to that one over D-Bus and fails when it goes away
+        // without answering. A person starts the app again after it has gone; so does the test.
+        wait_until_gone(application, Duration::from_secs(30))?;
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
@@ -213,6 +217,35 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.call(reqwest::Method::DELETE, "", None);
+    }
+}
+
+/// Waits until no process runs the executable at `application` (read from `/proc`).
+fn wait_until_gone(application: &Path, limit: Duration) -> Result<()> {
+    let target = std::fs::canonicalize(application).unwrap_or_else(|_| application.to_path_buf());
+    let running = || -> Vec<u32> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| {
+            let e = e.ok()?;
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            (std::fs::read_link(e.path().join("exe")).ok()? == target).then_some(pid)
+        })
+        .collect()
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        let pids = running();
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the previous app ({pids:?}) was still running {limit:?} after its session ended"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

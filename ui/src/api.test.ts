@@ -5,7 +5,7 @@ vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn(), Channel: class {} }));
 vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
 
 import { listen } from "@tauri-apps/api/event";
-import { onBackendEvent } from "./api";
+import { followingJob, onBackendEvent, type JobEvent } from "./api";
 
 const w = window as { __TAURI_INTERNALS__?: unknown };
 afterEach(() => {
@@ -45,5 +45,49 @@ describe("onBackendEvent", () => {
     const stop = onBackendEvent("state-changed", () => undefined);
     await new Promise((r) => setTimeout(r, 0));
     expect(() => stop()).not.toThrow();
+  });
+});
+
+describe("followingJob", () => {
+  // The channel the command gets: the test plays the backend's side on it.
+  type Ch = { onmessage: (e: JobEvent) => void };
+  const progress = { event: "progress", percent: 100 } as unknown as JobEvent;
+
+  it("settles on the job's end told on the channel when the command's answer does not come", async () => {
+    const seen: string[] = [];
+    const result = followingJob<{ documents: number }>(
+      (ch) => {
+        const c = ch as unknown as Ch;
+        queueMicrotask(() => {
+          c.onmessage(progress);
+          c.onmessage({ event: "finished", job_id: "verify-1", kind: "verify", result: { documents: 6020 } } as JobEvent);
+        });
+        return new Promise(() => undefined); // the answer never arrives
+      },
+      (e) => seen.push(e.event),
+    );
+    await expect(result).resolves.toEqual({ documents: 6020 });
+    expect(seen).toEqual(["progress", "finished"]);
+  });
+
+  it("settles on the command's answer when the channel tells no end", async () => {
+    await expect(followingJob(async () => ({ documents: 3 }), () => undefined)).resolves.toEqual({ documents: 3 });
+  });
+
+  it("fails with the job's error told on the channel, as the command would", async () => {
+    const error = { code: "passphrase_required", message: "Enter your passphrase." };
+    const result = followingJob(
+      (ch) => {
+        queueMicrotask(() => (ch as unknown as Ch).onmessage({ event: "failed", job_id: "v", kind: "verify", error } as JobEvent));
+        return new Promise(() => undefined);
+      },
+      () => undefined,
+    );
+    await expect(result).rejects.toEqual(error);
+  });
+
+  it("fails with the command's error", async () => {
+    const error = { code: "busy", message: "A backup is running." };
+    await expect(followingJob(() => Promise.reject(error), () => undefined)).rejects.toEqual(error);
   });
 });

@@ -273,6 +273,22 @@ export function jobChannel(onEvent: (e: JobEvent) => void): Channel<JobEvent> {
   return ch;
 }
 
+/** Runs a command that follows its job on a channel and whose answer is the job's result (as
+ * `verify_backup`'s is). It settles on whichever comes first: the command's answer, or the job's
+ * end told on the channel. So the window learns the result even when the answer to the command
+ * itself comes late, as it can from a webview under load. `onEvent` sees every event. */
+export function followingJob<T>(start: (ch: Channel<JobEvent>) => Promise<T>, onEvent: (e: JobEvent) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const ch = jobChannel((e) => {
+      onEvent(e);
+      if (e.event === "finished") resolve(e.result as T);
+      else if (e.event === "failed") reject(e.error);
+      else if (e.event === "cancelled") reject({ code: "cancelled", message: "Stopped." } satisfies ApiError);
+    });
+    start(ch).then(resolve, reject);
+  });
+}
+
 export const api = {
   appState: () => invoke<AppState>("app_state"),
   uiReady: () => invoke<{ startup_ms: number; pid: number }>("ui_ready"),

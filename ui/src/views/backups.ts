@@ -1,7 +1,7 @@
 // The backup list (newest first) with Restore, Verify, Save a copy and Save as JSON on each,
 // "Restore from a file…", and the "Replace current data?" confirmation with its "Advanced" part
 // (another database, some collections).
-import { api, asApiError, jobChannel, type ApiError, type Backup, type JobEvent, type RestoreChoices, type RestorePlan, type RestoreResult } from "../api";
+import { api, asApiError, followingJob, jobChannel, type ApiError, type Backup, type JobEvent, type RestoreChoices, type RestorePlan, type RestoreResult } from "../api";
 import { button, openDialog } from "../dialog";
 import { busy, h, replace } from "../dom";
 import { capitalize, countsLine, formatBytes, formatCount, formatFullDate, formatWhen, progressLine } from "../format";
@@ -230,12 +230,12 @@ async function verifyBackup(b: Backup, verify: HTMLButtonElement, out: HTMLEleme
   await busy(verify, "Verifying…", async () => {
     try {
       const r = await withPassphrase((p) =>
-        api.verifyBackup(b.id, p, jobChannel((e) => {
+        followingJob((ch) => api.verifyBackup(b.id, p, ch), (e) => {
           if (e.event !== "progress") return;
           verify.textContent = e.percent === null ? "Verifying…" : `Verifying ${Math.floor(e.percent)}%`;
           // The phase, the bytes and the time left, as for a backup.
           out.replaceChildren(h("span", { class: "muted verify-progress" }, progressLine(e)));
-        })),
+        }),
       );
       if (r) {
         const v: Verified = { at: new Date().toISOString(), documents: r.documents, collections: r.collections.length };
