@@ -274,7 +274,7 @@ export function jobChannel(onEvent: (e: JobEvent) => void): Channel<JobEvent> {
 }
 
 /** Runs a command that follows its job on a channel and whose answer is the job's result (as
- * `verify_backup`'s is). It settles on whichever comes first: the command's answer, or the job's
+ * `verify_backup`'s and `restore`'s are). It settles on whichever comes first: the command's answer, or the job's
  * end told on the channel. So the window learns the result even when the answer to the command
  * itself comes late, as it can from a webview under load. `onEvent` sees every event. */
 export function followingJob<T>(start: (ch: Channel<JobEvent>) => Promise<T>, onEvent: (e: JobEvent) => void): Promise<T> {

@@ -1,7 +1,7 @@
 // The backup list (newest first) with Restore, Verify, Save a copy and Save as JSON on each,
 // "Restore from a file…", and the "Replace current data?" confirmation with its "Advanced" part
 // (another database, some collections).
-import { api, asApiError, followingJob, jobChannel, type ApiError, type Backup, type JobEvent, type RestoreChoices, type RestorePlan, type RestoreResult } from "../api";
+import { api, asApiError, followingJob, type ApiError, type Backup, type JobEvent, type RestoreChoices, type RestorePlan, type RestoreResult } from "../api";
 import { button, openDialog } from "../dialog";
 import { busy, h, replace } from "../dom";
 import { capitalize, countsLine, formatBytes, formatCount, formatFullDate, formatWhen, progressLine } from "../format";
@@ -442,7 +442,7 @@ export function confirmRestore(
       }
     };
     try {
-      const r = await api.restore(token, jobChannel(onEvent));
+      const r = await followingJob((ch) => api.restore(token, ch), onEvent);
       d.setBusy(false);
       showResult(r, undo);
     } catch (e) {
