@@ -52,6 +52,12 @@ enum Command {
         /// zstd level (1-19).
         #[arg(long, default_value_t = DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(1..=19))]
         level: i32,
+        /// How backups are kept at the destination: files (one file per backup) or incremental
+        /// (a full backup, then only what changed). Remembered for the destination; without it,
+        /// the destination's remembered layout (by default incremental on Google Drive, files in
+        /// a folder).
+        #[arg(long, value_parser = ["files", "incremental"])]
+        layout: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -581,6 +587,7 @@ async fn backup(
     db: String,
     dest: String,
     level: i32,
+    layout: Option<driveback_engine::settings::Layout>,
     json: bool,
 ) -> CliResult<ExitCode> {
     let uri = mongo_uri(svc, uri)?;
@@ -595,6 +602,7 @@ async fn backup(
         database: Some(db),
         dest: Some(dest.clone()),
         zstd_level: Some(level),
+        layout,
     };
     let signals = cancel_on_signal(svc.jobs().clone());
     let done = svc.backup_once(request, &CliPassphrase).await;
@@ -655,6 +663,7 @@ async fn backup(
                 "name": c.name, "kind": c.kind, "documents": c.documents, "bytes": c.bytes, "status": c.status,
             })).collect::<Vec<_>>(),
             "warnings": record.warnings,
+            "chain": result.chain,
         }));
     } else {
         println!(
@@ -666,6 +675,18 @@ async fn backup(
             result.backup.file,
             result.backup.bytes as f64 / 1e6
         );
+        if let Some(c) = &result.chain {
+            match c.kind {
+                "increment" => println!(
+                    "An increment: {} changed, {} new and {} deleted documents since the previous backup",
+                    c.changed, c.inserted, c.deleted
+                ),
+                _ => println!(
+                    "A full backup{}",
+                    c.why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default()
+                ),
+            }
+        }
     }
     for w in &result.warnings {
         eprintln!("driveback: warning: {w}");
@@ -747,8 +768,15 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
             db,
             dest,
             level,
+            layout,
             json,
-        } => backup(&svc, uri, db, dest, level, json).await,
+        } => {
+            let layout = layout
+                .map(|l| driveback_engine::settings::Layout::parse(&l))
+                .transpose()
+                .map_err(CliError::new)?;
+            backup(&svc, uri, db, dest, level, layout, json).await
+        }
         Command::List { dest, json } => {
             let store = open_dest(&svc, &dest)?;
             let (backups, ignored) = tokio::task::spawn_blocking(move || {
@@ -761,6 +789,13 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
                     "backups": backups.iter().map(|b| serde_json::json!({
                         "id": b.id, "file": b.file, "bytes": b.bytes, "created": b.created,
                         "database": b.database, "documents": b.documents, "status": b.status,
+                        "kind": match &b.link {
+                            None => "file",
+                            Some(l) if l.parent.is_none() => "full",
+                            Some(_) => "increment",
+                        },
+                        "chain": b.link.as_ref().map(|l| &l.chain),
+                        "parent": b.link.as_ref().and_then(|l| l.parent.as_ref()),
                     })).collect::<Vec<_>>(),
                     "ignored": ignored,
                 }));
@@ -780,7 +815,12 @@ async fn run(cli: Cli) -> CliResult<ExitCode> {
                         b.documents,
                         format!("{:?}", b.status).to_lowercase(),
                         b.database,
-                        if i == 0 { "  (latest)" } else { "" }
+                        match (i, b.is_increment()) {
+                            (0, true) => "  (latest, increment)",
+                            (0, false) => "  (latest)",
+                            (_, true) => "  (increment)",
+                            _ => "",
+                        }
                     );
                 }
             }

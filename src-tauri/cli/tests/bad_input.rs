@@ -287,6 +287,7 @@ async fn newer_format_version_is_refused() {
         consistency: "future".into(),
         collections: vec![],
         status: BackupStatus::Complete,
+        chain: None,
     };
     w.finish(&manifest).unwrap();
     let line = one_error_line(&s.restore_file(&path));

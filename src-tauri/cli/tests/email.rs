@@ -314,6 +314,7 @@ fn jobs_for(w: &World, uri: String) -> Jobs {
                 tz: chrono::Utc,
                 on_result: None,
                 on_listing: None,
+                incremental: None,
             };
             driveback_engine::jobs::run_backup(req, ctx)
         },

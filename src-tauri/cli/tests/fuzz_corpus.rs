@@ -137,6 +137,7 @@ fn manifest() -> Manifest {
             },
         ],
         status: BackupStatus::Partial,
+        chain: None,
     }
 }
 

@@ -185,6 +185,7 @@ async fn backups_this_key_did_not_sign_do_not_count() {
             started_at: None,
             signer: None,
             cancel: None,
+            incremental: None,
         },
         raw.clone(),
         recipient,
@@ -237,6 +238,7 @@ async fn backups_this_key_did_not_sign_do_not_count() {
                 status: BackupStatus::Complete,
                 format_version: manifest::FORMAT_VERSION,
                 signature: None,
+                link: None,
             },
         )
         .unwrap();

@@ -92,6 +92,7 @@ impl Env {
                     status,
                     format_version: manifest::FORMAT_VERSION,
                     signature: None,
+                    link: None,
                 },
             )
             .unwrap();

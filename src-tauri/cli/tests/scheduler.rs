@@ -88,6 +88,7 @@ fn fake_backup(now: DateTime<Utc>, n: usize) -> StoredBackup {
         status: BackupStatus::Complete,
         sha256: String::new(),
         signature: None,
+        link: None,
     }
 }
 
@@ -736,6 +737,7 @@ fn the_daemon_backs_up_prunes_and_stops_on_sigterm() {
                     status: BackupStatus::Complete,
                     format_version: manifest::FORMAT_VERSION,
                     signature: None,
+                    link: None,
                 },
             )
             .unwrap();

@@ -52,6 +52,7 @@ fn summary(id: &str, hour: u32) -> BackupSummary {
         status: BackupStatus::Complete,
         format_version: 1,
         signature: None,
+        link: None,
     }
 }
 

@@ -193,6 +193,7 @@ fn main() {
             status: BackupStatus::Complete,
             format_version: manifest::FORMAT_VERSION,
             signature: None,
+            link: None,
         })
         .expect("commit");
     let upload_secs = (started.elapsed() - generating).as_secs_f64();

@@ -965,6 +965,7 @@ fn main() {
             status: BackupStatus::Complete,
             sha256: String::new(),
             signature: None,
+            link: None,
         });
         let plan = retention::plan(&listing, &policy, now, &Utc);
         let keep: BTreeSet<usize> = plan

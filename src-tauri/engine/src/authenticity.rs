@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::keys::BackupKey;
 use crate::manifest::BackupStatus;
-use crate::store::{RemoteStore, StoreError, StoredBackup, UploadSink};
+use crate::store::{ChainLink, RemoteStore, StoreError, StoredBackup, UploadSink};
 
 /// What the signing key is derived for (HKDF `info`): a new purpose would get a new key.
 const KEY_INFO: &[u8] = b"driveback backup signing key v1";
@@ -60,18 +60,28 @@ fn statement(
     created: DateTime<Utc>,
     documents: u64,
     status: BackupStatus,
+    link: Option<&ChainLink>,
 ) -> Vec<u8> {
     let status = match status {
         BackupStatus::Complete => "complete",
         BackupStatus::Partial => "partial",
     };
-    format!(
+    let mut s = format!(
         "{STATEMENT_HEADER}\nfile={file}\nbytes={bytes}\nsha256={}\nid={id}\ndatabase={}\ncreated={}\ndocuments={documents}\nstatus={status}\n",
         sha256.to_ascii_lowercase(),
         marked_database(database),
         created.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-    )
-    .into_bytes()
+    );
+    // A backup of the incremental layout also signs its place in its chain (one-file backups'
+    // statements are unchanged, so their signatures still verify).
+    if let Some(link) = link {
+        s.push_str(&format!("chain={}\n", link.chain));
+        s.push_str(&format!(
+            "parent={}\n",
+            link.parent.as_deref().unwrap_or("none")
+        ));
+    }
+    s.into_bytes()
 }
 
 /// Signs backups: only devices that hold the backup key can.
@@ -118,6 +128,7 @@ impl Signer {
             summary.created,
             summary.documents,
             summary.status,
+            summary.link.as_ref(),
         );
         B64.encode(self.0.sign(&message).to_bytes())
     }
@@ -187,6 +198,7 @@ impl Verifier {
             backup.created,
             backup.documents,
             backup.status,
+            backup.link.as_ref(),
         );
         self.0
             .verify_strict(&message, &signature)
@@ -253,8 +265,61 @@ impl AuthenticatedStore {
                 None => kept.push(b),
             }
         }
+        let (kept, broken) = whole_chains(kept);
+        ignored.extend(broken);
         (kept, ignored)
     }
+}
+
+/// Keeps the backups that can be restored from what is listed: a one-file backup, a chain's full
+/// backup, an increment whose parent is kept (same database and chain, not newer). An increment
+/// whose chain is broken (a file deleted by hand, a file that does not count) is left out with
+/// why, and never deleted by retention, like any file that does not count.
+pub fn whole_chains(listed: Vec<StoredBackup>) -> (Vec<StoredBackup>, Vec<Ignored>) {
+    use std::collections::HashMap;
+    let mut order: Vec<usize> = (0..listed.len()).collect();
+    order.sort_by(|&a, &b| listed[a].created.cmp(&listed[b].created));
+    let mut whole: HashMap<(&str, &str), bool> = HashMap::new();
+    let mut ok = vec![false; listed.len()];
+    for &i in &order {
+        let b = &listed[i];
+        let good = match &b.link {
+            None => true,
+            Some(l) => match &l.parent {
+                None => l.chain == b.id,
+                Some(parent) => listed.iter().any(|p| {
+                    &p.id == parent
+                        && p.database == b.database
+                        && p.created <= b.created
+                        && p.link.as_ref().is_some_and(|pl| pl.chain == l.chain)
+                        && whole.get(&(p.database.as_str(), p.id.as_str())) == Some(&true)
+                }),
+            },
+        };
+        whole.insert((b.database.as_str(), b.id.as_str()), good);
+        ok[i] = good;
+    }
+    let mut kept = Vec::with_capacity(listed.len());
+    let mut ignored = Vec::new();
+    for (b, good) in listed.into_iter().zip(ok) {
+        if good {
+            kept.push(b);
+        } else {
+            let parent = b
+                .link
+                .as_ref()
+                .and_then(|l| l.parent.clone())
+                .unwrap_or_else(|| "its chain".into());
+            ignored.push(Ignored {
+                reason: format!(
+                    "it holds only the changes since backup {parent}, which is not here (or does not count), so it cannot be restored"
+                ),
+                file: b.file,
+                id: b.id,
+            });
+        }
+    }
+    (kept, ignored)
 }
 
 impl RemoteStore for AuthenticatedStore {
@@ -358,6 +423,7 @@ mod tests {
             status: BackupStatus::Complete,
             format_version: 1,
             signature: None,
+            link: None,
         }
     }
 
@@ -373,6 +439,7 @@ mod tests {
             status: s.status,
             sha256: sha.clone(),
             signature: Some(signer.sign(file, 1000, &sha, s)),
+            link: s.link.clone(),
         }
     }
 
@@ -429,6 +496,40 @@ mod tests {
             change(&mut b);
             assert!(v.check(&b).is_err(), "a changed {what} still verifies");
         }
+        // A chain's links are covered too: an increment cannot be moved to another chain or
+        // parent, and a one-file backup cannot be made to look like one of a chain.
+        let mut linked_summary = s.clone();
+        linked_summary.link = Some(ChainLink {
+            chain: "0000aaaa".into(),
+            parent: Some("0000bbbb".into()),
+        });
+        let linked = signed(
+            &signer,
+            "driveback-timetrack-20261122T020000Z-0000abcd.mdbi",
+            &linked_summary,
+        );
+        assert_eq!(v.check(&linked), Ok(()));
+        let link_changes: [(&str, Change); 4] = [
+            ("chain", |b| {
+                b.link.as_mut().unwrap().chain = "0000cccc".into()
+            }),
+            ("parent", |b| {
+                b.link.as_mut().unwrap().parent = Some("0000cccc".into())
+            }),
+            ("parent removed", |b| b.link.as_mut().unwrap().parent = None),
+            ("link removed", |b| b.link = None),
+        ];
+        for (what, change) in link_changes {
+            let mut b = linked.clone();
+            change(&mut b);
+            assert!(v.check(&b).is_err(), "a changed {what} still verifies");
+        }
+        let mut added = good.clone();
+        added.link = Some(ChainLink {
+            chain: "0000abcd".into(),
+            parent: None,
+        });
+        assert!(v.check(&added).is_err(), "an added link still verifies");
         let mut unsigned = good.clone();
         unsigned.signature = None;
         assert_eq!(
@@ -438,6 +539,68 @@ mod tests {
         // Another key's signature does not count.
         let other = Signer::for_key(&BackupKey::generate());
         assert!(v.check(&signed(&other, &good.file, &s)).is_err());
+    }
+
+    #[test]
+    fn an_increment_is_listed_only_with_its_whole_chain() {
+        let signer = Signer::for_key(&BackupKey::generate());
+        let link = |chain: &str, parent: Option<&str>| {
+            Some(ChainLink {
+                chain: chain.into(),
+                parent: parent.map(Into::into),
+            })
+        };
+        let b = |id: &str, day: u32, link: Option<ChainLink>| {
+            let mut s = summary(id, &format!("2026-11-{day:02}T02:00:00Z"));
+            s.link = link;
+            signed(&signer, &format!("{id}.mdbk"), &s)
+        };
+        // (what is listed, what is kept)
+        let cases: Vec<(Vec<StoredBackup>, Vec<&str>)> = vec![
+            // A whole chain, with a one-file backup beside it.
+            (
+                vec![
+                    b("0000000a", 1, link("0000000a", None)),
+                    b("0000000b", 2, link("0000000a", Some("0000000a"))),
+                    b("0000000c", 3, link("0000000a", Some("0000000b"))),
+                    b("0000000f", 4, None),
+                ],
+                vec!["0000000a", "0000000b", "0000000c", "0000000f"],
+            ),
+            // The middle increment is gone: the ones after it cannot be restored.
+            (
+                vec![
+                    b("0000000a", 1, link("0000000a", None)),
+                    b("0000000c", 3, link("0000000a", Some("0000000b"))),
+                    b("0000000d", 4, link("0000000a", Some("0000000c"))),
+                ],
+                vec!["0000000a"],
+            ),
+            // A parent of another chain, a parent newer than its increment, a full backup
+            // that claims another chain.
+            (
+                vec![
+                    b("0000000a", 1, link("0000000a", None)),
+                    b("0000000e", 2, link("0000000e", None)),
+                    b("0000000b", 3, link("0000000e", Some("0000000a"))),
+                    b("0000000c", 1, link("0000000e", Some("0000000e"))),
+                    b("0000000d", 4, link("0000000a", None)),
+                ],
+                vec!["0000000a", "0000000e"],
+            ),
+        ];
+        let now: DateTime<Utc> = "2026-11-22T12:00:00Z".parse().unwrap();
+        for (listed, expected) in cases {
+            let (kept, ignored) =
+                AuthenticatedStore::sort_out(listed.clone(), Some(&signer.verifier()), now);
+            let mut ids: Vec<&str> = kept.iter().map(|b| b.id.as_str()).collect();
+            ids.sort();
+            assert_eq!(ids, expected);
+            assert_eq!(kept.len() + ignored.len(), listed.len());
+            for i in &ignored {
+                assert!(i.reason.contains("cannot be restored"), "{}", i.reason);
+            }
+        }
     }
 
     #[test]

@@ -486,6 +486,7 @@ mod tests {
             status,
             sha256: String::new(),
             signature: None,
+            link: None,
         };
         // A newer complete backup at the destination (made by another device) wins; a partial
         // one does not count.

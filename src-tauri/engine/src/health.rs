@@ -1145,6 +1145,7 @@ mod tests {
             status,
             sha256: String::new(),
             signature: None,
+            link: None,
         };
         // 1 to 10 March, and one from January.
         let mut backups: Vec<StoredBackup> = (1..=10)

@@ -733,6 +733,8 @@ pub struct BackupRequest<Tz: TimeZone> {
     /// Hears the destination's backups after retention (newest first), as this job knows them:
     /// the health watch after a run reads them instead of listing again.
     pub on_listing: Option<Box<dyn FnOnce(Vec<StoredBackup>) + Send>>,
+    /// The destination's layout is incremental (docs/FORMAT.md); `None`: one file per backup.
+    pub incremental: Option<pipeline::IncrementalOptions>,
 }
 
 /// The product's job: back up, then (only after a complete backup) apply the retention policy.
@@ -775,6 +777,7 @@ where
         started_at: Some(ctx.clock.now()),
         signer: req.signer.clone(),
         cancel: Some(ctx.cancel.clone()),
+        incremental: req.incremental.clone(),
     };
     // The pipeline looks at the token at every stage and returns once its upload is dropped.
     let result = req
@@ -901,6 +904,7 @@ mod tests {
             status: BackupStatus::Complete,
             sha256: String::new(),
             signature: None,
+            link: None,
         }
     }
 

@@ -40,7 +40,34 @@ pub struct Manifest {
     pub consistency: String,
     pub collections: Vec<CollectionEntry>,
     pub status: BackupStatus,
+    /// The incremental layout: the backup's place in its chain (docs/FORMAT.md). `None`: a
+    /// one-file backup. In an increment, `collections` describes the database as the whole chain
+    /// restores it (documents, bytes and CRC-64 of each collection as a full backup would hold
+    /// it), which is what a restore of the chain checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ManifestChain>,
 }
+
+/// A backup's place in a chain of the incremental layout, as its manifest records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestChain {
+    /// "full" (the chain's first backup) or "increment".
+    pub kind: String,
+    /// The id of the chain's full backup.
+    pub chain: String,
+    /// The backup an increment holds the changes since: its id and the SHA-256 of its file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    pub id: String,
+    pub sha256: String,
+}
+
+/// File extension of an increment of a chain (docs/FORMAT.md).
+pub const INCREMENT_EXTENSION: &str = "mdbi";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CollectionEntry {
@@ -177,11 +204,22 @@ pub fn backup_file_name(database: &str, started: DateTime<Utc>, id: &str) -> Str
     )
 }
 
-/// Reads back the (sanitised) database name, start time and id from a backup file name.
+/// `driveback-<db>-<yyyymmddThhmmssZ>-<id>.mdbi`: an increment of a chain, named like a backup.
+pub fn increment_file_name(database: &str, started: DateTime<Utc>, id: &str) -> String {
+    let full = backup_file_name(database, started, id);
+    let stem = full
+        .strip_suffix(BACKUP_EXTENSION)
+        .expect("a backup file name ends with its extension");
+    format!("{stem}{INCREMENT_EXTENSION}")
+}
+
+/// Reads back the (sanitised) database name, start time and id from a backup (`.mdbk`) or
+/// increment (`.mdbi`) file name.
 pub fn parse_backup_file_name(name: &str) -> Option<(String, DateTime<Utc>, String)> {
-    let rest = name
-        .strip_prefix(FILE_PREFIX)?
-        .strip_suffix(BACKUP_EXTENSION)?
+    let rest = name.strip_prefix(FILE_PREFIX)?;
+    let rest = rest
+        .strip_suffix(BACKUP_EXTENSION)
+        .or_else(|| rest.strip_suffix(INCREMENT_EXTENSION))?
         .strip_suffix('.')?;
     let (rest, id) = rest.rsplit_once('-')?;
     let (db, time) = rest.rsplit_once('-')?;
@@ -246,6 +284,7 @@ pub(crate) mod tests {
                 },
             ],
             status: BackupStatus::Partial,
+            chain: None,
         }
     }
 
@@ -320,6 +359,15 @@ pub(crate) mod tests {
         );
         assert_eq!(
             parse_backup_file_name(&name),
+            Some(("my-shop.prod".to_string(), t, "deadbeef".to_string()))
+        );
+        let increment = increment_file_name("my-shop.prod", t, "deadbeef");
+        assert_eq!(
+            increment,
+            "driveback-my-shop.prod-20240102T030405Z-deadbeef.mdbi"
+        );
+        assert_eq!(
+            parse_backup_file_name(&increment),
             Some(("my-shop.prod".to_string(), t, "deadbeef".to_string()))
         );
     }

@@ -13,6 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::archive::{ArchiveReader, ArchiveWriter, Header, Item, Namespace, NamespaceSummary};
 use crate::container::{self, BackupReader, BackupWriter, InputKind};
 use crate::error::EngineError;
+use crate::incremental::{
+    self,
+    backup::{Decision, IndexDir, IndexState, WalkError, Walked},
+    IncrementError, IncrementWriter,
+};
 use crate::keys::BackupKey;
 use crate::manifest::{self, BackupStatus, CollectionEntry, CollectionStatus, Manifest};
 use crate::mongo::{self, export, restore, MongoError};
@@ -41,6 +46,35 @@ pub struct BackupOptions {
     /// Looked at between every stage, on every write and just before the commit: a cancelled
     /// backup is never committed, and its upload is dropped before `backup` returns.
     pub cancel: Option<crate::jobs::CancelToken>,
+    /// The incremental layout (docs/FORMAT.md); `None`: one file per backup.
+    pub incremental: Option<IncrementalOptions>,
+}
+
+/// How a destination of the incremental layout is backed up.
+#[derive(Clone, Debug)]
+pub struct IncrementalOptions {
+    /// Where this machine keeps the per-collection indexes (`<data dir>/index`).
+    pub index_root: PathBuf,
+    /// A new chain once its increments add up to this many times its full backup
+    /// (`backup.full_every`).
+    pub full_every: f64,
+}
+
+/// What a backup of the incremental layout wrote, and why.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ChainReport {
+    /// "full" (a new chain), "increment", or "plain" (a one-file backup: the database does not
+    /// fit the layout).
+    pub kind: &'static str,
+    /// Why a full or one-file backup was made rather than an increment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// Documents since the parent backup: changed, inserted, deleted, unchanged (a full counts
+    /// every document as inserted).
+    pub changed: u64,
+    pub inserted: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -52,6 +86,9 @@ pub struct BackupResult {
     /// Whether the destination compared the bytes it stored with the digest computed while
     /// writing before it committed the backup (see `UploadSink::verifies_on_commit`).
     pub verified: bool,
+    /// The incremental layout: what this backup is in its chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainReport>,
 }
 
 /// How often a process looks for leftovers of interrupted uploads at one destination: the first
@@ -182,23 +219,55 @@ pub async fn backup(
 ) -> Result<BackupResult, EngineError> {
     progress.report(Progress::phase(Phase::Connecting));
     let client = mongo::connect(mongo_uri).await?;
-    let result = backup_on(&client, opts, store, recipient, progress).await;
+    let mut result = backup_on(
+        &client,
+        opts,
+        store.clone(),
+        recipient.clone(),
+        progress.clone(),
+        false,
+    )
+    .await;
+    if let Ok(Err(why)) = &result {
+        // The increment could not be computed (an `_id` the index cannot order, a damaged
+        // index): the same backup as a new chain is always possible.
+        tracing::warn!(reason = %why, "the increment could not be made; making a full backup instead");
+        result = backup_on(&client, opts, store, recipient, progress, true).await;
+    }
+    let result = result.and_then(|r| {
+        r.map_err(|why| EngineError::Internal(format!("the full backup failed: {why}")))
+    });
     // Close the driver's background tasks before the client goes (dropping it mid-flight races them).
     client.shutdown().await;
     result
 }
 
+/// What the writer thread makes of the export.
+#[allow(clippy::large_enum_variant)] // one per backup
+enum Mode {
+    Plain,
+    Full(IndexDir),
+    Increment {
+        dir: IndexDir,
+        parent: StoredBackup,
+        chain: String,
+        state: IndexState,
+    },
+}
+
+/// One backup attempt. `Ok(Err(why))`: the increment could not be computed and nothing was
+/// committed; a full backup (`force_full`) can be made instead.
 async fn backup_on(
     client: &mongodb::Client,
     opts: &BackupOptions,
     store: Arc<dyn RemoteStore>,
     recipient: age::x25519::Recipient,
     progress: Arc<dyn ProgressSink>,
-) -> Result<BackupResult, EngineError> {
+    force_full: bool,
+) -> Result<Result<BackupResult, String>, EngineError> {
     let clock_start = Utc::now();
     let started_at = opts.started_at.unwrap_or(clock_start);
     let id = manifest::new_backup_id();
-    let file_name = manifest::backup_file_name(&opts.database, started_at, &id);
     let cancel = opts.cancel.clone();
     let server = mongo::server_info(&client).await?;
     let infos = export::describe_database(&client.database(&opts.database)).await?;
@@ -215,21 +284,31 @@ async fn backup_on(
     };
 
     // Leftovers of interrupted uploads go first; then a warning if the destination looks too
-    // small for a backup the size of the previous one.
-    let (sink, warnings) = {
+    // small for a backup the size of the previous one; then, in the incremental layout, whether
+    // this backup is a new chain or an increment.
+    let (sink, warnings, mode, why_full, file_name) = {
         let store = store.clone();
-        let name = file_name.clone();
         let database = opts.database.clone();
         let listed = opts.listed.clone();
+        let incremental = opts.incremental.clone();
+        let infos = infos.clone();
+        let id = id.clone();
         blocking(move || -> Result<_, EngineError> {
             if cleanup_due(&store.location()) {
                 if let Err(e) = store.cleanup_incomplete() {
                     tracing::warn!(error = %e, "could not clean up interrupted uploads");
                 }
             }
-            let previous_bytes = listed.or_else(|| store.list().ok()).and_then(|l| {
-                l.into_iter()
-                    .find(|b| b.database == database)
+            let listed = match (listed, &incremental) {
+                (Some(l), _) => Some(l),
+                // The incremental layout needs the listing: a failure to list fails the backup.
+                (None, Some(_)) => Some(store.list()?),
+                (None, None) => store.list().ok(),
+            };
+            let previous_bytes = listed.as_ref().and_then(|l| {
+                l.iter()
+                    .filter(|b| b.database == database)
+                    .max_by_key(|b| b.created)
                     .map(|b| b.bytes)
             });
             let mut warnings = Vec::new();
@@ -238,22 +317,76 @@ async fn backup_on(
                     warnings.push(w);
                 }
             }
+            let (mode, why_full) = match incremental {
+                None => (Mode::Plain, None),
+                Some(inc) => {
+                    let listed = listed.unwrap_or_default();
+                    let dir = IndexDir::new(&inc.index_root, &store.location(), &database);
+                    dir.recover(&listed);
+                    match incremental::backup::decide(
+                        &dir,
+                        &listed,
+                        &database,
+                        &infos,
+                        inc.full_every,
+                    ) {
+                        Decision::Plain { why } => (Mode::Plain, Some(why)),
+                        Decision::Full { why } => (Mode::Full(dir), Some(why)),
+                        Decision::Increment { .. } if force_full => (
+                            Mode::Full(dir),
+                            Some("the increment could not be computed".into()),
+                        ),
+                        Decision::Increment {
+                            parent,
+                            chain,
+                            state,
+                        } => (
+                            Mode::Increment {
+                                dir,
+                                parent,
+                                chain,
+                                state,
+                            },
+                            None,
+                        ),
+                    }
+                }
+            };
+            let name = match &mode {
+                Mode::Increment { .. } => manifest::increment_file_name(&database, started_at, &id),
+                _ => manifest::backup_file_name(&database, started_at, &id),
+            };
             let sink = store.create(&name)?;
             crate::crash::crash_point("backup.upload_created");
-            Ok((sink, warnings))
+            Ok((sink, warnings, mode, why_full, name))
         })
         .await??
     };
+    let mode = Arc::new(mode);
     let verifies = sink.verifies_on_commit();
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let level = opts.zstd_level;
     let count = namespaces.len();
     let writer_cancel = cancel.clone();
     let scope = opts.database.clone();
+    let writer_mode = mode.clone();
+    let writer_infos = infos.clone();
+    let writer_id = id.clone();
     let writer = tokio::task::spawn_blocking(move || {
         let cancelled = |e: std::io::Error| match &writer_cancel {
             Some(c) if c.is_cancelled() => EngineError::Cancelled,
             _ => EngineError::io("writing the backup", e),
+        };
+        let walk_failed = |e: WalkError| -> Result<Result<_, String>, EngineError> {
+            match e {
+                WalkError::Io(io) | WalkError::Increment(IncrementError::Write(io)) => {
+                    Err(cancelled(io))
+                }
+                _ if writer_cancel.as_ref().is_some_and(|c| c.is_cancelled()) => {
+                    Err(EngineError::Cancelled)
+                }
+                other => Ok(Err(other.to_string())),
+            }
         };
         let encrypted = BackupWriter::new(sink, &recipient, level).map_err(EngineError::from)?;
         let guarded = Cancellable {
@@ -264,12 +397,50 @@ async fn backup_on(
             written: 0,
         };
         let buffered = BufWriter::with_capacity(1 << 17, guarded);
-        let archive = ArchiveWriter::new(buffered, &header, &namespaces).map_err(cancelled)?;
-        let (buffered, summaries) = export::write_archive(rx, archive, count).map_err(cancelled)?;
+        let (buffered, walked) = match &*writer_mode {
+            Mode::Plain => {
+                let archive =
+                    ArchiveWriter::new(buffered, &header, &namespaces).map_err(cancelled)?;
+                let (buffered, summaries) =
+                    export::write_archive(rx, archive, count).map_err(cancelled)?;
+                (
+                    buffered,
+                    Walked {
+                        summaries,
+                        ..Walked::default()
+                    },
+                )
+            }
+            Mode::Full(dir) => {
+                let archive =
+                    ArchiveWriter::new(buffered, &header, &namespaces).map_err(cancelled)?;
+                let (buffered, walked) =
+                    incremental::backup::write_full(rx, archive, &writer_infos, dir, &writer_id)
+                        .map_err(cancelled)?;
+                (buffered, walked)
+            }
+            Mode::Increment { dir, state, .. } => {
+                let out = match IncrementWriter::new(buffered, &header, &namespaces) {
+                    Ok(w) => w,
+                    Err(e) => return walk_failed(e.into()),
+                };
+                match incremental::backup::write_increment(
+                    rx,
+                    out,
+                    &writer_infos,
+                    dir,
+                    &writer_id,
+                    state,
+                ) {
+                    Ok((buffered, walked)) => (buffered, walked),
+                    Err(e) => return walk_failed(e),
+                }
+            }
+        };
         let guarded = buffered
             .into_inner()
             .map_err(|e| cancelled(e.into_error()))?;
-        Ok::<_, EngineError>((guarded.inner, summaries))
+        Ok::<_, EngineError>(Ok((guarded.inner, walked)))
     });
     let read = {
         let reading = export::read_data(
@@ -297,7 +468,11 @@ async fn backup_on(
         .map_err(|e| EngineError::Internal(e.to_string()))?;
     stop_if_cancelled(&cancel)?;
     // The writer's error explains a stopped export better than the export's own.
-    let (encrypted, summaries) = written?;
+    let (encrypted, walked) = match written? {
+        Ok(w) => w,
+        Err(why) => return Ok(Err(why)),
+    };
+    let summaries = &walked.summaries;
     let report = read?;
     crate::crash::crash_point("backup.archive_written");
 
@@ -334,25 +509,100 @@ async fn backup_on(
         } else {
             BackupStatus::Partial
         },
+        chain: match &*mode {
+            Mode::Plain => None,
+            Mode::Full(_) => Some(manifest::ManifestChain {
+                kind: "full".into(),
+                chain: id.clone(),
+                parent: None,
+            }),
+            Mode::Increment { parent, chain, .. } => Some(manifest::ManifestChain {
+                kind: "increment".into(),
+                chain: chain.clone(),
+                parent: Some(manifest::ParentRef {
+                    id: parent.id.clone(),
+                    sha256: parent.sha256.clone(),
+                }),
+            }),
+        },
     };
     let summary = BackupSummary {
-        id,
+        id: id.clone(),
         created: started_at,
         database: opts.database.clone(),
         documents: manifest.total_documents(),
         status: manifest.status,
         format_version: manifest::FORMAT_VERSION,
         signature: None,
+        link: manifest.chain.as_ref().map(|c| store::ChainLink {
+            chain: c.chain.clone(),
+            parent: c.parent.as_ref().map(|p| p.id.clone()),
+        }),
+    };
+    let chain_report = match &*mode {
+        Mode::Plain => opts.incremental.as_ref().map(|_| ChainReport {
+            kind: "plain",
+            why: why_full.clone(),
+            changed: 0,
+            inserted: 0,
+            deleted: 0,
+            unchanged: 0,
+        }),
+        Mode::Full(_) | Mode::Increment { .. } => Some(ChainReport {
+            kind: if matches!(&*mode, Mode::Full(_)) {
+                "full"
+            } else {
+                "increment"
+            },
+            why: why_full.clone(),
+            changed: walked.counts.changed,
+            inserted: walked.counts.inserted,
+            deleted: walked.counts.deleted,
+            unchanged: walked.counts.unchanged,
+        }),
+    };
+    // The indexes describe this backup only if every collection was read and indexed whole.
+    let index_state = match &*mode {
+        Mode::Full(dir) | Mode::Increment { dir, .. } => {
+            if walked.indexed && failures.is_empty() {
+                Some((dir.clone(), walked.collections.clone()))
+            } else {
+                dir.discard_pending();
+                dir.forget();
+                None
+            }
+        }
+        Mode::Plain => None,
     };
     let m = manifest.clone();
     let signer = opts.signer.clone();
     let scope = opts.database.clone();
+    let backup_id = id.clone();
     // The rest of the upload and the destination's checksum against ours: a phase of its own,
     // so that the last seconds of a long upload do not look stuck at 100%.
     progress.report(Progress::phase(Phase::Verifying));
     let stored = blocking(move || -> Result<StoredBackup, EngineError> {
         stop_if_cancelled(&cancel)?;
         let sink = encrypted.finish(&m)?;
+        // The index of this backup is ready before it is committed, and promoted after: a crash
+        // in between leaves a state that names a committed backup, which the next run promotes.
+        let state = index_state.and_then(|(dir, collections)| {
+            let state = IndexState {
+                version: 1,
+                backup_id: backup_id.clone(),
+                sha256: sink.written().1,
+                collections,
+            };
+            match dir.prepare(&state) {
+                Ok(()) => Some((dir, state)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not save the index; the next backup is full");
+                    dir.discard_pending();
+                    dir.forget();
+                    None
+                }
+            }
+        });
         crate::crash::crash_point("backup.before_commit");
         crate::crash::pause_point("backup.before_commit", &scope, || {
             cancel.as_ref().is_some_and(|c| c.is_cancelled())
@@ -364,16 +614,23 @@ async fn backup_on(
             None => sink.commit(&summary)?,
         };
         crate::crash::crash_point("backup.committed");
+        if let Some((dir, state)) = state {
+            if let Err(e) = dir.promote(&state) {
+                tracing::warn!(error = %e, "could not save the index; the next backup is full");
+                dir.forget();
+            }
+        }
         Ok(stored)
     })
     .await??;
     progress.report(Progress::phase(Phase::Done));
-    Ok(BackupResult {
+    Ok(Ok(BackupResult {
         backup: stored,
         manifest,
         warnings,
         verified: verifies,
-    })
+        chain: chain_report,
+    }))
 }
 
 /// Where a restore, verify or export reads from.
@@ -396,6 +653,9 @@ enum Opened {
     /// A Driveback backup; with the listing it was opened by, whose name the manifest must match.
     Backup(BackupReader<Box<dyn Read + Send>>, Option<StoredBackup>),
     Plain(Box<dyn Read + Send>),
+    /// An increment with its chain, merged into the full archive of its state (see
+    /// [`open_chain`]).
+    Chain(ChainReader),
 }
 
 impl Read for Opened {
@@ -403,8 +663,215 @@ impl Read for Opened {
         match self {
             Opened::Backup(r, _) => r.read(buf),
             Opened::Plain(r) => r.read(buf),
+            Opened::Chain(r) => r.read(buf),
         }
     }
+}
+
+type ChainFile = Arc<std::sync::Mutex<Option<BackupReader<Box<dyn Read + Send>>>>>;
+
+/// One file of a chain, shared between the merge (which reads its archive) and the check of its
+/// manifest afterwards.
+struct SharedFile(ChainFile);
+
+impl Read for SharedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            Some(r) => r.read(buf),
+            None => Ok(0),
+        }
+    }
+}
+
+/// What the merge thread sends: archive bytes, or why it stopped.
+enum Piped {
+    Data(Vec<u8>),
+    Failed(String),
+}
+
+struct PipeWriter(std::sync::mpsc::SyncSender<Piped>);
+
+impl Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .send(Piped::Data(buf.to_vec()))
+            .map_err(|_| std::io::Error::other("the restore stopped reading"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The merged archive of a chain as one stream; [`ChainReader::finish`] checks every file's
+/// manifest and link and returns the newest file's manifest.
+struct ChainReader {
+    rx: std::sync::mpsc::Receiver<Piped>,
+    pending: Vec<u8>,
+    at: usize,
+    merge: Option<std::thread::JoinHandle<Result<Manifest, EngineError>>>,
+}
+
+impl Read for ChainReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.pending.len() {
+            match self.rx.recv() {
+                Ok(Piped::Data(d)) => {
+                    self.pending = d;
+                    self.at = 0;
+                }
+                Ok(Piped::Failed(why)) => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.at);
+        buf[..n].copy_from_slice(&self.pending[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl ChainReader {
+    fn finish(mut self) -> Result<Option<Manifest>, EngineError> {
+        std::io::copy(&mut self, &mut std::io::sink())
+            .map_err(|e| EngineError::Verification(e.to_string()))?;
+        let merge = self.merge.take().expect("joined once");
+        drop(self.rx);
+        match merge.join() {
+            Ok(Ok(m)) => Ok(Some(m)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(EngineError::Internal("the chain's merge stopped".into())),
+        }
+    }
+}
+
+/// The files of `backup`'s chain, its full backup first and `backup` last, from the
+/// destination's listing. Each link must be listed (committed and, at an authenticated
+/// destination, signed: the signature covers the link).
+pub fn chain_files(
+    listed: &[StoredBackup],
+    backup: &StoredBackup,
+) -> Result<Vec<StoredBackup>, EngineError> {
+    let mut chain = vec![backup.clone()];
+    let mut at = backup.clone();
+    while let Some((chain_id, parent_id)) = at
+        .link
+        .as_ref()
+        .and_then(|l| l.parent.as_ref().map(|p| (l.chain.clone(), p.clone())))
+    {
+        let parent = listed
+            .iter()
+            .find(|b| {
+                b.id == parent_id
+                    && b.database == at.database
+                    && b.created <= at.created
+                    && b.link.as_ref().is_some_and(|l| l.chain == chain_id)
+            })
+            .ok_or_else(|| {
+                EngineError::Verification(format!(
+                    "backup {} holds only the changes since backup {parent_id}, which is not at the destination: it cannot be restored",
+                    backup.id
+                ))
+            })?;
+        if chain.len() > listed.len() {
+            return Err(EngineError::Verification(format!(
+                "the chain of backup {} loops",
+                backup.id
+            )));
+        }
+        chain.push(parent.clone());
+        at = parent.clone();
+    }
+    if at.link.as_ref().is_some_and(|l| l.chain != at.id) {
+        return Err(EngineError::Verification(format!(
+            "backup {} starts a chain that is not its own",
+            at.id
+        )));
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// Checks a chain file's manifest against its place in the chain: an increment names the
+/// previous file (id and SHA-256) as its parent, a full backup starts its own chain.
+fn check_link(
+    m: &Manifest,
+    listed: &StoredBackup,
+    previous: Option<&StoredBackup>,
+) -> Result<(), EngineError> {
+    let ok = match (&m.chain, previous) {
+        (Some(c), None) => c.kind == "full" && c.chain == listed.id && c.parent.is_none(),
+        (Some(c), Some(p)) => {
+            c.kind == "increment"
+                && listed.link.as_ref().is_some_and(|l| l.chain == c.chain)
+                && c.parent
+                    .as_ref()
+                    .is_some_and(|r| r.id == p.id && r.sha256 == p.sha256)
+        }
+        (None, _) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Verification(format!(
+            "{} is not the link of its chain that its listing says: someone may have replaced it; nothing was restored from it",
+            listed.file
+        )))
+    }
+}
+
+/// Opens `files` (a chain, full backup first) and merges them, on a thread of its own, into the
+/// full archive of the newest file's state.
+fn open_chain(
+    store: &Arc<dyn RemoteStore>,
+    files: Vec<StoredBackup>,
+    key: &BackupKey,
+) -> Result<Opened, EngineError> {
+    let mut shared: Vec<ChainFile> = Vec::with_capacity(files.len());
+    for b in &files {
+        let raw = store.open(b)?;
+        let reader = BackupReader::open(raw, key.identity())?;
+        shared.push(Arc::new(std::sync::Mutex::new(Some(reader))));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(8);
+    let sources: Vec<SharedFile> = shared.iter().map(|s| SharedFile(s.clone())).collect();
+    let merge = std::thread::spawn(move || -> Result<Manifest, EngineError> {
+        let out = BufWriter::with_capacity(1 << 16, PipeWriter(tx.clone()));
+        let merged = incremental::merge_chain(sources, out);
+        let result = (|| {
+            merged.map_err(|e| {
+                EngineError::Verification(format!("the backup's chain cannot be read: {e}"))
+            })?;
+            let mut newest = None;
+            let mut previous: Option<&StoredBackup> = None;
+            for (file, listed) in shared.iter().zip(&files) {
+                let reader = file
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .ok_or_else(|| EngineError::Internal("a chain file read twice".into()))?;
+                let m = reader.finish()?;
+                check_identity(&m, listed)?;
+                check_link(&m, listed, previous)?;
+                previous = Some(listed);
+                newest = Some(m);
+            }
+            newest.ok_or_else(|| EngineError::Internal("an empty chain".into()))
+        })();
+        if let Err(e) = &result {
+            let _ = tx.send(Piped::Failed(e.to_string()));
+        }
+        result
+    });
+    Ok(Opened::Chain(ChainReader {
+        rx,
+        pending: Vec::new(),
+        at: 0,
+        merge: Some(merge),
+    }))
 }
 
 impl Opened {
@@ -415,9 +882,12 @@ impl Opened {
                 let m = r.finish()?;
                 if let Some(b) = &listed {
                     check_identity(&m, b)?;
+                } else if let Some(parent) = m.chain.as_ref().and_then(|c| c.parent.as_ref()) {
+                    return Err(increment_alone(&parent.id));
                 }
                 Ok(Some(m))
             }
+            Opened::Chain(r) => r.finish(),
             Opened::Plain(mut r) => {
                 // Whatever follows a plain archive is ignored, but it must be readable.
                 std::io::copy(&mut r, &mut std::io::sink())
@@ -426,6 +896,13 @@ impl Opened {
             }
         }
     }
+}
+
+/// An increment read on its own: it holds only the changes since `parent`.
+fn increment_alone(parent: &str) -> EngineError {
+    EngineError::Input(format!(
+        "this file is an increment: it holds only the changes since {parent}; restore it from its destination, where the rest of its chain is, or rebuild it with the recipe in docs/FORMAT.md"
+    ))
 }
 
 /// Whether a file is a Driveback backup (it needs the backup key) or a plain archive.
@@ -451,6 +928,10 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 fn open_source(source: Source) -> Result<Opened, EngineError> {
     match source {
+        Source::Stored { store, backup, key } if backup.is_increment() => {
+            let files = chain_files(&store.list()?, &backup)?;
+            open_chain(&store, files, &key)
+        }
         Source::Stored { store, backup, key } => {
             let raw = store.open(&backup)?;
             Ok(Opened::Backup(
@@ -459,6 +940,12 @@ fn open_source(source: Source) -> Result<Opened, EngineError> {
             ))
         }
         Source::File { path, key } => {
+            if path
+                .extension()
+                .is_some_and(|x| x == manifest::INCREMENT_EXTENSION)
+            {
+                return Err(increment_alone("the previous backup of its chain"));
+            }
             let kind = file_kind(&path)?;
             let f = File::open(&path)
                 .map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
@@ -494,7 +981,11 @@ fn open_source(source: Source) -> Result<Opened, EngineError> {
 /// who can write to the destination can rename or copy files; this keeps an old backup from
 /// passing as a new one, and a backup from passing as another database's.
 pub fn check_identity(m: &Manifest, listed: &StoredBackup) -> Result<(), EngineError> {
-    let named = manifest::backup_file_name(&m.database, m.started_at, &m.backup_id);
+    let named = if m.chain.as_ref().is_some_and(|c| c.kind == "increment") {
+        manifest::increment_file_name(&m.database, m.started_at, &m.backup_id)
+    } else {
+        manifest::backup_file_name(&m.database, m.started_at, &m.backup_id)
+    };
     if m.backup_id == listed.id && m.database == listed.database && named == listed.file {
         return Ok(());
     }

@@ -50,6 +50,9 @@ pub enum Reason {
     NotDriveback,
     /// The last backup before a data-loss alarm: kept until the user acknowledges the alarm.
     Protected,
+    /// Part of the chain of a kept increment (the incremental layout): the kept backup holds
+    /// only the changes since this one, so it stays while that backup does.
+    NeededBy { id: String },
 }
 
 impl Reason {
@@ -66,6 +69,7 @@ impl Reason {
             Reason::NotKept => "not_kept",
             Reason::NotDriveback => "not_driveback",
             Reason::Protected => "protected",
+            Reason::NeededBy { .. } => "needed_by",
         }
     }
 }
@@ -104,6 +108,10 @@ impl fmt::Display for Reason {
             }
             Reason::Protected => f.write_str(
                 "the last backup before a data-loss alarm, kept until you acknowledge it",
+            ),
+            Reason::NeededBy { id } => write!(
+                f,
+                "kept backup {id} holds only the changes since this one, which it needs to be restored"
             ),
         }
     }
@@ -146,6 +154,54 @@ pub fn plan<Tz: TimeZone>(
         })
         .collect();
     decisions.sort_by(|a, b| newest_first(&a.backup, &b.backup));
+    keep_chains(decisions)
+}
+
+/// Keeps every backup that a kept increment needs (its parent, the parent's parent, up to the
+/// chain's full backup), whatever the policy says of it: a kept backup must stay restorable. The
+/// decisions stay newest first, so [`apply`] deletes newer backups before the ones they need.
+fn keep_chains(mut decisions: Vec<Decision>) -> Vec<Decision> {
+    let by_id: HashMap<(String, String), usize> = decisions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| ((d.backup.database.clone(), d.backup.id.clone()), i))
+        .collect();
+    // Newest first: a backup's parents come after it, so one pass reaches whole chains.
+    for i in 0..decisions.len() {
+        if !decisions[i].keep {
+            continue;
+        }
+        let needer = decisions[i].backup.id.clone();
+        let mut at = i;
+        let mut steps = 0;
+        while let Some(parent) = decisions[at]
+            .backup
+            .link
+            .as_ref()
+            .and_then(|l| l.parent.clone())
+        {
+            let Some(&p) = by_id.get(&(decisions[at].backup.database.clone(), parent)) else {
+                break;
+            };
+            steps += 1;
+            if p <= at || steps > decisions.len() {
+                break;
+            }
+            let d = &mut decisions[p];
+            if !d.keep {
+                d.keep = true;
+                d.reasons.clear();
+            }
+            if !d
+                .reasons
+                .iter()
+                .any(|r| matches!(r, Reason::NeededBy { .. }))
+            {
+                d.reasons.push(Reason::NeededBy { id: needer.clone() });
+            }
+            at = p;
+        }
+    }
     decisions
 }
 
@@ -258,7 +314,7 @@ pub fn protect(mut plan: Vec<Decision>, ids: &[String]) -> Vec<Decision> {
         }
         d.reasons.push(Reason::Protected);
     }
-    plan
+    keep_chains(plan)
 }
 
 /// What [`apply`] did.
@@ -365,6 +421,7 @@ mod tests {
             status,
             sha256: "00".repeat(32),
             signature: None,
+            link: None,
         }
     }
 
@@ -484,6 +541,125 @@ mod tests {
         assert!(p
             .windows(2)
             .all(|w| w[0].backup.created >= w[1].backup.created));
+    }
+
+    /// 45 daily backups in chains: a new chain (a full backup) every `chain_days` days.
+    fn chained(tz: &FixedOffset, chain_days: i64) -> Vec<StoredBackup> {
+        let mut backups = daily_backups(tz, "2024-01-05", 45, "02:00");
+        let mut chain = String::new();
+        let mut parent: Option<String> = None;
+        for (i, b) in backups.iter_mut().enumerate() {
+            if i as i64 % chain_days == 0 {
+                chain = b.id.clone();
+                parent = None;
+            }
+            b.link = Some(crate::store::ChainLink {
+                chain: chain.clone(),
+                parent: parent.clone(),
+            });
+            parent = Some(b.id.clone());
+        }
+        backups
+    }
+
+    #[test]
+    fn a_kept_increment_keeps_its_whole_chain_and_nothing_else() {
+        let tz = FixedOffset::east_opt(3600).unwrap();
+        let now = local(&tz, "2024-02-18 12:00");
+        // (days per chain, the days kept beyond the policy's nine)
+        let cases: [(i64, &[&str]); 3] = [
+            // One chain since 5 January: every backup up to the newest is needed.
+            (
+                45,
+                &["2024-01-06 02:00", "2024-02-11 02:00", "2024-01-31 02:00"],
+            ),
+            // Chains of 10 days (5, 15, 25 Jan, 4, 14 Feb): 1 Feb needs 25-31 Jan; 12-13 Feb
+            // need 4-11 Feb; 5 Jan is a full backup.
+            (
+                10,
+                &[
+                    "2024-01-25 02:00",
+                    "2024-01-31 02:00",
+                    "2024-02-04 02:00",
+                    "2024-02-11 02:00",
+                ],
+            ),
+            // A full backup every day: nothing more is kept.
+            (1, &[]),
+        ];
+        for (chain_days, extra) in cases {
+            let backups = chained(&tz, chain_days);
+            let p = plan(&backups, &RetentionPolicy::default(), now, &tz);
+            let policy_kept = plan(
+                &daily_backups(&tz, "2024-01-05", 45, "02:00"),
+                &RetentionPolicy::default(),
+                now,
+                &tz,
+            );
+            let kept = kept_days(&p, &tz);
+            for day in kept_days(&policy_kept, &tz) {
+                assert!(
+                    kept.contains(&day),
+                    "{chain_days}: {day} is kept by the policy"
+                );
+            }
+            for day in extra {
+                assert!(
+                    kept.contains(&day.to_string()),
+                    "{chain_days}: {day} is needed"
+                );
+            }
+            // Every kept backup's parent is kept; every backup kept only for a chain says by whom.
+            for d in p.iter().filter(|d| d.keep) {
+                if let Some(parent) = d.backup.link.as_ref().and_then(|l| l.parent.as_ref()) {
+                    let (kept, _) = reasons_of(&p, parent);
+                    assert!(
+                        kept,
+                        "{chain_days}: the parent of kept {} is deleted",
+                        d.backup.id
+                    );
+                }
+            }
+            let needed: Vec<&Decision> = p
+                .iter()
+                .filter(|d| d.reasons.iter().any(|r| r.code() == "needed_by"))
+                .collect();
+            if chain_days == 1 {
+                assert!(needed.is_empty());
+                assert_eq!(kept.len(), 9);
+            } else {
+                let only_needed = needed.iter().find(|d| d.reasons.len() == 1).unwrap();
+                assert!(only_needed.reasons[0]
+                    .to_string()
+                    .starts_with("kept backup "));
+            }
+            // Deletions come newest first, so an interrupted prune never leaves a kept backup
+            // without its parent.
+            let doomed: Vec<_> = p
+                .iter()
+                .filter(|d| !d.keep)
+                .map(|d| d.backup.created)
+                .collect();
+            assert!(doomed.windows(2).all(|w| w[0] >= w[1]));
+        }
+        // Protecting an increment protects its chain.
+        let backups = chained(&tz, 10);
+        let p = plan(&backups, &policy(1, 0, 0, 1), now, &tz);
+        let protected_id = backups[22].id.clone(); // 27 Jan: chain of 25 Jan
+        let p = protect(p, &[protected_id]);
+        assert_eq!(
+            kept_days(&p, &tz),
+            [
+                "2024-02-18 02:00",
+                "2024-02-17 02:00",
+                "2024-02-16 02:00",
+                "2024-02-15 02:00",
+                "2024-02-14 02:00",
+                "2024-01-27 02:00",
+                "2024-01-26 02:00",
+                "2024-01-25 02:00"
+            ]
+        );
     }
 
     fn same_plan_all_day<Tz: TimeZone>(tz: &Tz) {

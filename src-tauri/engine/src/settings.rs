@@ -235,13 +235,97 @@ impl Default for ScheduleSettings {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BackupSettings {
     /// The database to back up.
     pub database: Option<String>,
     /// Where backups go, e.g. `folder:/path`.
     pub dest: Option<String>,
+    /// The layout chosen for each destination (by its name); one not listed has
+    /// [`Layout::default_for`].
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub layouts: std::collections::BTreeMap<String, Layout>,
+    /// The incremental layout starts a new chain (a full backup) once the chain's increments add
+    /// up to this percent of its full backup (docs/INCREMENTAL.md measured 100 as the best).
+    #[serde(default = "default_full_after_percent")]
+    pub full_after_percent: u32,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            database: None,
+            dest: None,
+            layouts: Default::default(),
+            full_after_percent: default_full_after_percent(),
+        }
+    }
+}
+
+fn default_full_after_percent() -> u32 {
+    100
+}
+
+/// How backups are kept at a destination (docs/FORMAT.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// One self-contained file per backup.
+    Files,
+    /// Chains: a full backup, then increments holding only what changed.
+    Incremental,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Files => "files",
+            Layout::Incremental => "incremental",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Layout, String> {
+        match s.trim() {
+            "files" => Ok(Layout::Files),
+            "incremental" => Ok(Layout::Incremental),
+            other => Err(format!(
+                "unknown layout '{other}' (use files or incremental)"
+            )),
+        }
+    }
+
+    /// The layout of a destination nobody chose one for: incremental on Google Drive, where
+    /// uploads and storage are what a backup costs (docs/INCREMENTAL.md), one file per backup
+    /// in a folder.
+    pub fn default_for(dest: &str) -> Layout {
+        if dest.starts_with("drive") {
+            Layout::Incremental
+        } else {
+            Layout::Files
+        }
+    }
+}
+
+impl BackupSettings {
+    /// The layout of backups at `dest`: the one chosen for it, else its default.
+    pub fn layout_for(&self, dest: &str) -> Layout {
+        let key = crate::store::parse_dest(dest)
+            .map(|d| d.location())
+            .unwrap_or_else(|_| dest.to_string());
+        self.layouts
+            .get(&key)
+            .copied()
+            .unwrap_or_else(|| Layout::default_for(&key))
+    }
+
+    /// Remembers `layout` for `dest`.
+    pub fn set_layout(&mut self, dest: &str, layout: Layout) {
+        let key = crate::store::parse_dest(dest)
+            .map(|d| d.location())
+            .unwrap_or_else(|_| dest.to_string());
+        self.layouts.insert(key, layout);
+    }
 }
 
 /// Which backups to keep. See `retention::plan` for the exact rules.
@@ -721,6 +805,40 @@ pub static KEYS: &[SettingKey] = &[
         },
     },
     SettingKey {
+        name: "backup.layout",
+        help: "how backups are kept at the destination: files (one file per backup) or incremental (a full backup, then only what changed); remembered per destination",
+        get: |s| match &s.backup.dest {
+            Some(d) => Value::from(s.backup.layout_for(d).as_str()),
+            None => Value::Null,
+        },
+        set: |s, v| {
+            let layout = Layout::parse(v)?;
+            let dest = s
+                .backup
+                .dest
+                .clone()
+                .ok_or("set backup.dest first: the layout is remembered per destination")?;
+            s.backup.set_layout(&dest, layout);
+            Ok(())
+        },
+    },
+    SettingKey {
+        name: "backup.full_after_percent",
+        help: "incremental layout: start a new chain once its increments add up to this percent of its full backup (10-1000)",
+        get: |s| Value::from(s.backup.full_after_percent),
+        set: |s, v| {
+            let n: u32 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{v}' is not a whole number"))?;
+            if !(10..=1000).contains(&n) {
+                return Err(format!("{n} is out of range (10 to 1000)"));
+            }
+            s.backup.full_after_percent = n;
+            Ok(())
+        },
+    },
+    SettingKey {
         name: "retention.daily",
         help: "keep the newest backup of each of the last N days that have backups",
         get: |s| Value::from(s.retention.daily),
@@ -1078,11 +1196,29 @@ impl Settings {
                 (key.set)(&mut settings, &text).map_err(|m| invalid(key.name, m))?;
             }
         }
+        // The layout chosen per destination: a map, not one key.
+        if let Some(map) = lookup(&root, "backup.layouts") {
+            let map = map.as_object().ok_or_else(|| {
+                invalid(
+                    "backup.layouts",
+                    "expected an object of destination: layout".into(),
+                )
+            })?;
+            for (dest, layout) in map {
+                let layout = layout
+                    .as_str()
+                    .ok_or_else(|| "expected files or incremental".to_string())
+                    .and_then(Layout::parse)
+                    .map_err(|m| invalid(&format!("backup.layouts.{dest}"), m))?;
+                settings.backup.set_layout(dest, layout);
+            }
+        }
         for (section, v) in root.as_object().expect("checked above") {
             if section == "version" {
                 continue;
             }
-            let known = |name: &str| KEYS.iter().any(|k| k.name == name);
+            let known =
+                |name: &str| name == "backup.layouts" || KEYS.iter().any(|k| k.name == name);
             match v.as_object() {
                 Some(fields) => {
                     for field in fields.keys() {
@@ -1307,6 +1443,8 @@ mod tests {
             ("retention.monthly", "6"),
             ("retention.keep_last", "3"),
             ("restore.parallel", "6"),
+            ("backup.layout", "incremental"),
+            ("backup.full_after_percent", "50"),
         ] {
             s.set_key(k, v).unwrap();
         }
@@ -1317,7 +1455,13 @@ mod tests {
         assert!(text.contains("\"weekday\": \"wed\""), "{text}");
         let loaded = Settings::load_from(&path).unwrap();
         assert_eq!(loaded, s);
-        for key in KEYS {
+        // The layout is remembered per destination: the key shows the configured one's.
+        assert!(
+            text.contains("\"folder:/srv/backups\": \"incremental\""),
+            "{text}"
+        );
+        assert_eq!(loaded.get_key("backup.layout").unwrap(), "incremental");
+        for key in KEYS.iter().filter(|k| k.name != "backup.layout") {
             assert_eq!(
                 lookup(&serde_json::from_str::<Value>(&text).unwrap(), key.name),
                 Some(&(key.get)(&s)),

@@ -565,6 +565,7 @@ pub fn scheduled_drive(prefix: &str, start: chrono::DateTime<chrono::Utc>) -> Sc
                 tz: chrono::Utc,
                 on_result: None,
                 on_listing: None,
+                incremental: None,
             };
             jobs::run_backup(req, ctx)
         }

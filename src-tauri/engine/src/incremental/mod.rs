@@ -18,6 +18,7 @@
 //! Everything here streams: memory does not grow with the collection. Every error is typed, and
 //! every error on the backup side has the same remedy: back the collection up in full.
 
+pub mod backup;
 pub mod chain;
 pub mod diff;
 pub mod idkey;

@@ -41,7 +41,7 @@ impl CollectionInfo {
 
     /// Reading in `_id` order lets an interrupted read resume where it stopped; capped collections
     /// keep their natural (insertion) order instead.
-    fn resumable(&self) -> bool {
+    pub fn resumable(&self) -> bool {
         !self.capped() && self.indexes.iter().any(|i| i.get_str("name") == Ok("_id_"))
     }
 }

@@ -33,6 +33,8 @@ pub struct OneShot {
     pub database: Option<String>,
     pub dest: Option<String>,
     pub zstd_level: Option<i32>,
+    /// The layout for the destination (`--layout`), remembered for it in the settings.
+    pub layout: Option<crate::settings::Layout>,
 }
 
 impl Service {
@@ -100,6 +102,19 @@ impl Service {
     ) -> ApiResult<(RunRecord, Option<BackupResult>, Option<KeyInit>)> {
         let init =
             tokio::task::block_in_place(|| self.ensure_key(request.dest.as_deref(), passphrase))?;
+        if let Some(layout) = request.layout {
+            let dest = request
+                .dest
+                .clone()
+                .or_else(|| self.dest())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::NotConfigured,
+                        "no destination to remember the layout for",
+                    )
+                })?;
+            self.update_settings(|s| s.backup.set_layout(&dest, layout))?;
+        }
         *lock(&self.inner.one_shot) = Some(request);
         let record = self.jobs().start(Trigger::Manual).wait().await;
         let result = lock(&self.inner.results).remove(&record.job_id);
@@ -151,6 +166,11 @@ impl Service {
         let job_id = ctx.id.clone();
         let dest_name = self.dest().unwrap_or_default();
         let keep = one_shot.is_some();
+        let layout_dest = one_shot
+            .as_ref()
+            .and_then(|r| r.dest.clone())
+            .unwrap_or_else(|| dest_name.clone());
+        let incremental = self.incremental_options(&layout_dest);
         jobs::run_backup(
             BackupRequest {
                 server: self.inner.mongo.clone(),
@@ -182,6 +202,7 @@ impl Service {
                         lock(&results.inner.results).insert(job_id, r.clone());
                     }) as Box<dyn FnOnce(&BackupResult) + Send>
                 }),
+                incremental,
             },
             ctx,
         )
@@ -223,6 +244,28 @@ impl Service {
 }
 
 impl Service {
+    /// The incremental layout's options for backups to `dest`, when that is its layout.
+    pub(crate) fn incremental_options(
+        &self,
+        dest: &str,
+    ) -> Option<crate::pipeline::IncrementalOptions> {
+        let settings = self.settings();
+        if settings.backup.layout_for(dest) != crate::settings::Layout::Incremental {
+            return None;
+        }
+        let root = match crate::settings::data_dir() {
+            Ok(d) => d.join("index"),
+            Err(e) => {
+                tracing::warn!(error = %e, "no data folder for the incremental layout's index; backing up in one file");
+                return None;
+            }
+        };
+        Some(crate::pipeline::IncrementalOptions {
+            index_root: root,
+            full_every: f64::from(settings.backup.full_after_percent) / 100.0,
+        })
+    }
+
     /// Records a backup that could not start (nothing to back up yet is not one).
     async fn record_unstarted(
         &self,

@@ -840,6 +840,7 @@ impl Service {
                 started_at: None,
                 signer: Some(Arc::new(crate::authenticity::Signer::for_key(key))),
                 cancel: None,
+                incremental: None,
             };
             let taken = self
                 .mongo()

@@ -120,6 +120,7 @@ impl FolderStore {
             status: sidecar.summary.status,
             sha256: sidecar.sha256,
             signature: sidecar.summary.signature,
+            link: sidecar.summary.link,
         })
     }
 
@@ -472,6 +473,7 @@ impl UploadSink for FolderUpload {
             status: summary.status,
             sha256,
             signature: summary.signature.clone(),
+            link: summary.link.clone(),
         })
     }
 
@@ -662,6 +664,7 @@ mod tests {
             status: BackupStatus::Complete,
             format_version: 1,
             signature: None,
+            link: None,
         }
     }
 

@@ -33,6 +33,28 @@ pub struct StoredBackup {
     /// The commit mark's signature (see `authenticity`); `None`: the mark has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Where the backup sits in a chain of the incremental layout; `None`: a one-file backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<ChainLink>,
+}
+
+impl StoredBackup {
+    /// Whether this holds only the changes since its parent (an increment of a chain).
+    pub fn is_increment(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.parent.is_some())
+    }
+}
+
+/// A backup's place in a chain of the incremental layout (docs/FORMAT.md): the chain's full
+/// backup, and the backup this one holds the changes since. Signed with the rest of the commit
+/// mark, so a chain cannot be reordered or spliced by someone who can only write files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLink {
+    /// The id of the chain's full backup (a full backup of the layout names itself).
+    pub chain: String,
+    /// The id of the previous backup of the chain; `None` for the chain's full backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// What the backup run knows about a backup when it commits it (from its manifest).
@@ -47,6 +69,9 @@ pub struct BackupSummary {
     /// The signature the commit mark carries (see `authenticity::Signer::commit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The backup's place in a chain of the incremental layout; `None`: a one-file backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<ChainLink>,
 }
 
 /// A destination for backups. Blocking I/O: callers run it on blocking threads.

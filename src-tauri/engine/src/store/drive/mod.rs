@@ -735,6 +735,10 @@ const P_STATUS: &str = "status";
 const P_SHA256: &str = "sha256";
 const P_STARTED: &str = "started";
 const P_SIGNATURE: &str = "sig";
+/// The chain of the incremental layout a backup belongs to (its full backup's id), and the
+/// backup it holds the changes since.
+const P_CHAIN: &str = "chain";
+const P_PARENT: &str = "parent";
 
 /// What an upload is created with: marked as an upload, not yet a backup.
 pub(crate) fn upload_properties(started: DateTime<Utc>) -> BTreeMap<String, String> {
@@ -774,6 +778,12 @@ pub(crate) fn commit_properties(
     if let Some(sig) = &summary.signature {
         props.insert(P_SIGNATURE.to_string(), sig.clone());
     }
+    if let Some(link) = &summary.link {
+        props.insert(P_CHAIN.to_string(), link.chain.clone());
+        if let Some(parent) = &link.parent {
+            props.insert(P_PARENT.to_string(), parent.clone());
+        }
+    }
     props
 }
 
@@ -804,6 +814,10 @@ fn backup_from(f: &FileMeta) -> Option<StoredBackup> {
             status,
             sha256,
             signature: p.get(P_SIGNATURE).cloned(),
+            link: p.get(P_CHAIN).map(|chain| crate::store::ChainLink {
+                chain: chain.clone(),
+                parent: p.get(P_PARENT).cloned(),
+            }),
         })
     })();
     let Some(backup) = parsed else {
@@ -917,6 +931,7 @@ mod tests {
             status: BackupStatus::Partial,
             format_version: 1,
             signature: None,
+            link: None,
         }
     }
 
@@ -952,6 +967,7 @@ mod tests {
                 status: BackupStatus::Partial,
                 sha256: sha.clone(),
                 signature: None,
+                link: None,
             }
         );
         // Sub-second times survive.

@@ -681,6 +681,7 @@ impl DriveUpload {
             status: summary.status,
             sha256,
             signature: summary.signature.clone(),
+            link: summary.link.clone(),
         })
     }
 
