@@ -181,8 +181,14 @@ export type SmtpSecurity = "starttls" | "tls" | "none";
 export interface Settings {
   version: number;
   schedule: { frequency: Frequency; time: string; weekday: Weekday; day_of_month: number };
-  /** Set by the connection and destination commands; save_settings leaves it alone. */
-  backup: { database: string | null; dest: string | null };
+  /** database and dest are set by the connection and destination commands (save_settings leaves
+   * them alone); layouts is the layout chosen per destination. */
+  backup: {
+    database: string | null;
+    dest: string | null;
+    layouts?: Record<string, Layout>;
+    full_after_percent?: number;
+  };
   retention: { daily: number; weekly: number; monthly: number; keep_last: number };
   smtp: {
     host: string | null;
@@ -204,8 +210,14 @@ export interface Settings {
   };
 }
 
+/** How backups are kept at a destination: one file each, or a full backup and increments. */
+export type Layout = "files" | "incremental";
+
 export interface SettingsView {
   settings: Settings;
+  /** The configured destination as `backup.layouts` names it, and its layout. */
+  layout_dest: string | null;
+  layout: Layout | null;
   schedule_text: string;
   retention_text: string;
   smtp_password_set: boolean;

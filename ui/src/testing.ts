@@ -81,6 +81,8 @@ export function sampleSettings(): SettingsView {
     retention_text: "Keeps one backup a day for 7 days, one a week for 4 weeks and one a month for 12 months.",
     smtp_password_set: false,
     problem: null,
+    layout_dest: "folder:/home/me/backups",
+    layout: "files",
   };
 }
 

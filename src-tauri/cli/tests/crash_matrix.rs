@@ -524,7 +524,10 @@ async fn backup_to_google_drive_survives_a_kill_anywhere() {
             .unwrap()
             .iter()
             .filter(|f| f["trashed"] != true)
-            .filter(|f| f["name"].as_str().unwrap_or("").ends_with(".mdbk"))
+            .filter(|f| {
+                let name = f["name"].as_str().unwrap_or("");
+                name.ends_with(".mdbk") || name.ends_with(".mdbi")
+            })
             .count()
     };
     let points = [
@@ -534,9 +537,26 @@ async fn backup_to_google_drive_survives_a_kill_anywhere() {
         "backup.before_commit",
         "backup.committed",
     ];
+    // Google Drive keeps increments by default: every blob is rewritten before each killed run,
+    // so that its increment is as large as a full backup and reaches every upload point.
+    let churn = || async {
+        for i in 0..40 {
+            let bytes: Vec<u8> = (0..256 * 1024).map(|_| rand::random::<u8>()).collect();
+            client
+                .database(&source)
+                .collection::<Document>("blobs")
+                .replace_one(
+                    doc! { "_id": i },
+                    doc! { "_id": i, "blob": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes } },
+                )
+                .await
+                .unwrap();
+        }
+    };
     for point in points {
         for _ in 0..repeat() {
             let before = w.ids(dest);
+            churn().await;
             // The killed run happens a quarter of an hour ago on Google's clock, so that what it
             // left is stale by the next run (cleanup leaves younger files to their owner).
             emu.control("advance-clock", Some(r#"{"seconds": -900}"#));

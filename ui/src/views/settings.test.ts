@@ -100,6 +100,22 @@ describe("More settings", () => {
     expect($("smtp-password-status").textContent).toBe("A password is saved.");
   });
 
+  it("saves the layout chosen for the configured destination, and nothing else changes", async () => {
+    const { saved } = await open();
+    expect($<HTMLSelectElement>("layout").value).toBe("files");
+    choose("layout", "incremental");
+    $("layout-save").click();
+    await vi.waitFor(() => expect(saved()).toHaveLength(1));
+    const expected = sampleSettings().settings;
+    expected.backup.layouts = { "folder:/home/me/backups": "incremental" };
+    expect(saved()[0]).toEqual(expected);
+  });
+
+  it("offers no layout before a destination is chosen", async () => {
+    await open({ ...sampleSettings(), layout_dest: null, layout: null });
+    expect($("layout")).toBeNull();
+  });
+
   it("saves the retention with the rest of the settings as they were", async () => {
     const { saved } = await open();
     $("ret-daily").value = "10";

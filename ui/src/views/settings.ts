@@ -2,7 +2,7 @@
 // notifications, and the email server. Each section
 // saves on its own; every save sends the whole settings as the backend has them, with the
 // section's changes applied.
-import { api, asApiError, type Settings, type SettingsView, type SmtpSecurity } from "../api";
+import { api, asApiError, type Layout, type Settings, type SettingsView, type SmtpSecurity } from "../api";
 import { button, loadingDialog } from "../dialog";
 import { busy, h, select, type Child } from "../dom";
 import { showError, toast } from "../messages";
@@ -197,6 +197,29 @@ function retentionSection(v: SettingsView): HTMLElement {
     (saved) => {
       sentence.textContent = saved.retention_text;
     },
+  );
+}
+
+function layoutSection(v: SettingsView): HTMLElement | null {
+  const dest = v.layout_dest;
+  if (!dest) return null;
+  const choice = select({ id: "layout" }, [
+    ["incremental", "A full backup, then only what changed (smaller uploads)"],
+    ["files", "A whole copy every time"],
+  ], v.layout ?? "incremental");
+  return section(
+    "layout",
+    "How backups are kept",
+    [
+      field("layout", "Each backup", choice, "Backups made either way stay readable when you switch. A new full backup is made when the changes add up to one."),
+    ],
+    () => {
+      const layout = choice.value as Layout;
+      return (s) => {
+        s.backup.layouts = { ...(s.backup.layouts ?? {}), [dest]: layout };
+      };
+    },
+    () => {},
   );
 }
 
@@ -407,6 +430,7 @@ export function settingsDialog(): Promise<void> {
       startAtLoginSection(login),
       scheduleDaySection(v),
       retentionSection(v),
+      layoutSection(v),
       notifySection(v),
       smtpSection(v),
     ];

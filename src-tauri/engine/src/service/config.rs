@@ -47,6 +47,10 @@ pub struct SettingsView {
     pub smtp_password_set: bool,
     /// The settings file could not be read: the defaults are shown.
     pub problem: Option<String>,
+    /// The configured destination as `backup.layouts` names it, and its layout ("files" or
+    /// "incremental"); `None` without a destination.
+    pub layout_dest: Option<String>,
+    pub layout: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -73,7 +77,17 @@ impl Service {
     /// The settings as a settings screen shows them. Blocking (the keyring).
     pub fn settings_view(&self) -> SettingsView {
         let settings = self.settings();
+        let layout_dest = settings
+            .backup
+            .dest
+            .as_deref()
+            .and_then(|d| crate::store::parse_dest(d).ok())
+            .map(|d| d.location());
         SettingsView {
+            layout: layout_dest
+                .as_deref()
+                .map(|d| settings.backup.layout_for(d).as_str()),
+            layout_dest,
             schedule_text: schedule::describe(&settings.schedule),
             retention_text: settings.retention.describe(),
             smtp_password_set: mail::smtp_password(self.secrets()).ok().flatten().is_some(),
@@ -82,8 +96,9 @@ impl Service {
         }
     }
 
-    /// Saves the schedule, retention, notification and SMTP settings of `given`. What to back up
-    /// and where are changed elsewhere (connection, Drive, folder) and kept as they are. A value
+    /// Saves the schedule, retention, notification and SMTP settings of `given`, and the layout
+    /// chosen per destination. What to back up and where are changed elsewhere (connection,
+    /// Drive, folder) and kept as they are. A value
     /// that is not valid is refused with the setting named, and nothing changes. Blocking.
     pub fn save_settings(&self, given: serde_json::Value) -> ApiResult<SettingsView> {
         let given: Settings = serde_json::from_value(given)
@@ -91,8 +106,14 @@ impl Service {
         self.update_settings(|s| {
             let (backup, version, google) = (s.backup.clone(), s.version, s.google.clone());
             let paused_until = s.schedule.paused_until;
+            let (layouts, full_after) = (
+                given.backup.layouts.clone(),
+                given.backup.full_after_percent,
+            );
             *s = given;
             s.backup = backup;
+            s.backup.layouts = layouts;
+            s.backup.full_after_percent = full_after;
             s.version = version;
             // The OAuth client is set up with its secret (see `google.rs`), not here.
             s.google = google;
