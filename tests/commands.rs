@@ -1895,3 +1895,103 @@ fn the_key_is_saved_into_a_new_private_file() {
     assert_eq!(code, "bad_input");
     assert!(message.contains("not a full path"), "{message}");
 }
+
+/// The app's More settings chooses the incremental layout for the configured destination; then
+/// Backup Now makes a full backup and an increment, the list shows both, the increment verifies
+/// and restores (through the chain) exactly, and Save a copy saves its whole chain.
+#[test]
+fn the_incremental_layout_from_the_app() {
+    let mongo = driveback_testkit::mongo();
+    let rt = rt();
+    let db_name = mongo.fresh_db("app_incr");
+    let client = rt.block_on(mongo.client());
+    let db = client.database(&db_name);
+    rt.block_on(seed(&db));
+    let h = app_on(mongo, &db_name);
+    h.start(StartOptions {
+        scheduler: false,
+        ..StartOptions::default()
+    });
+    h.ok("set_passphrase", json!({"passphrase": PASSPHRASE}));
+    let view = h.ok("get_settings", json!({}));
+    assert_eq!(view["layout"], "files", "a folder's default");
+    let dest = view["layout_dest"].as_str().unwrap().to_string();
+    let mut settings = view["settings"].clone();
+    settings["backup"]["layouts"] = json!({ dest.clone(): "incremental" });
+    let saved = h.ok("save_settings", json!({ "settings": settings }));
+    assert_eq!(saved["layout"], "incremental");
+
+    let backup = |channel: u32| {
+        let started = h.ok(
+            "backup_now",
+            json!({"onEvent": format!("__CHANNEL__:{channel}")}),
+        );
+        let done = h.outcome(started["job_id"].as_str().unwrap());
+        assert_eq!(done["event"], "finished", "{done}");
+    };
+    backup(1);
+    rt.block_on(async {
+        db.collection::<Document>("entries")
+            .delete_many(doc! { "n": { "$lt": 10 } })
+            .await
+            .unwrap();
+        db.collection::<Document>("entries")
+            .update_many(
+                doc! { "n": { "$gte": 1990 } },
+                doc! { "$set": { "changed": true } },
+            )
+            .await
+            .unwrap();
+    });
+    let wanted = rt.block_on(whole_db(&db));
+    backup(2);
+    let list = h.ok("list_backups", json!({}));
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(
+        list[0]["file"].as_str().unwrap().ends_with(".mdbi"),
+        "{list:?}"
+    );
+    assert_eq!(list[0]["link"]["parent"], list[1]["id"]);
+    let id = list[0]["id"].as_str().unwrap().to_string();
+
+    let v = h.ok(
+        "verify_backup",
+        json!({"id": id, "onEvent": "__CHANNEL__:3"}),
+    );
+    assert_eq!(v["documents"], list[0]["documents"]);
+
+    rt.block_on(async {
+        db.collection::<Document>("entries")
+            .delete_many(doc! {})
+            .await
+            .unwrap();
+    });
+    let plan = h.ok("prepare_restore", json!({"id": id}));
+    h.ok(
+        "restore",
+        json!({"token": plan["token"], "onEvent": "__CHANNEL__:4"}),
+    );
+    assert_eq!(rt.block_on(whole_db(&db)), wanted);
+
+    let copies = h.dir.path().join("chain-copy");
+    let copy = h.ok(
+        "save_copy",
+        json!({"id": id, "folder": copies.display().to_string()}),
+    );
+    let mut saved: Vec<String> = std::fs::read_dir(&copies)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    saved.sort();
+    let mut expected = vec![
+        list[0]["file"].as_str().unwrap().to_string(),
+        list[1]["file"].as_str().unwrap().to_string(),
+    ];
+    expected.sort();
+    assert_eq!(saved, expected, "the whole chain");
+    assert_eq!(
+        copy["bytes"].as_u64().unwrap(),
+        list[0]["bytes"].as_u64().unwrap() + list[1]["bytes"].as_u64().unwrap()
+    );
+}

@@ -157,6 +157,7 @@ fn old_backup(folder: &Path, signer: &Signer, db: &str, created: chrono::DateTim
                 status: BackupStatus::Complete,
                 format_version: manifest::FORMAT_VERSION,
                 signature: None,
+                link: None,
             },
         )
         .unwrap();
@@ -367,8 +368,10 @@ fn three_doors_make_the_same_record_retention_and_email() {
     assert!(subjects[0].contains(&db), "{subjects:?}");
 }
 
-/// Backup Now to Google Drive (the emulator): at most two listings of the destination, from the
-/// click to the end of retention.
+/// Backup Now to Google Drive (the emulator): at most two listings of the destination's backups,
+/// from the click to the end of retention, and one of the lock files (Drive's default layout is
+/// incremental, whose backups take the destination's lock: the lock file is created and deleted
+/// by its id, without a search).
 #[test]
 fn backup_now_to_drive_lists_at_most_twice() {
     let emulator = driveback_testkit::emulator::Emulator::start(&["--auto-consent"]);
@@ -409,7 +412,12 @@ fn backup_now_to_drive_lists_at_most_twice() {
     wait_for("the first backup", || {
         (backup_runs(&state).len() == 1).then_some(())
     });
-    assert_eq!(backup_runs(&state)[0].outcome, Outcome::Success, "{first}");
+    assert_eq!(
+        backup_runs(&state)[0].outcome,
+        Outcome::Success,
+        "{first}: {:?}",
+        backup_runs(&state)[0]
+    );
 
     let before = emulator.requests("list");
     invoke(&window, "backup_now", json!({"onEvent": "__CHANNEL__:2"})).unwrap();
@@ -421,7 +429,7 @@ fn backup_now_to_drive_lists_at_most_twice() {
     assert_eq!(runs[1].dest.as_deref(), Some("drive:appdata"));
     let lists = emulator.requests("list") - before;
     eprintln!("Backup Now to Drive: {lists} list requests");
-    assert!(lists <= 2, "a Backup Now listed Drive {lists} times");
+    assert!(lists <= 3, "a Backup Now listed Drive {lists} times");
 }
 
 fn rand_u32() -> u32 {

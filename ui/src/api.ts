@@ -26,6 +26,8 @@ export interface Backup {
   latest: boolean;
   /** Known from this computer's history: the destination could not be read just now. */
   from_history?: boolean;
+  /** The incremental layout: the chain's full backup, and the backup this one holds the changes since. */
+  link?: { chain: string; parent?: string };
 }
 
 export type JobKind = "backup" | "verify" | "restore";

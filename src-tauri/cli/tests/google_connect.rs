@@ -835,6 +835,83 @@ fn backup_to_google_drive_and_restore_from_it() {
         assert_eq!(count, 500);
     });
 
+    // Google Drive's layout is incremental by default: the next day's backup holds only what
+    // changed, costs a few dozen requests, and restores the whole database.
+    assert_eq!(backup["chain"]["kind"], "full", "{backup}");
+    rt.block_on(async {
+        let entries = client.database(&db).collection::<bson::Document>("entries");
+        entries
+            .update_many(
+                bson::doc! { "_id": { "$lt": 5 } },
+                bson::doc! { "$set": { "text": "changed" } },
+            )
+            .await
+            .unwrap();
+        entries.delete_one(bson::doc! { "_id": 499 }).await.unwrap();
+    });
+    let requests = |env: &Env| -> u64 {
+        env.emu.state()["requests"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum()
+    };
+    let before = requests(&env);
+    let out = env.run(&[
+        "backup",
+        "--mongo-uri",
+        server.uri(),
+        "--db",
+        &db,
+        "--dest",
+        "drive",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    let day = requests(&env) - before;
+    let increment: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(increment["chain"]["kind"], "increment", "{increment}");
+    assert_eq!(
+        (
+            increment["chain"]["changed"].as_u64(),
+            increment["chain"]["deleted"].as_u64()
+        ),
+        (Some(5), Some(1))
+    );
+    println!("requests for one daily incremental backup to Google Drive: {day}");
+    assert!(
+        day <= 36,
+        "a daily backup takes a few dozen requests, not {day}"
+    );
+    let target2 = server.fresh_db("drive_dst2");
+    let out = env.run(&[
+        "restore",
+        "--backup",
+        "latest",
+        "--dest",
+        "drive",
+        "--mongo-uri",
+        server.uri(),
+        "--db",
+        &target2,
+        "--yes",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    rt.block_on(async {
+        let restored = client
+            .database(&target2)
+            .collection::<bson::Document>("entries");
+        assert_eq!(restored.count_documents(bson::doc! {}).await.unwrap(), 499);
+        assert_eq!(
+            restored
+                .count_documents(bson::doc! { "text": "changed" })
+                .await
+                .unwrap(),
+            5
+        );
+    });
+
     // `driveback status` looks at the Drive's free space (plenty in the emulator by default).
     let status = |env: &Env| -> serde_json::Value {
         let out = env.run(&["status", "--dest", "drive", "--json"]);
@@ -877,7 +954,7 @@ fn backup_to_google_drive_and_restore_from_it() {
     );
     let out = env.run(&["list", "--dest", "drive", "--json"]);
     let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(list["backups"].as_array().unwrap().len(), 1);
+    assert_eq!(list["backups"].as_array().unwrap().len(), 2);
     // ... and the status says the next backup does not fit.
     let st = status(&env);
     let free = check(&st, "free_space");

@@ -343,3 +343,120 @@ async fn the_standard_tools_recipe_rebuilds_an_incremental_backup() {
         );
     }
 }
+
+/// Two backups of one database to one destination from this computer at once (the app and a
+/// one-shot command, say): the second is refused with why (the destination's lock, and behind
+/// it this device's index is held too), and the first goes on and commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_backup_of_the_same_chain_on_this_computer_waits_its_turn() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let env = Env::new();
+    let client = mongo().client().await;
+    let db = mongo().fresh_db("incr_twice");
+    seed_ids(&client, &db, "items", 20).await;
+    backup_layout(&env, &db, &env.dest(), "incremental");
+    seed_ids(&client, &db, "more", 3).await;
+    let release = env.dir.path().join("release");
+    let dest = env.dest();
+    let mut args = backup_args(mongo().uri(), &db, &dest).to_vec();
+    args.extend(["--layout", "incremental"]);
+    let (mut child, mut stderr, _) = paused_at(
+        &env,
+        &args,
+        "backup.writing",
+        &db,
+        &[("DRIVEBACK_PAUSE_RELEASE", release.as_os_str())],
+    );
+    let second = one_error_line(&env.cli(&args));
+    assert!(
+        second.contains("another Driveback has been backing up"),
+        "{second}"
+    );
+    std::fs::write(&release, b"").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    let listed = listing(&env);
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["kind"], "increment");
+    env.ok(&["verify", "--backup", "latest", "--dest", &env.dest()]);
+}
+
+/// Two machines back up one database to one destination: while one writes the chain, the
+/// other is refused with why (the lock at the destination); a lock left by a machine that died
+/// expires; every listed backup restores.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_machines_take_turns_at_one_destination() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let a = Env::new();
+    // The other machine: its own settings, index and keyring, the same destination.
+    let b = Env::new();
+    let dest = a.dest();
+    let client = mongo().client().await;
+    let db = mongo().fresh_db("incr_two");
+    seed_ids(&client, &db, "items", 30).await;
+    backup_layout(&a, &db, &dest, "incremental");
+    seed_ids(&client, &db, "more", 3).await;
+
+    let release = a.dir.path().join("release");
+    let mut args = backup_args(mongo().uri(), &db, &dest).to_vec();
+    args.extend(["--layout", "incremental"]);
+    let (mut child, mut stderr, _) = paused_at(
+        &a,
+        &args,
+        "backup.writing",
+        &db,
+        &[("DRIVEBACK_PAUSE_RELEASE", release.as_os_str())],
+    );
+    let refused = one_error_line(&b.cli(&args));
+    assert!(
+        refused.contains("another Driveback has been backing up"),
+        "{refused}"
+    );
+    std::fs::write(&release, b"").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    // Nothing of the refused run is left: only the key files and the backups with their marks.
+    let leftovers: Vec<String> = std::fs::read_dir(a.dest_path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".lock-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Now the other machine's turn: the newest backup is not from its index, so a new chain.
+    let other = backup_layout(&b, &db, &dest, "incremental");
+    assert_eq!(other["chain"]["kind"], "full", "{other}");
+
+    // A lock file of a machine that died 31 minutes ago does not stop anyone, and goes.
+    let dead = a
+        .dest_path()
+        .join(format!("driveback-{db}.lock-20260101T000000Z-0badf00d"));
+    std::fs::write(&dead, br#"{"started":"2026-01-01T00:00:00Z"}"#).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(31 * 60);
+    std::fs::File::options()
+        .write(true)
+        .open(&dead)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let next = backup_layout(&b, &db, &dest, "incremental");
+    assert_eq!(next["chain"]["kind"], "increment", "{next}");
+    assert!(!dead.exists(), "the expired lock is removed");
+
+    // A live one (written a minute ago, started before ours) does stop the backup.
+    std::fs::write(&dead, br#"{"started":"2026-01-01T00:00:00Z"}"#).unwrap();
+    let refused = one_error_line(&b.cli(&args));
+    assert!(refused.contains("since 2026-01-01 00:00 UTC"), "{refused}");
+    std::fs::remove_file(&dead).unwrap();
+
+    for listed in listing(&a) {
+        let id = listed["id"].as_str().unwrap();
+        a.ok(&["verify", "--backup", id, "--dest", &dest]);
+    }
+}

@@ -393,6 +393,18 @@ impl RemoteStore for AuthenticatedStore {
         self.inner.write_file(name, bytes)
     }
 
+    fn list_side_files(&self, prefix: &str) -> Result<Vec<crate::store::SideFile>, StoreError> {
+        self.inner.list_side_files(prefix)
+    }
+
+    fn delete_side_file(&self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete_side_file(name)
+    }
+
+    fn create_side_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.create_side_file(name, bytes)
+    }
+
     fn cleanup_incomplete(&self) -> Result<usize, StoreError> {
         self.inner.cleanup_incomplete()
     }

@@ -320,6 +320,9 @@ pub enum EngineError {
     /// The user cancelled: nothing was committed.
     #[error("the backup was cancelled: nothing was kept")]
     Cancelled,
+    /// Another process is doing the same job at the same place.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl EngineError {
@@ -354,6 +357,7 @@ impl EngineError {
             EngineError::Input(_) => ErrorCode::BadInput,
             EngineError::Io { .. } => ErrorCode::IoError,
             EngineError::Internal(_) => ErrorCode::Internal,
+            EngineError::Busy(_) => ErrorCode::Busy,
         }
     }
 

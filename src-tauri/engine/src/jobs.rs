@@ -748,6 +748,43 @@ where
     Tz: TimeZone + Send + Sync + 'static,
     Tz::Offset: Send + Sync,
 {
+    // A chain is written by one process at a time, whatever the machine (`lock`): taken before
+    // the listing the backup decides from, held through retention, released at the end (on a
+    // blocking thread: releasing it is a request to the destination).
+    let lock = match &req.incremental {
+        Some(inc) => {
+            let (store, database) = (req.store.clone(), req.database.clone());
+            let local = inc.lock_dir.clone();
+            match tokio::task::spawn_blocking(move || {
+                crate::lock::acquire(store, &database, &local)
+            })
+            .await
+            {
+                Ok(Ok(lock)) => Some(lock),
+                Ok(Err(e)) => {
+                    let e = crate::error::ApiError::from(e);
+                    let mut o = JobOutcome::failed(e.code.as_str(), e.message);
+                    o.database = Some(req.database.clone());
+                    o.dest = Some(req.store.location());
+                    return o;
+                }
+                Err(e) => return JobOutcome::failed("internal", e.to_string()),
+            }
+        }
+        None => None,
+    };
+    let outcome = run_backup_held(req, ctx).await;
+    if let Some(lock) = lock {
+        let _ = tokio::task::spawn_blocking(move || drop(lock)).await;
+    }
+    outcome
+}
+
+async fn run_backup_held<Tz>(req: BackupRequest<Tz>, ctx: JobContext) -> JobOutcome
+where
+    Tz: TimeZone + Send + Sync + 'static,
+    Tz::Offset: Send + Sync,
+{
     let dest = req.store.location();
     let with_context = |mut o: JobOutcome| {
         o.database = Some(req.database.clone());

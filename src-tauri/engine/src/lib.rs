@@ -17,6 +17,7 @@ pub mod history;
 pub mod incremental;
 pub mod jobs;
 pub mod keys;
+pub mod lock;
 pub mod manifest;
 pub mod mongo;
 pub mod notify;

@@ -55,6 +55,8 @@ pub struct BackupOptions {
 pub struct IncrementalOptions {
     /// Where this machine keeps the per-collection indexes (`<data dir>/index`).
     pub index_root: PathBuf,
+    /// Where this machine records the destination locks it takes (`<data dir>/locks`).
+    pub lock_dir: PathBuf,
     /// A new chain once its increments add up to this many times its full backup
     /// (`backup.full_every`).
     pub full_every: f64,
@@ -286,7 +288,8 @@ async fn backup_on(
     // Leftovers of interrupted uploads go first; then a warning if the destination looks too
     // small for a backup the size of the previous one; then, in the incremental layout, whether
     // this backup is a new chain or an increment.
-    let (sink, warnings, mode, why_full, file_name) = {
+    // `_index_lock` holds this device's index of the database until the backup ends.
+    let (sink, warnings, mode, why_full, file_name, _index_lock) = {
         let store = store.clone();
         let database = opts.database.clone();
         let listed = opts.listed.clone();
@@ -299,6 +302,7 @@ async fn backup_on(
                     tracing::warn!(error = %e, "could not clean up interrupted uploads");
                 }
             }
+            let mut index_lock = None;
             let listed = match (listed, &incremental) {
                 (Some(l), _) => Some(l),
                 // The incremental layout needs the listing: a failure to list fails the backup.
@@ -322,6 +326,16 @@ async fn backup_on(
                 Some(inc) => {
                     let listed = listed.unwrap_or_default();
                     let dir = IndexDir::new(&inc.index_root, &store.location(), &database);
+                    let guard = dir
+                        .lock()
+                        .map_err(|e| EngineError::io("opening this device's backup index", e))?
+                        .ok_or_else(|| {
+                            EngineError::Busy(format!(
+                                "another Driveback on this computer is backing up {database} to {} right now",
+                                store.location()
+                            ))
+                        })?;
+                    index_lock = Some(guard);
                     dir.recover(&listed);
                     match incremental::backup::decide(
                         &dir,
@@ -358,7 +372,7 @@ async fn backup_on(
             };
             let sink = store.create(&name)?;
             crate::crash::crash_point("backup.upload_created");
-            Ok((sink, warnings, mode, why_full, name))
+            Ok((sink, warnings, mode, why_full, name, index_lock))
         })
         .await??
     };
@@ -649,6 +663,7 @@ pub enum Source {
 }
 
 /// The archive bytes of a source, and how to finish reading it.
+#[allow(clippy::large_enum_variant)] // one per read
 enum Opened {
     /// A Driveback backup; with the listing it was opened by, whose name the manifest must match.
     Backup(BackupReader<Box<dyn Read + Send>>, Option<StoredBackup>),

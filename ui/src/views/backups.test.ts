@@ -60,6 +60,11 @@ describe("backup rows", () => {
     expect(text).not.toContain("Latest");
     expect(text).toContain("Partial");
   });
+  it("mark increments of the incremental layout, and only them", () => {
+    expect(backupRow(backup({ link: { chain: "0000aaaa", parent: "0000bbbb" } })).textContent).toContain("Changes only");
+    expect(backupRow(backup({ link: { chain: "0000aaaa" } })).textContent).not.toContain("Changes only");
+    expect(backupRow(backup()).textContent).not.toContain("Changes only");
+  });
 });
 
 describe("the restore confirmation", () => {

@@ -62,6 +62,9 @@ export function backupRow(b: Backup, now: Date = new Date()): HTMLElement {
         h("time", { datetime: b.created, title: formatFullDate(b.created) }, capitalize(formatWhen(b.created, now))),
         b.latest ? h("span", { class: "tag latest" }, "Latest") : null,
         b.status === "partial" ? h("span", { class: "tag partial", title: "Some collections could not be backed up" }, "Partial") : h("span", { class: "tag complete" }, "Complete"),
+        b.link?.parent
+          ? h("span", { class: "tag changes", title: "Holds only what changed since the backup before it; restoring it also reads the backups it builds on" }, "Changes only")
+          : null,
       ),
       h("div", { class: "muted small" }, `${formatBytes(b.bytes)} · ${formatCount(b.documents)} documents · ${b.database}`),
       h("div", { class: "row-result small", "aria-live": "polite" }, verified ? verifiedLine(verified, now) : null),

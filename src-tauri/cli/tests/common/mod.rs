@@ -53,6 +53,9 @@ impl Env {
             // Its own settings and history (a backup records its run).
             .env("DRIVEBACK_CONFIG_DIR", self.config_dir())
             .env_remove("DRIVEBACK_DATA_DIR")
+            // The lock of the incremental layout waits this long for a racing process's lock
+            // file to show (2 s by default).
+            .env("DRIVEBACK_LOCK_SETTLE_MS", "200")
             .stdin(std::process::Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
@@ -100,6 +103,7 @@ pub fn paused_at(
         .env("DRIVEBACK_CONFIG_DIR", env.config_dir())
         .env_remove("DRIVEBACK_DATA_DIR")
         .env("DRIVEBACK_PAUSE_AT", format!("{point}:{scope}"))
+        .env("DRIVEBACK_LOCK_SETTLE_MS", "200")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());

@@ -71,6 +71,23 @@ impl IndexDir {
         &self.dir
     }
 
+    /// Holds the index for one backup: a second Driveback process on this machine backing up
+    /// the same database to the same destination at the same time is refused (its `.next` files
+    /// would be the same files). Released when the guard is dropped.
+    pub fn lock(&self) -> std::io::Result<Option<std::fs::File>> {
+        std::fs::create_dir_all(&self.dir)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("lock"))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
     fn index_path(&self, collection: &str) -> PathBuf {
         self.dir.join(format!(
             "{}.idx",
@@ -470,7 +487,16 @@ pub fn write_increment<W: Write>(
         let name = &infos[ns].name;
         writer.begin_collection(name)?;
         let old = if previous.collections.iter().any(|c| c == name) {
-            Some(IndexReader::open(&dir.index_path(name))?)
+            let reader = IndexReader::open(&dir.index_path(name))?;
+            // The file must describe the backup the state names, whole: an index left by another
+            // run is not one to compute an increment from.
+            let h = reader.header();
+            let sha = h.backup_sha256.map(hex::encode);
+            if h.backup_id != previous.backup_id || sha.as_deref() != Some(previous.sha256.as_str())
+            {
+                return Err(IndexError::Corrupt("the index describes another backup").into());
+            }
+            Some(reader)
         } else {
             None
         };

@@ -260,6 +260,14 @@ impl EmailNotifier {
                 None,
             );
         };
+        if b.is_increment() {
+            return (
+                CopyNote::Skipped(
+                    "this backup is an increment: it holds only what changed since the backup before it, so it is of no use on its own. It and the rest of its chain are safe at the destination.".into(),
+                ),
+                None,
+            );
+        }
         if b.bytes > limit {
             return (
                 CopyNote::Skipped(format!(

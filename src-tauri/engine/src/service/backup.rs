@@ -253,15 +253,16 @@ impl Service {
         if settings.backup.layout_for(dest) != crate::settings::Layout::Incremental {
             return None;
         }
-        let root = match crate::settings::data_dir() {
-            Ok(d) => d.join("index"),
+        let data = match crate::settings::data_dir() {
+            Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "no data folder for the incremental layout's index; backing up in one file");
                 return None;
             }
         };
         Some(crate::pipeline::IncrementalOptions {
-            index_root: root,
+            index_root: data.join("index"),
+            lock_dir: data.join("locks"),
             full_every: f64::from(settings.backup.full_after_percent) / 100.0,
         })
     }

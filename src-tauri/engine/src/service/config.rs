@@ -77,11 +77,10 @@ impl Service {
     /// The settings as a settings screen shows them. Blocking (the keyring).
     pub fn settings_view(&self) -> SettingsView {
         let settings = self.settings();
-        let layout_dest = settings
-            .backup
-            .dest
-            .as_deref()
-            .and_then(|d| crate::store::parse_dest(d).ok())
+        // The destination backups go to (the settings', or the one the app was started with).
+        let layout_dest = self
+            .dest()
+            .and_then(|d| crate::store::parse_dest(&d).ok())
             .map(|d| d.location());
         SettingsView {
             layout: layout_dest

@@ -617,6 +617,7 @@ impl Service {
                             status: m.status,
                             latest: false,
                             from_history: false,
+                            link: None,
                         },
                         m.backup_id.clone(),
                         contents_of(m),
@@ -638,6 +639,7 @@ impl Service {
                                 status: crate::manifest::BackupStatus::Complete,
                                 latest: false,
                                 from_history: false,
+                                link: None,
                             },
                             name,
                             contents,
@@ -964,7 +966,8 @@ impl Service {
     }
 
     /// Copies a backup's encrypted file into `folder` (it stays encrypted: the passphrase or the
-    /// key opens it, e.g. with `driveback restore --backup FILE`). Blocking.
+    /// key opens it, e.g. with `driveback restore --backup FILE`). For an increment of the
+    /// incremental layout, every file of its chain (docs/FORMAT.md rebuilds it). Blocking.
     pub fn save_copy(&self, id: &str, folder: &str) -> ApiResult<Copied> {
         let folder = PathBuf::from(folder.trim());
         if !folder.is_absolute() {
@@ -981,19 +984,28 @@ impl Service {
             )
         };
         std::fs::create_dir_all(&folder).map_err(|e| io("create the folder", e))?;
-        let path = folder.join(&backup.file);
-        let tmp = folder.join(format!(".{}.partial", backup.file));
-        let mut reader = store.open(&backup)?;
-        let mut out = std::fs::File::create(&tmp).map_err(|e| io("write the copy", e))?;
-        let copied = std::io::copy(&mut reader, &mut out).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            ApiError::from(EngineError::io("copying the backup", e))
-        })?;
-        out.flush().map_err(|e| io("write the copy", e))?;
-        drop(out);
-        std::fs::rename(&tmp, &path).map_err(|e| io("write the copy", e))?;
+        // An increment is of no use alone: its whole chain is copied, full backup first.
+        let files = if backup.is_increment() {
+            pipeline::chain_files(&store.list()?, &backup)?
+        } else {
+            vec![backup.clone()]
+        };
+        let mut copied = 0;
+        for file in &files {
+            let path = folder.join(&file.file);
+            let tmp = folder.join(format!(".{}.partial", file.file));
+            let mut reader = store.open(file)?;
+            let mut out = std::fs::File::create(&tmp).map_err(|e| io("write the copy", e))?;
+            copied += std::io::copy(&mut reader, &mut out).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                ApiError::from(EngineError::io("copying the backup", e))
+            })?;
+            out.flush().map_err(|e| io("write the copy", e))?;
+            drop(out);
+            std::fs::rename(&tmp, &path).map_err(|e| io("write the copy", e))?;
+        }
         Ok(Copied {
-            path: path.display().to_string(),
+            path: folder.join(&backup.file).display().to_string(),
             bytes: copied,
         })
     }

@@ -36,6 +36,9 @@ pub struct BackupView {
     pub latest: bool,
     /// Known from this device's history because the destination could not be read just now.
     pub from_history: bool,
+    /// The incremental layout: the backup's place in its chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::store::ChainLink>,
 }
 
 impl BackupView {
@@ -50,6 +53,7 @@ impl BackupView {
             status: b.status,
             latest,
             from_history: false,
+            link: b.link.clone(),
         }
     }
 
@@ -65,6 +69,7 @@ impl BackupView {
             status: BackupStatus::Complete,
             latest: true,
             from_history: true,
+            link: None,
         })
     }
 }

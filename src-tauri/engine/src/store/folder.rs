@@ -284,6 +284,52 @@ impl RemoteStore for FolderStore {
         write_atomic(&self.root, name, bytes)
     }
 
+    fn list_side_files(&self, prefix: &str) -> Result<Vec<super::SideFile>, StoreError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(StoreError::io(
+                    format!("could not list the folder {}", self.root.display()),
+                    e,
+                ))
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(prefix) || check_name(&name).is_err() {
+                continue;
+            }
+            // Gone since the listing: another process removed it.
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let modified = meta
+                .modified()
+                .map_err(|e| StoreError::io(format!("could not read the time of {name}"), e))?;
+            out.push(super::SideFile {
+                name,
+                modified: modified.into(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn delete_side_file(&self, name: &str) -> Result<(), StoreError> {
+        check_name(name)?;
+        let path = self.root.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(
+                format!("could not delete {}", path.display()),
+                e,
+            )),
+        }
+    }
+
     fn cleanup_incomplete(&self) -> Result<usize, StoreError> {
         let entries = match fs::read_dir(&self.root) {
             Ok(entries) => entries,

@@ -57,6 +57,14 @@ pub struct ChainLink {
     pub parent: Option<String>,
 }
 
+/// A small side file at a destination, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SideFile {
+    pub name: String,
+    /// When it was last written, by the destination's clock.
+    pub modified: DateTime<Utc>,
+}
+
 /// What the backup run knows about a backup when it commits it (from its manifest).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackupSummary {
@@ -98,6 +106,20 @@ pub trait RemoteStore: Send + Sync {
 
     /// Removes what interrupted uploads left behind; returns how many were removed.
     fn cleanup_incomplete(&self) -> Result<usize, StoreError>;
+
+    /// The small side files whose names start with `prefix` (the lock files of
+    /// [`crate::lock`]), each with when the destination last saw it written, by the
+    /// destination's clock.
+    fn list_side_files(&self, prefix: &str) -> Result<Vec<SideFile>, StoreError>;
+
+    /// Deletes a small side file; one that is gone already is not an error.
+    fn delete_side_file(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Writes a new small side file under a name nobody uses yet (a lock file's random name):
+    /// a destination may skip looking for one to replace.
+    fn create_side_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_file(name, bytes)
+    }
 
     /// Space used and available, for destinations with a quota (`None`: no quota known).
     fn quota(&self) -> Result<Option<Quota>, StoreError> {

@@ -684,6 +684,84 @@ impl RemoteStore for DriveStore {
         Ok(())
     }
 
+    fn list_side_files(&self, prefix: &str) -> Result<Vec<super::SideFile>, StoreError> {
+        let s = &self.shared;
+        let Some(parent) = s.parent(false)? else {
+            return Ok(Vec::new());
+        };
+        let cond = format!(
+            "name contains '{}' and mimeType != '{FOLDER_MIME}'",
+            q_escape(prefix)
+        );
+        let files = s
+            .list_in_parent(&parent, &cond)
+            .map_err(|e| s.fail("could not list the lock files on Google Drive", e))?;
+        Ok(files
+            .into_iter()
+            .filter(|f| f.name.starts_with(prefix) && matches!(f.role(), None | Some(ROLE_FILE)))
+            .filter_map(|f| {
+                Some(super::SideFile {
+                    modified: f.modified()?,
+                    name: f.name,
+                })
+            })
+            .collect())
+    }
+
+    fn create_side_file(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        check_name(name)?;
+        let s = &self.shared;
+        let parent = s.parent(true)?.expect("created on demand");
+        let context = format!("could not write {name} on Google Drive");
+        let meta = serde_json::json!({
+            "name": name,
+            "parents": [parent],
+            "mimeType": BACKUP_MIME,
+            "appProperties": { ROLE_KEY: ROLE_FILE },
+        });
+        let (content_type, body) = multipart_body(&meta, bytes);
+        let url = s.api.upload_url("files");
+        let created: FileMeta = s
+            .api
+            .json(&|c: &Client| {
+                c.post(&url)
+                    .query(&[("uploadType", "multipart"), ("fields", "id")])
+                    .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                    .body(body.clone())
+            })
+            .map_err(|e| s.fail(&context, e))?;
+        // Kept, so that deleting it needs no search.
+        s.side_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), created.id);
+        Ok(())
+    }
+
+    fn delete_side_file(&self, name: &str) -> Result<(), StoreError> {
+        check_name(name)?;
+        let s = &self.shared;
+        let context = format!("could not delete {name} on Google Drive");
+        let known = s
+            .side_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        if let Some(id) = known {
+            return s.delete_file(&id).map_err(|e| s.fail(&context, e));
+        }
+        let Some(parent) = s.parent(false)? else {
+            return Ok(());
+        };
+        for f in s
+            .side_files(&parent, name)
+            .map_err(|e| s.fail(&context, e))?
+        {
+            s.delete_file(&f.id).map_err(|e| s.fail(&context, e))?;
+        }
+        Ok(())
+    }
+
     fn cleanup_incomplete(&self) -> Result<usize, StoreError> {
         let s = &self.shared;
         let mut removed = upload::cleanup_sessions(s);
