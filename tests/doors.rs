@@ -369,9 +369,10 @@ fn three_doors_make_the_same_record_retention_and_email() {
 }
 
 /// Backup Now to Google Drive (the emulator): at most two listings of the destination's backups,
-/// from the click to the end of retention, and one of the lock files (Drive's default layout is
-/// incremental, whose backups take the destination's lock: the lock file is created and deleted
-/// by its id, without a search).
+/// from the click to the end of retention, and two of the lock files (Drive's default layout is
+/// incremental, whose backups take the destination's lock: its files are looked at when the lock
+/// is taken and before the commit; the lock file itself is created and deleted by its id, without
+/// a search).
 #[test]
 fn backup_now_to_drive_lists_at_most_twice() {
     let emulator = driveback_testkit::emulator::Emulator::start(&["--auto-consent"]);
@@ -429,7 +430,7 @@ fn backup_now_to_drive_lists_at_most_twice() {
     assert_eq!(runs[1].dest.as_deref(), Some("drive:appdata"));
     let lists = emulator.requests("list") - before;
     eprintln!("Backup Now to Drive: {lists} list requests");
-    assert!(lists <= 3, "a Backup Now listed Drive {lists} times");
+    assert!(lists <= 4, "a Backup Now listed Drive {lists} times");
 }
 
 fn rand_u32() -> u32 {

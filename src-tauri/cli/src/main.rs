@@ -362,7 +362,20 @@ fn service() -> CliResult<Service> {
             .filter(|u| !u.is_empty()),
         ..EnvDefaults::default()
     };
-    let svc = Service::open_default(env)?;
+    // A benchmark simulating days dates each run's backups (and its retention) with this.
+    let clock = match std::env::var("DRIVEBACK_SIMULATED_NOW") {
+        Ok(t) if !t.is_empty() => {
+            let start = chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| CliError::new(format!("DRIVEBACK_SIMULATED_NOW: {e}")))?
+                .with_timezone(&chrono::Utc);
+            Some(
+                Arc::new(driveback_engine::jobs::ShiftedClock::starting_at(start))
+                    as Arc<dyn driveback_engine::jobs::Clock>,
+            )
+        }
+        _ => None,
+    };
+    let svc = Service::open_default_with(env, clock)?;
     if let Some(why) = svc.keyring_problem() {
         tracing::info!(error = %why, "no OS keyring");
     }

@@ -221,27 +221,26 @@ async fn a_chain_of_increments_restores_every_backup_exactly() {
     d.drop().await.unwrap();
 }
 
-/// `age -d -i key FILE | zstd -d`: the plain archive of one backup file, with the standard tools.
-fn decrypt_with_tools(key: &std::path::Path, file: &std::path::Path) -> Vec<u8> {
-    use std::process::{Command, Stdio};
-    let age = Command::new("age")
-        .args(["-d", "-i"])
-        .arg(key)
-        .arg(file)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("age is installed");
-    let zstd = Command::new("zstd")
-        .args(["-d", "-c"])
-        .stdin(age.stdout.unwrap())
-        .output()
-        .expect("zstd is installed");
-    assert!(
-        zstd.status.success(),
-        "{}",
-        String::from_utf8_lossy(&zstd.stderr)
+/// `first` backs up `db` to `dest` (incremental) and is held while writing; `second` (this
+/// computer or another) tries the same meanwhile and is refused with one error line, which is
+/// returned once `first` has been let go and has committed.
+fn refused_while_another_backs_up(first: &Env, second: &Env, db: &str, dest: &str) -> String {
+    let release = first.dir.path().join("release");
+    let mut args = backup_args(mongo().uri(), db, dest).to_vec();
+    args.extend(["--layout", "incremental"]);
+    let (mut child, mut stderr, _) = paused_at(
+        first,
+        &args,
+        "backup.writing",
+        db,
+        &[("DRIVEBACK_PAUSE_RELEASE", release.as_os_str())],
     );
-    zstd.stdout
+    let refused = one_error_line(&second.cli(&args));
+    std::fs::write(&release, b"").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    refused
 }
 
 /// docs/FORMAT.md's recipe for rebuilding an incremental backup, step by step: each file is
@@ -358,26 +357,11 @@ async fn a_second_backup_of_the_same_chain_on_this_computer_waits_its_turn() {
     seed_ids(&client, &db, "items", 20).await;
     backup_layout(&env, &db, &env.dest(), "incremental");
     seed_ids(&client, &db, "more", 3).await;
-    let release = env.dir.path().join("release");
-    let dest = env.dest();
-    let mut args = backup_args(mongo().uri(), &db, &dest).to_vec();
-    args.extend(["--layout", "incremental"]);
-    let (mut child, mut stderr, _) = paused_at(
-        &env,
-        &args,
-        "backup.writing",
-        &db,
-        &[("DRIVEBACK_PAUSE_RELEASE", release.as_os_str())],
-    );
-    let second = one_error_line(&env.cli(&args));
+    let second = refused_while_another_backs_up(&env, &env, &db, &env.dest());
     assert!(
         second.contains("another Driveback has been backing up"),
         "{second}"
     );
-    std::fs::write(&release, b"").unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    assert!(child.wait().unwrap().success(), "{rest}");
     let listed = listing(&env);
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0]["kind"], "increment");
@@ -402,25 +386,11 @@ async fn two_machines_take_turns_at_one_destination() {
     backup_layout(&a, &db, &dest, "incremental");
     seed_ids(&client, &db, "more", 3).await;
 
-    let release = a.dir.path().join("release");
-    let mut args = backup_args(mongo().uri(), &db, &dest).to_vec();
-    args.extend(["--layout", "incremental"]);
-    let (mut child, mut stderr, _) = paused_at(
-        &a,
-        &args,
-        "backup.writing",
-        &db,
-        &[("DRIVEBACK_PAUSE_RELEASE", release.as_os_str())],
-    );
-    let refused = one_error_line(&b.cli(&args));
+    let refused = refused_while_another_backs_up(&a, &b, &db, &dest);
     assert!(
         refused.contains("another Driveback has been backing up"),
         "{refused}"
     );
-    std::fs::write(&release, b"").unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    assert!(child.wait().unwrap().success(), "{rest}");
     // Nothing of the refused run is left: only the key files and the backups with their marks.
     let leftovers: Vec<String> = std::fs::read_dir(a.dest_path())
         .unwrap()
@@ -451,6 +421,8 @@ async fn two_machines_take_turns_at_one_destination() {
 
     // A live one (written a minute ago, started before ours) does stop the backup.
     std::fs::write(&dead, br#"{"started":"2026-01-01T00:00:00Z"}"#).unwrap();
+    let mut args = backup_args(mongo().uri(), &db, &dest).to_vec();
+    args.extend(["--layout", "incremental"]);
     let refused = one_error_line(&b.cli(&args));
     assert!(refused.contains("since 2026-01-01 00:00 UTC"), "{refused}");
     std::fs::remove_file(&dead).unwrap();
@@ -459,4 +431,56 @@ async fn two_machines_take_turns_at_one_destination() {
         let id = listed["id"].as_str().unwrap();
         a.ok(&["verify", "--backup", id, "--dest", &dest]);
     }
+}
+
+/// Switching a destination between the layouts keeps every backup readable, and the Extended
+/// JSON export of an increment holds the whole database as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn switching_layouts_keeps_every_backup_readable() {
+    if !keyring_or_skip() {
+        return;
+    }
+    let env = Env::new();
+    let client = mongo().client().await;
+    let db = mongo().fresh_db("incr_switch");
+    let items = client.database(&db).collection::<Document>("items");
+    seed_ids(&client, &db, "items", 30).await;
+    let mut made = Vec::new();
+    for (layout, kind) in [
+        ("files", None),
+        ("incremental", Some("full")),
+        ("incremental", Some("increment")),
+        ("files", None),
+        ("incremental", Some("full")),
+    ] {
+        let n = made.len() as i32;
+        items
+            .insert_one(doc! { "_id": 100 + n, "layout": layout })
+            .await
+            .unwrap();
+        let b = backup_layout(&env, &db, &env.dest(), layout);
+        assert_eq!(b["chain"]["kind"].as_str(), kind, "{b}");
+        made.push((b["id"].as_str().unwrap().to_string(), 31 + n as u64));
+    }
+    for (id, documents) in &made {
+        let out = env.ok(&["verify", "--backup", id, "--dest", &env.dest(), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["documents"].as_u64(), Some(*documents), "{v}");
+    }
+    // The third backup, an increment, as Extended JSON: every document it stands for.
+    let out = env.dir.path().join("json");
+    env.ok(&[
+        "export",
+        "--backup",
+        &made[2].0,
+        "--dest",
+        &env.dest(),
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "ejson",
+    ]);
+    let text = std::fs::read_to_string(out.join("items.ejson")).unwrap();
+    assert_eq!(text.lines().count(), 33);
+    assert!(text.contains("\"layout\":\"incremental\""));
 }

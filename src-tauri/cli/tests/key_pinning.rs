@@ -186,6 +186,7 @@ async fn backups_this_key_did_not_sign_do_not_count() {
             signer: None,
             cancel: None,
             incremental: None,
+            lock: None,
         },
         raw.clone(),
         recipient,

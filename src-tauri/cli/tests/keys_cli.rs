@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use bson::doc;
 use common::*;
 
@@ -44,26 +42,10 @@ async fn standard_tools_restore_a_backup_with_the_shown_key() {
     let key_file = env.dir.path().join("key.txt");
     std::fs::write(&key_file, &secret).unwrap();
     let backup = backup_files(&env.dest_path()).pop().unwrap();
-    let age = Command::new("age")
-        .args(["-d", "-i"])
-        .arg(&key_file)
-        .arg(&backup)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("age is installed");
-    let zstd = Command::new("zstd")
-        .args(["-d", "-c"])
-        .stdin(age.stdout.unwrap())
-        .output()
-        .expect("zstd is installed");
-    assert!(
-        zstd.status.success(),
-        "{}",
-        String::from_utf8_lossy(&zstd.stderr)
-    );
+    let plain_bytes = decrypt_with_tools(&key_file, &backup);
     let plain = env.dir.path().join("plain.archive");
-    std::fs::write(&plain, &zstd.stdout).unwrap();
-    assert_eq!(&zstd.stdout[..4], &[0x6d, 0xe2, 0x99, 0x81]);
+    std::fs::write(&plain, &plain_bytes).unwrap();
+    assert_eq!(&plain_bytes[..4], &[0x6d, 0xe2, 0x99, 0x81]);
 
     let target = mongo().fresh_db("keys_plain");
     env.ok(&[

@@ -43,6 +43,29 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that starts at a given instant and runs at the system clock's pace: what a
+/// benchmark uses to date the backups of a simulated day (`DRIVEBACK_SIMULATED_NOW`, read by the
+/// command line only).
+pub struct ShiftedClock {
+    start: DateTime<Utc>,
+    at: std::time::Instant,
+}
+
+impl ShiftedClock {
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        ShiftedClock {
+            start,
+            at: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(self.at.elapsed()).unwrap_or_default()
+    }
+}
+
 /// Asks a job to stop. Cheap to clone; all clones see the same state.
 #[derive(Clone, Default)]
 pub struct CancelToken {
@@ -773,14 +796,19 @@ where
         }
         None => None,
     };
-    let outcome = run_backup_held(req, ctx).await;
+    let check = lock.as_ref().map(|l| l.check());
+    let outcome = run_backup_held(req, ctx, check).await;
     if let Some(lock) = lock {
         let _ = tokio::task::spawn_blocking(move || drop(lock)).await;
     }
     outcome
 }
 
-async fn run_backup_held<Tz>(req: BackupRequest<Tz>, ctx: JobContext) -> JobOutcome
+async fn run_backup_held<Tz>(
+    req: BackupRequest<Tz>,
+    ctx: JobContext,
+    lock: Option<crate::lock::LockCheck>,
+) -> JobOutcome
 where
     Tz: TimeZone + Send + Sync + 'static,
     Tz::Offset: Send + Sync,
@@ -815,6 +843,7 @@ where
         signer: req.signer.clone(),
         cancel: Some(ctx.cancel.clone()),
         incremental: req.incremental.clone(),
+        lock,
     };
     // The pipeline looks at the token at every stage and returns once its upload is dropped.
     let result = req

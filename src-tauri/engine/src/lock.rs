@@ -7,8 +7,10 @@
 //!    the lock, by its clock, and a random id (no host name: the destination sees the file). A
 //!    record of it, file-locked while the process lives, stays on this machine: a lock left by
 //!    a killed process of this machine is removed at once by the next one.
-//! 2. Wait a moment ([`settle`]), so that two processes that wrote their files at the same time
-//!    each see the other's, then list the lock files of the database.
+//! 2. List the database's lock files at once, and again just before the backup commits
+//!    ([`LockCheck::confirm`]), at least [`settle`] after the lock file was written: two
+//!    processes that wrote their files at the same moment and missed each other at first see
+//!    each other then, and neither commits.
 //! 3. A lock file the destination has not seen written for [`EXPIRY`] belongs to a process that
 //!    died: it is deleted. Times come from the destination's clock (Drive's `modifiedTime`, the
 //!    folder's mtimes), compared with this process's own lock file, so two machines' clocks do
@@ -77,23 +79,22 @@ pub struct Listed {
 pub struct Decision {
     /// Lock files of processes that died, to delete.
     pub expired: Vec<String>,
-    /// `None`: this process holds the lock. `Some(since)`: another one does, since then.
+    /// `None`: no other live lock. `Some(since)`: another process holds one, since then.
     pub held_by_other: Option<DateTime<Utc>>,
+    /// Whether this process's own lock file was listed (just after it is written, a destination
+    /// may not show it yet; later, a missing one was deleted as expired by another process).
+    pub own_listed: bool,
 }
 
-/// Whether `mine` (listed among `all`) holds the lock. Pure.
-pub fn decide(mine: &str, all: &[Listed]) -> Decision {
-    let Some(own) = all.iter().find(|l| l.file.name == mine) else {
-        // Our own file is not listed: someone deleted it as expired. Not held.
-        return Decision {
-            expired: Vec::new(),
-            held_by_other: Some(Utc::now()),
-        };
-    };
-    let now = own.file.modified;
+/// What the lock files `all` say to the process whose lock file is `mine`. Ages are measured
+/// against `mine`'s time at the destination, or `now` when it is not listed. Pure.
+pub fn decide(mine: &str, all: &[Listed], now: DateTime<Utc>) -> Decision {
+    let own = all.iter().find(|l| l.file.name == mine);
+    let now = own.map(|l| l.file.modified).unwrap_or(now);
     let (expired, live): (Vec<&Listed>, Vec<&Listed>) = all
         .iter()
-        .partition(|l| l.file.name != mine && l.file.modified < now - EXPIRY);
+        .filter(|l| l.file.name != mine)
+        .partition(|l| l.file.modified < now - EXPIRY);
     // Any other live lock stops this process. Two processes that wrote their files at the same
     // moment both stop (and try again later) rather than trust an order of clocks and names: one
     // of them may have gone on before the other's file existed.
@@ -105,11 +106,8 @@ pub fn decide(mine: &str, all: &[Listed]) -> Decision {
     };
     Decision {
         expired: expired.iter().map(|l| l.file.name.clone()).collect(),
-        held_by_other: live
-            .iter()
-            .filter(|l| l.file.name != mine)
-            .map(|l| since(l))
-            .min(),
+        held_by_other: live.iter().map(|l| since(l)).min(),
+        own_listed: own.is_some(),
     }
 }
 
@@ -121,6 +119,7 @@ pub struct RemoteLock {
     refresher: Option<std::thread::JoinHandle<()>>,
     record: Option<std::fs::File>,
     local: std::path::PathBuf,
+    check: LockCheck,
 }
 
 impl std::fmt::Debug for RemoteLock {
@@ -131,11 +130,11 @@ impl std::fmt::Debug for RemoteLock {
 
 const NAME_TIME: &str = "%Y%m%dT%H%M%SZ";
 
-/// Takes the lock of `database` at `store`, or says who holds it. `local` is this machine's
+/// Takes the lock of `database` at `store`, or says who holds it (the first look; the second is
+/// [`LockCheck::confirm`], before the commit). `local` is this machine's
 /// folder of lock records (`<data dir>/locks`): each lock this machine takes has a record there,
 /// file-locked while its process lives, so that a lock left at the destination by a process of
-/// this machine that was killed is recognised at once rather than after [`EXPIRY`]. Blocking
-/// (it waits [`settle`]).
+/// this machine that was killed is recognised at once rather than after [`EXPIRY`]. Blocking.
 pub fn acquire(
     store: Arc<dyn RemoteStore>,
     database: &str,
@@ -154,49 +153,21 @@ pub fn acquire(
         let _ = std::fs::remove_file(local.join(&name));
         return Err(e.into());
     }
-    std::thread::sleep(settle());
-    let mut decision = match list(store.as_ref(), &prefix) {
-        Ok(listed) => {
-            // Locks of this machine's processes that died: their records are no longer held.
-            let dead: Vec<String> = listed
-                .iter()
-                .filter(|l| l.file.name != name && record_is_dead(local, &l.file.name))
-                .map(|l| l.file.name.clone())
-                .collect();
-            let alive: Vec<Listed> = listed
-                .into_iter()
-                .filter(|l| !dead.contains(&l.file.name))
-                .collect();
-            let mut d = decide(&name, &alive);
-            d.expired.extend(dead);
-            d
-        }
-        Err(e) => {
-            let _ = store.delete_side_file(&name);
-            return Err(e);
-        }
+    let check = LockCheck {
+        store: store.clone(),
+        name: name.clone(),
+        prefix,
+        local: local.to_path_buf(),
+        database: database.to_string(),
+        written: std::time::Instant::now(),
     };
-    decision.expired.sort();
-    for expired in &decision.expired {
-        tracing::info!(file = %expired, "removing the lock of a Driveback that stopped");
-        match store.delete_side_file(expired) {
-            Ok(()) => {
-                let _ = std::fs::remove_file(local.join(expired));
-            }
-            Err(e) => {
-                tracing::warn!(file = %expired, error = %e, "could not remove an expired lock")
-            }
-        }
-    }
-    if let Some(since) = decision.held_by_other {
-        let _ = store.delete_side_file(&name);
+    // The first look goes at once: a process already at work is seen now. Two processes that
+    // start together may miss each other's file here; `confirm` looks again before the commit,
+    // after the destination has had time to show it.
+    if let Err(e) = check.look(false) {
         drop(record);
         let _ = std::fs::remove_file(local.join(&name));
-        return Err(EngineError::Busy(format!(
-            "another Driveback has been backing up {database} at {} since {}: try again once it is done (automatic backups try again on their own)",
-            store.location(),
-            since.format("%Y-%m-%d %H:%M UTC")
-        )));
+        return Err(e);
     }
     let (stop, stopped) = mpsc::channel::<()>();
     let refresher = {
@@ -216,7 +187,96 @@ pub fn acquire(
         refresher: Some(refresher),
         record: Some(record),
         local: local.to_path_buf(),
+        check,
     })
+}
+
+/// Looks at the destination's lock files for one held lock: at once when it is taken, and
+/// again just before the backup commits ([`LockCheck::confirm`]).
+#[derive(Clone)]
+pub struct LockCheck {
+    store: Arc<dyn RemoteStore>,
+    name: String,
+    prefix: String,
+    local: std::path::PathBuf,
+    database: String,
+    written: std::time::Instant,
+}
+
+impl LockCheck {
+    /// Before the commit: once [`settle`] has passed since the lock file was written (the
+    /// backup's own work usually took longer), the lock files are listed again; any other live
+    /// one stops the backup before it commits (its lock file is then deleted when the lock is
+    /// released). Blocking.
+    pub fn confirm(&self) -> Result<(), EngineError> {
+        if let Some(rest) = settle().checked_sub(self.written.elapsed()) {
+            std::thread::sleep(rest);
+        }
+        self.look(true)
+    }
+
+    /// Lists the lock files, deletes dead ones, and fails if another live one is there (its own
+    /// file is then deleted).
+    fn look(&self, own_must_show: bool) -> Result<(), EngineError> {
+        let (store, name, local) = (&self.store, &self.name, self.local.as_path());
+        let mut decision = match list(store.as_ref(), &self.prefix) {
+            Ok(listed) => {
+                // Locks of this machine's processes that died: their records are no longer held.
+                let dead: Vec<String> = listed
+                    .iter()
+                    .filter(|l| &l.file.name != name && record_is_dead(local, &l.file.name))
+                    .map(|l| l.file.name.clone())
+                    .collect();
+                let alive: Vec<Listed> = listed
+                    .into_iter()
+                    .filter(|l| !dead.contains(&l.file.name))
+                    .collect();
+                let mut d = decide(name, &alive, Utc::now());
+                d.expired.extend(dead);
+                d
+            }
+            Err(e) => {
+                let _ = store.delete_side_file(name);
+                return Err(e);
+            }
+        };
+        decision.expired.sort();
+        for expired in &decision.expired {
+            tracing::info!(file = %expired, "removing the lock of a Driveback that stopped");
+            match store.delete_side_file(expired) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(local.join(expired));
+                }
+                Err(e) => {
+                    tracing::warn!(file = %expired, error = %e, "could not remove an expired lock")
+                }
+            }
+        }
+        if own_must_show && !decision.own_listed {
+            return Err(EngineError::Busy(format!(
+                "the lock of this backup of {} at {} was removed by another Driveback (it took more than 30 minutes without refreshing it): try again",
+                self.database,
+                store.location()
+            )));
+        }
+        if let Some(since) = decision.held_by_other {
+            let _ = store.delete_side_file(name);
+            return Err(EngineError::Busy(format!(
+                "another Driveback has been backing up {} at {} since {}: try again once it is done (automatic backups try again on their own)",
+                self.database,
+                store.location(),
+                since.format("%Y-%m-%d %H:%M UTC")
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl RemoteLock {
+    /// What looks at the lock files again before the commit.
+    pub fn check(&self) -> LockCheck {
+        self.check.clone()
+    }
 }
 
 /// This machine's record of a lock it takes, file-locked for as long as the process lives.
@@ -356,14 +416,24 @@ mod tests {
             ),
         ];
         for (i, (mine, listed, expired, other)) in cases.into_iter().enumerate() {
-            let d = decide(mine, &listed);
+            let d = decide(mine, &listed, t("23:00"));
             assert_eq!(d.expired, expired, "case {i}");
             assert_eq!(d.held_by_other, other.map(t), "case {i}");
+            assert!(d.own_listed, "case {i}");
         }
-        // Our own file gone (deleted as expired by another): not held.
-        assert!(decide("z", &[lock("a", "10:00", Some("10:00"))])
-            .held_by_other
-            .is_some());
+        // Our own file not listed (not shown yet, or deleted as expired by another): ages are
+        // measured against the time given, and the caller is told.
+        let d = decide(
+            "z",
+            &[
+                lock("a", "10:00", Some("10:00")),
+                lock("b", "09:00", Some("09:00")),
+            ],
+            t("10:01"),
+        );
+        assert_eq!(d.expired, ["b"]);
+        assert_eq!(d.held_by_other, Some(t("10:00")));
+        assert!(!d.own_listed);
     }
 
     #[test]

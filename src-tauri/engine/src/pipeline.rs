@@ -48,6 +48,8 @@ pub struct BackupOptions {
     pub cancel: Option<crate::jobs::CancelToken>,
     /// The incremental layout (docs/FORMAT.md); `None`: one file per backup.
     pub incremental: Option<IncrementalOptions>,
+    /// The destination's lock this backup holds: looked at again just before the commit.
+    pub lock: Option<crate::lock::LockCheck>,
 }
 
 /// How a destination of the incremental layout is backed up.
@@ -592,6 +594,7 @@ async fn backup_on(
     let signer = opts.signer.clone();
     let scope = opts.database.clone();
     let backup_id = id.clone();
+    let lock = opts.lock.clone();
     // The rest of the upload and the destination's checksum against ours: a phase of its own,
     // so that the last seconds of a long upload do not look stuck at 100%.
     progress.report(Progress::phase(Phase::Verifying));
@@ -617,6 +620,11 @@ async fn backup_on(
                 }
             }
         });
+        // Another process that started with this one and was not seen when the lock was taken
+        // is seen now: neither commits.
+        if let Some(lock) = &lock {
+            lock.confirm()?;
+        }
         crate::crash::crash_point("backup.before_commit");
         crate::crash::pause_point("backup.before_commit", &scope, || {
             cancel.as_ref().is_some_and(|c| c.is_cancelled())

@@ -304,3 +304,26 @@ pub async fn seed_ids(client: &Client, db: &str, coll: &str, n: i32) {
         .await
         .unwrap();
 }
+
+/// `age -d -i key FILE | zstd -d`: the plain archive of one backup file, with the standard tools.
+pub fn decrypt_with_tools(key: &std::path::Path, file: &std::path::Path) -> Vec<u8> {
+    use std::process::{Command, Stdio};
+    let age = Command::new("age")
+        .args(["-d", "-i"])
+        .arg(key)
+        .arg(file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("age is installed");
+    let zstd = Command::new("zstd")
+        .args(["-d", "-c"])
+        .stdin(age.stdout.unwrap())
+        .output()
+        .expect("zstd is installed");
+    assert!(
+        zstd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&zstd.stderr)
+    );
+    zstd.stdout
+}

@@ -295,16 +295,20 @@ impl Service {
     /// The product's service: the OS folders (`DRIVEBACK_CONFIG_DIR`/`DRIVEBACK_DATA_DIR` move
     /// them), the OS keyring, the real clock and driver.
     pub fn open_default(env: EnvDefaults) -> ApiResult<Self> {
+        Self::open_default_with(env, None)
+    }
+
+    /// [`Service::open_default`] with another clock (`None`: the system's).
+    pub fn open_default_with(env: EnvDefaults, clock: Option<Arc<dyn Clock>>) -> ApiResult<Self> {
         let dirs =
             |e: crate::settings::SettingsError| ApiError::new(ErrorCode::IoError, e.to_string());
         let config_dir = crate::settings::config_dir().map_err(dirs)?;
         let data_dir = crate::settings::data_dir().map_err(dirs)?;
-        Ok(Service::new(ServiceOptions::new(
-            Self::os_keyring(),
-            &config_dir,
-            &data_dir,
-            env,
-        )))
+        let mut opts = ServiceOptions::new(Self::os_keyring(), &config_dir, &data_dir, env);
+        if let Some(clock) = clock {
+            opts.clock = clock;
+        }
+        Ok(Service::new(opts))
     }
 
     // --- what it owns ---------------------------------------------------------------------------

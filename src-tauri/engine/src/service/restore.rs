@@ -843,6 +843,7 @@ impl Service {
                 signer: Some(Arc::new(crate::authenticity::Signer::for_key(key))),
                 cancel: None,
                 incremental: None,
+                lock: None,
             };
             let taken = self
                 .mongo()
@@ -1124,6 +1125,11 @@ impl Service {
             backup
                 .file
                 .strip_suffix(&format!(".{}", crate::manifest::BACKUP_EXTENSION))
+                .or_else(|| {
+                    backup
+                        .file
+                        .strip_suffix(&format!(".{}", crate::manifest::INCREMENT_EXTENSION))
+                })
                 .unwrap_or(&backup.file)
         );
         let out = folder.join(&name);

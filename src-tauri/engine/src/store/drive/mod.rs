@@ -662,24 +662,7 @@ impl RemoteStore for DriveStore {
                     }
                 }
             }
-            None => {
-                let meta = serde_json::json!({
-                    "name": name,
-                    "parents": [parent],
-                    "mimeType": BACKUP_MIME,
-                    "appProperties": { ROLE_KEY: ROLE_FILE },
-                });
-                let (content_type, body) = multipart_body(&meta, bytes);
-                let url = s.api.upload_url("files");
-                s.api
-                    .empty(&|c: &Client| {
-                        c.post(&url)
-                            .query(&[("uploadType", "multipart"), ("fields", "id")])
-                            .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
-                            .body(body.clone())
-                    })
-                    .map_err(|e| s.fail(&context, e))?;
-            }
+            None => return self.create_side_file(name, bytes),
         }
         Ok(())
     }
