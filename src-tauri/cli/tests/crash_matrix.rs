@@ -393,6 +393,106 @@ async fn retention_deletes_survive_a_kill() {
     }
 }
 
+/// Retention of the incremental layout, killed before, between and after the deletes of one
+/// prune: chains whose backups nobody keeps any more go newest first, so a kill never leaves a
+/// listed backup without the backups it needs, every listed backup verifies, and the next prune
+/// finishes the job. The runs are dated day by day (`DRIVEBACK_SIMULATED_NOW`) so that the
+/// policy keeps the newest two days.
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_of_chains_survives_a_kill() {
+    let client = mongo().client().await;
+    let source = mongo().fresh_db("crash_chains");
+    let items = client.database(&source).collection::<Document>("items");
+    items
+        .insert_many((0..200).map(|i| doc! { "_id": i, "v": 0, "pad": "x".repeat(100) }))
+        .await
+        .unwrap();
+    let mut w = World::new();
+    let dest = w.env.dest();
+    let dir = w.env.dest_path();
+    for (key, value) in [
+        ("retention.daily", "2"),
+        ("retention.weekly", "0"),
+        ("retention.monthly", "0"),
+        ("retention.keep_last", "1"),
+        // A quarter of the documents change each day: a new chain after every increment.
+        ("backup.full_after_percent", "10"),
+    ] {
+        w.ok(&["config", "set", key, value]);
+    }
+    let start: chrono::DateTime<chrono::Utc> = "2026-03-01T02:00:00Z".parse().unwrap();
+    let mut day = 0i64;
+    let backup_today = |w: &mut World, day: i64| {
+        w.extra = vec![
+            (
+                "DRIVEBACK_SIMULATED_NOW".into(),
+                (start + chrono::Duration::days(day)).to_rfc3339(),
+            ),
+            ("DRIVEBACK_LOCK_SETTLE_MS".into(), "200".into()),
+        ];
+        let mut args = backup_args(mongo().uri(), &source, &dest).to_vec();
+        args.extend(["--layout", "incremental"]);
+        let out: serde_json::Value = serde_json::from_str(&w.ok(&args)).unwrap();
+        out["chain"]["kind"].as_str().unwrap().to_string()
+    };
+    for point in [
+        "retention.delete:1",
+        "retention.deleted:1",
+        "retention.delete:2",
+    ] {
+        for _ in 0..repeat() {
+            let mut kinds = Vec::new();
+            for _ in 0..4 {
+                items
+                    .update_many(doc! { "_id": { "$lt": 50 } }, doc! { "$inc": { "v": 1 } })
+                    .await
+                    .unwrap();
+                kinds.push(backup_today(&mut w, day));
+                day += 1;
+            }
+            assert_eq!(kinds, ["full", "increment", "full", "increment"], "{point}");
+            let plan: serde_json::Value =
+                serde_json::from_str(&w.ok(&["prune", "--dry-run", "--dest", &dest, "--json"]))
+                    .unwrap();
+            let keep: BTreeSet<String> = plan["decisions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["keep"] == true)
+                .map(|d| d["id"].as_str().unwrap().to_string())
+                .collect();
+            let before = w.ids(&dest);
+            assert!(before.len() >= keep.len() + 2, "{plan}");
+            w.killed_at(point, &["prune", "--dest", &dest]);
+            let listed: serde_json::Value =
+                serde_json::from_str(&w.ok(&["list", "--dest", &dest, "--json"])).unwrap();
+            assert_eq!(
+                listed["ignored"].as_array().map(Vec::len),
+                Some(0),
+                "{point}: no backup is left without what it needs: {listed}"
+            );
+            let now = w.ids(&dest);
+            assert!(
+                now.is_superset(&keep),
+                "{point}: every kept backup is listed"
+            );
+            assert!(now.is_subset(&before));
+            for id in &now {
+                w.verify(id, &dest);
+            }
+            w.ok(&["prune", "--dest", &dest]);
+            assert_eq!(
+                w.ids(&dest),
+                keep,
+                "{point}: the next prune finishes the job"
+            );
+            age_files(&dir);
+        }
+        record("retention of chains", point, repeat());
+    }
+    assert_folder_clean(&dir, &w.list(&dest));
+}
+
 async fn fill(client: &mongodb::Client, db: &str, tag: &str, sizes: [i32; 3]) {
     let d = client.database(db);
     for (name, n) in ["a", "b", "c"].into_iter().zip(sizes) {

@@ -181,18 +181,11 @@ async fn a_chain_of_increments_restores_every_backup_exactly() {
     // An increment on its own is refused with why.
     let increment_file = env.dest_path().join(third["file"].as_str().unwrap());
     let target = format!("{db}_alone");
-    let err = one_error_line(&env.cli(&[
-        "restore",
-        "--backup",
+    let err = one_error_line(&env.cli(&restore_args(
         increment_file.to_str().unwrap(),
-        "--dest",
         &env.dest(),
-        "--mongo-uri",
-        mongo().uri(),
-        "--db",
         &target,
-        "--yes",
-    ]));
+    )));
     assert!(err.contains("this file is an increment"), "{err}");
     assert!(collections(&client, &target).await.is_empty());
 
@@ -204,18 +197,11 @@ async fn a_chain_of_increments_restores_every_backup_exactly() {
     let listed = listing(&env);
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["id"], first["id"]);
-    let err = one_error_line(&env.cli(&[
-        "restore",
-        "--backup",
+    let err = one_error_line(&env.cli(&restore_args(
         third["id"].as_str().unwrap(),
-        "--dest",
         &env.dest(),
-        "--mongo-uri",
-        mongo().uri(),
-        "--db",
         &target,
-        "--yes",
-    ]));
+    )));
     assert!(err.contains("cannot be restored"), "{err}");
     assert!(collections(&client, &target).await.is_empty());
     d.drop().await.unwrap();
