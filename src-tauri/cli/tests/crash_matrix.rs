@@ -146,6 +146,21 @@ impl World {
     fn verify(&self, id: &str, dest: &str) {
         self.ok(&["verify", "--backup", id, "--dest", dest]);
     }
+
+    /// What `prune` would do at `dest` (its JSON), and the ids it keeps.
+    fn planned_keep(&self, dest: &str) -> (serde_json::Value, BTreeSet<String>) {
+        let plan: serde_json::Value =
+            serde_json::from_str(&self.ok(&["prune", "--dry-run", "--dest", dest, "--json"]))
+                .unwrap();
+        let keep = plan["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["keep"] == true)
+            .map(|d| d["id"].as_str().unwrap().to_string())
+            .collect();
+        (plan, keep)
+    }
 }
 
 /// Makes every file under `dir` look older than the stale-upload age, as if the killed run had
@@ -355,16 +370,7 @@ async fn retention_deletes_survive_a_kill() {
             for _ in 0..(5 - kept.min(2)) {
                 w.backup(&source, &dest);
             }
-            let plan: serde_json::Value =
-                serde_json::from_str(&w.ok(&["prune", "--dry-run", "--dest", &dest, "--json"]))
-                    .unwrap();
-            let keep: BTreeSet<String> = plan["decisions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|d| d["keep"] == true)
-                .map(|d| d["id"].as_str().unwrap().to_string())
-                .collect();
+            let (plan, keep) = w.planned_keep(&dest);
             let before = w.ids(&dest);
             assert!(before.len() >= keep.len() + 3, "{plan}");
             w.killed_at(point, &["prune", "--dest", &dest]);
@@ -451,16 +457,7 @@ async fn retention_of_chains_survives_a_kill() {
                 day += 1;
             }
             assert_eq!(kinds, ["full", "increment", "full", "increment"], "{point}");
-            let plan: serde_json::Value =
-                serde_json::from_str(&w.ok(&["prune", "--dry-run", "--dest", &dest, "--json"]))
-                    .unwrap();
-            let keep: BTreeSet<String> = plan["decisions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|d| d["keep"] == true)
-                .map(|d| d["id"].as_str().unwrap().to_string())
-                .collect();
+            let (plan, keep) = w.planned_keep(&dest);
             let before = w.ids(&dest);
             assert!(before.len() >= keep.len() + 2, "{plan}");
             w.killed_at(point, &["prune", "--dest", &dest]);

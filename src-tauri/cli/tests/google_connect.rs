@@ -812,18 +812,21 @@ fn backup_to_google_drive_and_restore_from_it() {
     let state = env.emu.state();
     assert!(state.to_string().contains("driveback-key.pub"), "{state}");
 
-    let out = env.run(&[
-        "restore",
-        "--backup",
-        "latest",
-        "--dest",
-        "drive",
-        "--mongo-uri",
-        server.uri(),
-        "--db",
-        &target,
-        "--yes",
-    ]);
+    let restore_latest = |env: &Env, target: &str| {
+        env.run(&[
+            "restore",
+            "--backup",
+            "latest",
+            "--dest",
+            "drive",
+            "--mongo-uri",
+            server.uri(),
+            "--db",
+            target,
+            "--yes",
+        ])
+    };
+    let out = restore_latest(&env, &target);
     assert_eq!(out.code, 0, "{out}");
     rt.block_on(async {
         let count = client
@@ -885,18 +888,7 @@ fn backup_to_google_drive_and_restore_from_it() {
         "a daily backup takes a few dozen requests, not {day}"
     );
     let target2 = server.fresh_db("drive_dst2");
-    let out = env.run(&[
-        "restore",
-        "--backup",
-        "latest",
-        "--dest",
-        "drive",
-        "--mongo-uri",
-        server.uri(),
-        "--db",
-        &target2,
-        "--yes",
-    ]);
+    let out = restore_latest(&env, &target2);
     assert_eq!(out.code, 0, "{out}");
     rt.block_on(async {
         let restored = client

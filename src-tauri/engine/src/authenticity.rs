@@ -287,11 +287,8 @@ pub fn whole_chains(listed: Vec<StoredBackup>) -> (Vec<StoredBackup>, Vec<Ignore
             None => true,
             Some(l) => match &l.parent {
                 None => l.chain == b.id,
-                Some(parent) => listed.iter().any(|p| {
-                    &p.id == parent
-                        && p.database == b.database
-                        && p.created <= b.created
-                        && p.link.as_ref().is_some_and(|pl| pl.chain == l.chain)
+                Some(_) => listed.iter().any(|p| {
+                    p.is_parent_of(b)
                         && whole.get(&(p.database.as_str(), p.id.as_str())) == Some(&true)
                 }),
             },

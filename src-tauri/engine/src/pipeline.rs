@@ -604,12 +604,7 @@ async fn backup_on(
         // The index of this backup is ready before it is committed, and promoted after: a crash
         // in between leaves a state that names a committed backup, which the next run promotes.
         let state = index_state.and_then(|(dir, collections)| {
-            let state = IndexState {
-                version: 1,
-                backup_id: backup_id.clone(),
-                sha256: sink.written().1,
-                collections,
-            };
+            let state = IndexState::new(backup_id.clone(), sink.written().1, collections);
             match dir.prepare(&state) {
                 Ok(()) => Some((dir, state)),
                 Err(e) => {
@@ -780,19 +775,10 @@ pub fn chain_files(
 ) -> Result<Vec<StoredBackup>, EngineError> {
     let mut chain = vec![backup.clone()];
     let mut at = backup.clone();
-    while let Some((chain_id, parent_id)) = at
-        .link
-        .as_ref()
-        .and_then(|l| l.parent.as_ref().map(|p| (l.chain.clone(), p.clone())))
-    {
+    while let Some(parent_id) = at.link.as_ref().and_then(|l| l.parent.clone()) {
         let parent = listed
             .iter()
-            .find(|b| {
-                b.id == parent_id
-                    && b.database == at.database
-                    && b.created <= at.created
-                    && b.link.as_ref().is_some_and(|l| l.chain == chain_id)
-            })
+            .find(|p| p.is_parent_of(&at))
             .ok_or_else(|| {
                 EngineError::Verification(format!(
                     "backup {} holds only the changes since backup {parent_id}, which is not at the destination: it cannot be restored",

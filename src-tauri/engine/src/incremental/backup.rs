@@ -30,7 +30,7 @@ use super::{
     index::{promote, set_backup_sha256, IndexError, IndexHeader, IndexReader, IndexWriter},
 };
 use crate::archive::{ArchiveWriter, Crc64, NamespaceSummary};
-use crate::mongo::export::{CollectionInfo, ExportMsg};
+use crate::mongo::export::{documents, CollectionInfo, ExportMsg};
 use crate::store::StoredBackup;
 
 const STATE: &str = "state.json";
@@ -46,6 +46,18 @@ pub struct IndexState {
     pub sha256: String,
     /// The collections (not views) the backup held, each with its index file.
     pub collections: Vec<String>,
+}
+
+impl IndexState {
+    /// The state naming backup `backup_id` (its file's SHA-256) and the collections indexed.
+    pub fn new(backup_id: String, sha256: String, collections: Vec<String>) -> IndexState {
+        IndexState {
+            version: STATE_VERSION,
+            backup_id,
+            sha256,
+            collections,
+        }
+    }
 }
 
 /// The local index files of one database at one destination.
@@ -319,16 +331,6 @@ pub enum WalkError {
     Io(#[from] std::io::Error),
 }
 
-impl WalkError {
-    /// The output failed (the upload, a cancel): not a reason to try a full backup instead.
-    pub fn is_output(&self) -> bool {
-        matches!(
-            self,
-            WalkError::Io(_) | WalkError::Increment(IncrementError::Write(_))
-        )
-    }
-}
-
 /// What a chain file's walk found, for the manifest and the report.
 #[derive(Clone, Debug, Default)]
 pub struct Walked {
@@ -375,19 +377,6 @@ fn new_index(
     Ok(Differ::new(old, writer)?)
 }
 
-fn split_docs(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = buf;
-    std::iter::from_fn(move || {
-        if rest.len() < 4 {
-            return None;
-        }
-        let len = i32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let (doc, tail) = rest.split_at(len.min(rest.len()));
-        rest = tail;
-        Some(doc)
-    })
-}
-
 /// The full backup of a new chain: the export's documents into `archive` as today's backup
 /// writes them (the export reads every collection in `_id` order), each collection indexed on
 /// the way. A collection that cannot be indexed (an `_id` the index cannot order) is still
@@ -423,7 +412,7 @@ pub fn write_full<W: Write>(
                     open = Some((ns, open_index(ns, indexing)));
                 }
                 let (_, differ) = open.as_mut().expect("opened above");
-                for raw in split_docs(&buf) {
+                for raw in documents(&buf) {
                     archive.write_document(ns, raw)?;
                     if let Some(d) = differ.as_mut() {
                         let pushed = bson::RawDocument::from_bytes(raw)
@@ -514,7 +503,7 @@ pub fn write_increment<W: Write>(
                     open = Some((ns, begin(ns, &mut writer)?));
                 }
                 let (_, c) = open.as_mut().expect("opened above");
-                for raw in split_docs(&buf) {
+                for raw in documents(&buf) {
                     let doc = bson::RawDocument::from_bytes(raw)
                         .map_err(|e| DiffError::Id(super::IdKeyError::Malformed(e.to_string())))?;
                     let differ = c.differ.as_mut().expect("open until the end");

@@ -421,6 +421,21 @@ fn is_transient(e: &mongodb::error::Error) -> bool {
     ) || e.contains_label("RetryableError")
 }
 
+/// The raw documents of an [`ExportMsg::Docs`] buffer (concatenated BSON, each starting with
+/// its length), one by one.
+pub fn documents(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        if rest.len() < 4 {
+            return None;
+        }
+        let len = i32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let (doc, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        Some(doc)
+    })
+}
+
 /// The blocking side of the export: raw documents from `rx` into the archive. Returns the inner
 /// writer and what was written per namespace.
 pub fn write_archive<W: Write>(
@@ -432,11 +447,8 @@ pub fn write_archive<W: Write>(
     while let Some(msg) = rx.blocking_recv() {
         match msg {
             ExportMsg::Docs { ns, buf } => {
-                let mut rest = &buf[..];
-                while rest.len() >= 4 {
-                    let len = i32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                    archive.write_document(ns, &rest[..len])?;
-                    rest = &rest[len..];
+                for raw in documents(&buf) {
+                    archive.write_document(ns, raw)?;
                 }
             }
             ExportMsg::End { ns } => summaries[ns] = archive.end_namespace(ns)?,

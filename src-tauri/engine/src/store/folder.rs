@@ -66,6 +66,18 @@ impl FolderStore {
         &self.root
     }
 
+    /// The folder's entries; `None` while the folder does not exist yet.
+    fn entries(&self) -> Result<Option<fs::ReadDir>, StoreError> {
+        match fs::read_dir(&self.root) {
+            Ok(entries) => Ok(Some(entries)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(
+                format!("could not list the folder {}", self.root.display()),
+                e,
+            )),
+        }
+    }
+
     fn ensure_root(&self) -> Result<(), StoreError> {
         fs::create_dir_all(&self.root).map_err(|e| {
             StoreError::io(
@@ -150,15 +162,8 @@ impl RemoteStore for FolderStore {
     }
 
     fn list(&self) -> Result<Vec<StoredBackup>, StoreError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StoreError::io(
-                    format!("could not list the folder {}", self.root.display()),
-                    e,
-                ))
-            }
+        let Some(entries) = self.entries()? else {
+            return Ok(Vec::new());
         };
         let mut backups = Vec::new();
         for entry in entries {
@@ -285,15 +290,8 @@ impl RemoteStore for FolderStore {
     }
 
     fn list_side_files(&self, prefix: &str) -> Result<Vec<super::SideFile>, StoreError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StoreError::io(
-                    format!("could not list the folder {}", self.root.display()),
-                    e,
-                ))
-            }
+        let Some(entries) = self.entries()? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in entries.flatten() {
@@ -331,15 +329,8 @@ impl RemoteStore for FolderStore {
     }
 
     fn cleanup_incomplete(&self) -> Result<usize, StoreError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => {
-                return Err(StoreError::io(
-                    format!("could not list the folder {}", self.root.display()),
-                    e,
-                ))
-            }
+        let Some(entries) = self.entries()? else {
+            return Ok(0);
         };
         let now = SystemTime::now();
         let mut removed = 0;

@@ -43,6 +43,18 @@ impl StoredBackup {
     pub fn is_increment(&self) -> bool {
         self.link.as_ref().is_some_and(|l| l.parent.is_some())
     }
+
+    /// Whether this is the backup `child` holds the changes since: the parent it names, of the
+    /// same database and chain, and not newer than it.
+    pub fn is_parent_of(&self, child: &StoredBackup) -> bool {
+        let Some(link) = &child.link else {
+            return false;
+        };
+        link.parent.as_deref() == Some(self.id.as_str())
+            && self.database == child.database
+            && self.created <= child.created
+            && self.link.as_ref().is_some_and(|l| l.chain == link.chain)
+    }
 }
 
 /// A backup's place in a chain of the incremental layout (docs/FORMAT.md): the chain's full
